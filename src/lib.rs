@@ -1,0 +1,14 @@
+//! hls-dvr: live HLS with a DVR window, served by nginx straight out of Cassandra / ScyllaDB.
+//!
+//! Plain-Rust logic (schema, store, playlists, windows, routes, the uploader) lives in modules that
+//! build without nginx; the nginx glue is the `module` feature, a thin layer on top.
+
+pub mod schema;
+pub mod store;
+pub mod upload;
+pub mod window;
+pub mod playlist;
+pub mod route;
+
+#[cfg(feature = "module")]
+mod module;

@@ -1,0 +1,219 @@
+//! The data model as CQL (DESIGN.md section 2).
+//!
+//! Three kinds of data, three lifetimes:
+//! - `streams`: one row per rendition, overwritten on every segment (the head). Small and hot.
+//! - `segment_index`: one row per segment, in time buckets so no partition grows without bound and
+//!   every read is bounded from below by time (reads never touch expired partitions).
+//! - `segment_chunks` / `init_chunks`: the bytes, split into chunks of at most [`MAX_CHUNK`], one
+//!   partition per segment, read by exact key (never scanned).
+//!
+//! Everything expires by TTL; time-series tables use TimeWindowCompactionStrategy so whole
+//! SSTables drop once their window expires, instead of compacting tombstones forever.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Largest chunk written to the store: ScyllaDB warns on cells over 1 MiB.
+pub const MAX_CHUNK: usize = 1 << 20;
+
+/// Width of one index partition, in milliseconds of ingest time. A 2 h window reads 13 partitions
+/// of at most 300 rows each (at 2 s segments).
+pub const BUCKET_MS: i64 = 10 * 60 * 1000;
+
+/// How long segments stay in the store after their DVR window: players that paused at the edge
+/// of the window still fetch them (RFC 8216bis 6.2.2), and the uploader's resume point survives a
+/// short outage.
+pub const TTL_MARGIN: Duration = Duration::from_secs(30 * 60);
+
+pub fn bucket_of(ingest_ms: i64) -> i64 {
+    ingest_ms.div_euclid(BUCKET_MS)
+}
+
+/// How a keyspace is replicated, as given on the command line:
+/// `SimpleStrategy:RF` or `NetworkTopologyStrategy:DC=RF[,DC=RF...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replication {
+    Simple(u32),
+    Network(Vec<(String, u32)>),
+}
+
+impl Replication {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (class, rest) = s.split_once(':').ok_or_else(|| {
+            format!("replication {s:?}: expected SimpleStrategy:RF or NetworkTopologyStrategy:DC=RF,...")
+        })?;
+        let rf = |v: &str| -> Result<u32, String> {
+            match v.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("replication {s:?}: {v:?} is not a replication factor (a positive integer)")),
+            }
+        };
+        match class.trim() {
+            "SimpleStrategy" => Ok(Replication::Simple(rf(rest)?)),
+            "NetworkTopologyStrategy" => {
+                let mut dcs = Vec::new();
+                for part in rest.split(',') {
+                    let (dc, n) = part
+                        .split_once('=')
+                        .ok_or_else(|| format!("replication {s:?}: {part:?} is not DC=RF"))?;
+                    let dc = dc.trim();
+                    if !is_identifier(dc) && !dc.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                        return Err(format!("replication {s:?}: bad data centre name {dc:?}"));
+                    }
+                    dcs.push((dc.to_string(), rf(n)?));
+                }
+                Ok(Replication::Network(dcs))
+            }
+            other => Err(format!(
+                "replication {s:?}: unknown strategy {other:?} (SimpleStrategy or NetworkTopologyStrategy)"
+            )),
+        }
+    }
+
+    fn to_cql(&self) -> String {
+        match self {
+            Replication::Simple(n) => format!("{{'class': 'SimpleStrategy', 'replication_factor': '{n}'}}"),
+            Replication::Network(dcs) => {
+                let mut s = String::from("{'class': 'NetworkTopologyStrategy'");
+                for (dc, n) in dcs {
+                    let _ = write!(s, ", '{dc}': '{n}'");
+                }
+                s.push('}');
+                s
+            }
+        }
+    }
+}
+
+/// Names we put into CQL text unquoted: keyspaces. Cassandra's own rule, shorter than 49 chars.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && s.len() <= 48
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Options of `hls-dvr-upload schema`.
+#[derive(Debug, Clone)]
+pub struct SchemaOptions {
+    pub keyspace: String,
+    pub replication: Replication,
+    pub durable_writes: bool,
+    /// The longest DVR window any player may ask for.
+    pub dvr_depth: Duration,
+}
+
+impl SchemaOptions {
+    pub fn ttl_seconds(&self) -> u64 {
+        (self.dvr_depth + TTL_MARGIN).as_secs()
+    }
+
+    /// TWCS wants a few dozen windows over the data's life.
+    fn compaction_window_minutes(&self) -> u64 {
+        (self.ttl_seconds() / 60 / 24).max(1)
+    }
+
+    /// The statements that create the schema, in order. All idempotent.
+    pub fn statements(&self) -> Vec<String> {
+        let ks = &self.keyspace;
+        let ttl = self.ttl_seconds();
+        let twcs = format!(
+            "{{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'MINUTES', \
+             'compaction_window_size': '{}'}}",
+            self.compaction_window_minutes()
+        );
+        // Expired data is never deleted explicitly, so tombstones only come from TTL; a short grace
+        // lets compaction drop them quickly.
+        let common = format!("default_time_to_live = {ttl} AND gc_grace_seconds = 3600");
+        vec![
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {} AND durable_writes = {}",
+                self.replication.to_cql(),
+                self.durable_writes
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.streams (\
+                 stream text, rendition text, container text, target_duration int, \
+                 bandwidth bigint, codecs text, resolution text, frame_rate double, \
+                 head_msn bigint, head_disc_seq bigint, head_pdt timestamp, \
+                 src_uri text, src_msn bigint, src_size bigint, src_mtime bigint, updated timestamp, \
+                 PRIMARY KEY ((stream), rendition)) \
+                 WITH compaction = {{'class': 'LeveledCompactionStrategy'}} AND {common}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.segment_index (\
+                 stream text, rendition text, bucket bigint, msn bigint, \
+                 duration_us bigint, pdt timestamp, discontinuity boolean, disc_seq bigint, \
+                 init_msn bigint, size bigint, added timestamp, \
+                 PRIMARY KEY ((stream, rendition, bucket), msn)) \
+                 WITH CLUSTERING ORDER BY (msn ASC) AND compaction = {twcs} AND {common}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.segment_chunks (\
+                 stream text, rendition text, msn bigint, chunk int, \
+                 size bigint, chunks int, chunk_size int, data blob, \
+                 PRIMARY KEY ((stream, rendition, msn), chunk)) \
+                 WITH CLUSTERING ORDER BY (chunk ASC) AND compaction = {twcs} AND {common}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.init_chunks (\
+                 stream text, rendition text, msn bigint, chunk int, \
+                 size bigint, chunks int, chunk_size int, data blob, \
+                 PRIMARY KEY ((stream, rendition, msn), chunk)) \
+                 WITH CLUSTERING ORDER BY (chunk ASC) AND compaction = {twcs} AND {common}"
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_parses_both_strategies_and_rejects_junk() {
+        assert_eq!(Replication::parse("SimpleStrategy:3"), Ok(Replication::Simple(3)));
+        assert_eq!(
+            Replication::parse("NetworkTopologyStrategy:dc1=3,dc-2=2"),
+            Ok(Replication::Network(vec![("dc1".into(), 3), ("dc-2".into(), 2)]))
+        );
+        assert!(Replication::parse("SimpleStrategy:0").is_err());
+        assert!(Replication::parse("SimpleStrategy").is_err());
+        assert!(Replication::parse("Foo:1").is_err());
+        assert!(Replication::parse("NetworkTopologyStrategy:dc1").is_err());
+        assert!(Replication::parse("NetworkTopologyStrategy:d'c=1").is_err());
+    }
+
+    #[test]
+    fn statements_carry_options() {
+        let o = SchemaOptions {
+            keyspace: "dvr".into(),
+            replication: Replication::Simple(1),
+            durable_writes: false,
+            dvr_depth: Duration::from_secs(7200),
+        };
+        let s = o.statements();
+        assert!(s[0].contains("durable_writes = false"));
+        assert!(s[0].contains("'replication_factor': '1'"));
+        assert!(s.iter().skip(1).all(|t| t.contains("default_time_to_live = 9000")));
+        assert!(s[2].contains("TimeWindowCompactionStrategy"));
+        assert!(s[2].contains("'compaction_window_size': '6'"));
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("hls_dvr1"));
+        assert!(!is_identifier("1abc"));
+        assert!(!is_identifier("a-b"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("a;drop"));
+    }
+
+    #[test]
+    fn buckets_floor_negative_and_positive() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(BUCKET_MS - 1), 0);
+        assert_eq!(bucket_of(BUCKET_MS), 1);
+        assert_eq!(bucket_of(-1), -1);
+    }
+}
