@@ -10,5 +10,3 @@ pub mod window;
 pub mod playlist;
 pub mod route;
 
-#[cfg(feature = "module")]
-mod module;

@@ -1,0 +1,211 @@
+//! What a request under an `hls_dvr` location asks for.
+//!
+//! `{stream}/master.m3u8`, `{stream}/{rendition}/index.m3u8`, `{stream}/{rendition}/{msn}.ts|.m4s`
+//! and `{stream}/{rendition}/init-{msn}.mp4`, relative to the location's prefix. Names are
+//! restricted to a safe alphabet so they can be logged and echoed without escaping.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'a> {
+    Master { stream: &'a str },
+    Media { stream: &'a str, rendition: &'a str },
+    Segment { stream: &'a str, rendition: &'a str, msn: i64, ext: SegmentExt },
+    Init { stream: &'a str, rendition: &'a str, msn: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentExt {
+    Ts,
+    M4s,
+}
+
+impl SegmentExt {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            SegmentExt::Ts => "video/mp2t",
+            SegmentExt::M4s => "video/iso.segment",
+        }
+    }
+}
+
+pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+pub const INIT_TYPE: &str = "video/mp4";
+
+/// Why a path is not one of ours: always a client error (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadPath(pub String);
+
+impl fmt::Display for BadPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Stream and rendition names: `[A-Za-z0-9_-]`, 1 to 64 characters (the uploader's rule too).
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn name<'a>(s: &'a str, what: &str) -> Result<&'a str, BadPath> {
+    if is_name(s) {
+        Ok(s)
+    } else {
+        Err(BadPath(format!("bad {what} name (allowed: A-Z a-z 0-9 _ -, at most 64)")))
+    }
+}
+
+/// A media sequence number in a URL: plain decimal digits, no sign, no leading zeros, fits i64.
+fn msn(s: &str) -> Result<i64, BadPath> {
+    let bad = || BadPath("bad media sequence number".into());
+    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+        return Err(bad());
+    }
+    s.parse().map_err(|_| bad())
+}
+
+/// Parses the part of the path after the location prefix (no leading slash, no query string).
+pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [stream, "master.m3u8"] => Ok(Route::Master { stream: name(stream, "stream")? }),
+        [stream, rendition, file] => {
+            let stream = name(stream, "stream")?;
+            let rendition = name(rendition, "rendition")?;
+            if *file == "index.m3u8" {
+                return Ok(Route::Media { stream, rendition });
+            }
+            if let Some(n) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
+                return Ok(Route::Init { stream, rendition, msn: msn(n)? });
+            }
+            let (n, ext) = if let Some(n) = file.strip_suffix(".ts") {
+                (n, SegmentExt::Ts)
+            } else if let Some(n) = file.strip_suffix(".m4s") {
+                (n, SegmentExt::M4s)
+            } else {
+                return Err(BadPath(format!(
+                    "unknown file {file:?} (expected index.m3u8, MSN.ts, MSN.m4s or init-MSN.mp4)"
+                )));
+            };
+            Ok(Route::Segment { stream, rendition, msn: msn(n)?, ext })
+        }
+        _ => Err(BadPath(
+            "expected STREAM/master.m3u8, STREAM/RENDITION/index.m3u8 or STREAM/RENDITION/SEGMENT".into(),
+        )),
+    }
+}
+
+/// A single `Range: bytes=...` request resolved against a body of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// No usable range: send the whole body (RFC 9110 lets servers ignore what they do not support,
+    /// such as multiple ranges).
+    Whole,
+    /// Bytes `start..=end`.
+    Part { start: u64, end: u64 },
+    /// 416 Range Not Satisfiable.
+    Unsatisfiable,
+}
+
+pub fn parse_range(header: &str, len: u64) -> ByteRange {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else { return ByteRange::Whole };
+    if spec.contains(',') {
+        return ByteRange::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return ByteRange::Whole };
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        // Suffix range: the last N bytes.
+        return match num(b) {
+            Some(0) => ByteRange::Unsatisfiable,
+            Some(n) if len > 0 => ByteRange::Part { start: len.saturating_sub(n), end: len - 1 },
+            Some(_) => ByteRange::Unsatisfiable,
+            None => ByteRange::Whole,
+        };
+    }
+    let Some(start) = num(a) else { return ByteRange::Whole };
+    let end = if b.is_empty() {
+        len.saturating_sub(1)
+    } else {
+        match num(b) {
+            Some(e) if e >= start => e.min(len.saturating_sub(1)),
+            Some(_) => return ByteRange::Whole,
+            None => return ByteRange::Whole,
+        }
+    };
+    if start >= len {
+        return ByteRange::Unsatisfiable;
+    }
+    ByteRange::Part { start, end }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_route() {
+        assert_eq!(parse("demo/master.m3u8"), Ok(Route::Master { stream: "demo" }));
+        assert_eq!(parse("demo/hd/index.m3u8"), Ok(Route::Media { stream: "demo", rendition: "hd" }));
+        assert_eq!(
+            parse("demo/hd/42.ts"),
+            Ok(Route::Segment { stream: "demo", rendition: "hd", msn: 42, ext: SegmentExt::Ts })
+        );
+        assert_eq!(
+            parse("demo/out_1/0.m4s"),
+            Ok(Route::Segment { stream: "demo", rendition: "out_1", msn: 0, ext: SegmentExt::M4s })
+        );
+        assert_eq!(parse("demo/hd/init-7.mp4"), Ok(Route::Init { stream: "demo", rendition: "hd", msn: 7 }));
+    }
+
+    #[test]
+    fn rejects_malformed_paths() {
+        for p in [
+            "",
+            "demo",
+            "demo/",
+            "demo/index.m3u8",
+            "demo/hd/",
+            "demo/hd/x.ts",
+            "demo/hd/-1.ts",
+            "demo/hd/+1.ts",
+            "demo/hd/01.ts",
+            "demo/hd/1.mp3",
+            "demo/hd/99999999999999999999.ts",
+            "demo/hd/init-.mp4",
+            "../etc/passwd/x.ts",
+            "de mo/master.m3u8",
+            "demo/h%64/1.ts",
+            "demo/hd/1.ts/extra",
+            "demo//1.ts",
+        ] {
+            assert!(parse(p).is_err(), "{p:?} should be rejected");
+        }
+        let long = "a".repeat(65);
+        assert!(parse(&format!("{long}/master.m3u8")).is_err());
+        assert!(parse(&format!("{}/master.m3u8", &long[..64])).is_ok());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), ByteRange::Part { start: 0, end: 9 });
+        assert_eq!(parse_range("bytes=90-", 100), ByteRange::Part { start: 90, end: 99 });
+        assert_eq!(parse_range("bytes=90-1000", 100), ByteRange::Part { start: 90, end: 99 });
+        assert_eq!(parse_range("bytes=-10", 100), ByteRange::Part { start: 90, end: 99 });
+        assert_eq!(parse_range("bytes=-1000", 100), ByteRange::Part { start: 0, end: 99 });
+        assert_eq!(parse_range("bytes=100-", 100), ByteRange::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), ByteRange::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), ByteRange::Whole);
+        assert_eq!(parse_range("bytes=5-1", 100), ByteRange::Whole);
+        assert_eq!(parse_range("items=0-1", 100), ByteRange::Whole);
+        assert_eq!(parse_range("bytes=a-b", 100), ByteRange::Whole);
+        assert_eq!(parse_range("bytes=0-0", 0), ByteRange::Unsatisfiable);
+    }
+}
