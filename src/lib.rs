@@ -3,10 +3,15 @@
 //! Plain-Rust logic (schema, store, playlists, windows, routes, the uploader) lives in modules that
 //! build without nginx; the nginx glue is the `module` feature, a thin layer on top.
 
+pub mod duration;
 pub mod schema;
+pub mod serve;
 pub mod store;
 pub mod upload;
 pub mod window;
 pub mod playlist;
 pub mod route;
 
+
+#[cfg(feature = "module")]
+mod module;

@@ -1,0 +1,211 @@
+//! The bridge between nginx's event loop and the worker's tokio runtime (DESIGN.md section 3).
+//!
+//! nginx thread → runtime: a job (owned data) and a request id. Runtime → nginx thread: the id and
+//! the reply, pushed on a queue, and a write to the module's own eventfd, which nginx's event loop
+//! watches as a connection. The runtime never sees an nginx pointer; nginx APIs are only called on
+//! the worker's main thread, from the eventfd's read handler.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ngx::ffi::{
+    eventfd, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_cycle_t, ngx_event_t, ngx_get_connection,
+    ngx_handle_read_event, ngx_http_request_t, ngx_uint_t, EFD_CLOEXEC, EFD_NONBLOCK, NGX_LOG_ERR,
+    NGX_LOG_NOTICE,
+};
+use ngx::ngx_log_error;
+use once_cell::sync::OnceCell;
+use tokio::runtime::Runtime;
+use tokio::task::AbortHandle;
+
+use super::config::MainConf;
+use crate::serve::{self, Job, Reply};
+use crate::store::{Store, StoreError};
+
+enum Msg {
+    Done(u64, Result<Reply, StoreError>),
+    Log(ngx_uint_t, String),
+}
+
+/// Completions waiting for the nginx thread.
+static QUEUE: Mutex<Vec<Msg>> = Mutex::new(Vec::new());
+static EVENT_FD: AtomicI32 = AtomicI32::new(-1);
+/// Set by the runtime once connected; read by the nginx thread.
+static STORE: OnceCell<Arc<Store>> = OnceCell::new();
+
+fn push(msg: Msg) {
+    let was_empty = {
+        let mut q = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        let e = q.is_empty();
+        q.push(msg);
+        e
+    };
+    // Coalesce wake-ups: the nginx thread drains the whole queue per wake-up.
+    if was_empty {
+        let fd = EVENT_FD.load(Ordering::Acquire);
+        if fd >= 0 {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes from a live u64 to an eventfd we own; a full counter
+            // (EAGAIN) still leaves it readable, which is all we need.
+            unsafe { ngx::ffi::write(fd, &one as *const u64 as *const c_void, 8) };
+        }
+    }
+}
+
+fn log(level: u32, msg: String) {
+    push(Msg::Log(level as ngx_uint_t, msg));
+}
+
+struct Worker {
+    runtime: Runtime,
+    conn: *mut ngx_connection_t,
+    next_id: u64,
+    /// In-flight jobs: request pointer and the task to abort if the request goes away first.
+    pending: HashMap<u64, (*mut ngx_http_request_t, AbortHandle)>,
+    max_in_flight: usize,
+}
+
+thread_local! {
+    // Only the nginx thread touches this.
+    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+}
+
+/// Creates the runtime, starts connecting, and registers the eventfd with nginx.
+///
+/// # Safety
+/// Called once per worker from `init_process`, on the nginx thread, with the live cycle.
+pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("hls-dvr")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+
+    let fd = eventfd(0, (EFD_NONBLOCK | EFD_CLOEXEC) as i32);
+    if fd < 0 {
+        return Err(format!("eventfd: {}", std::io::Error::last_os_error()));
+    }
+    let conn = ngx_get_connection(fd, cycle.log);
+    if conn.is_null() {
+        ngx::ffi::close(fd);
+        return Err("no free connection for the eventfd (raise worker_connections)".into());
+    }
+    let rev = (*conn).read;
+    (*rev).handler = Some(on_eventfd);
+    (*rev).log = cycle.log;
+    (*conn).log = cycle.log;
+    if ngx_handle_read_event(rev, 0) != 0 {
+        ngx_close_connection(conn);
+        return Err("cannot watch the eventfd".into());
+    }
+    EVENT_FD.store(fd, Ordering::Release);
+
+    let cfg = main.store_config();
+    runtime.spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match Store::connect(&cfg).await {
+                Ok(s) => {
+                    let _ = STORE.set(Arc::new(s));
+                    log(NGX_LOG_NOTICE, format!("hls_dvr: connected to {} keyspace {}", cfg.nodes.join(","), cfg.keyspace));
+                    return;
+                }
+                Err(e) => {
+                    log(NGX_LOG_ERR, format!("hls_dvr: {e}; retrying in {backoff:?}"));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    });
+
+    WORKER.with(|w| {
+        *w.borrow_mut() = Some(Worker {
+            runtime,
+            conn,
+            next_id: 1,
+            pending: HashMap::new(),
+            max_in_flight: main.max_in_flight(),
+        })
+    });
+    Ok(())
+}
+
+/// Stops the runtime and closes the eventfd. In-flight requests are gone by now.
+pub fn stop() {
+    let Some(w) = WORKER.with(|w| w.borrow_mut().take()) else { return };
+    EVENT_FD.store(-1, Ordering::Release);
+    // SAFETY: the connection was created by `start` on this thread and is closed once.
+    unsafe { ngx_close_connection(w.conn) };
+    w.runtime.shutdown_timeout(Duration::from_millis(500));
+}
+
+#[derive(Debug)]
+pub enum Refused {
+    /// No session yet (still connecting, or the store is down at start-up).
+    NotReady,
+    /// Too many requests in flight on this worker.
+    Busy,
+}
+
+/// Submits a job for request `r`; its reply comes back through `handler::complete`.
+pub fn submit(r: *mut ngx_http_request_t, job: Job) -> Result<u64, Refused> {
+    let store = STORE.get().ok_or(Refused::NotReady)?.clone();
+    WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        let w = w.as_mut().ok_or(Refused::NotReady)?;
+        if w.pending.len() >= w.max_in_flight {
+            return Err(Refused::Busy);
+        }
+        let id = w.next_id;
+        w.next_id += 1;
+        let task = w.runtime.spawn(async move {
+            let res = serve::run(&store, job).await;
+            push(Msg::Done(id, res));
+        });
+        w.pending.insert(id, (r, task.abort_handle()));
+        Ok(id)
+    })
+}
+
+/// Forgets a job whose request is finishing or freed: its reply, if it still comes, is dropped.
+pub fn cancel(id: u64) {
+    WORKER.with(|w| {
+        if let Some(w) = w.borrow_mut().as_mut() {
+            if let Some((_, task)) = w.pending.remove(&id) {
+                task.abort();
+            }
+        }
+    });
+}
+
+/// The eventfd is readable: deliver every queued reply.
+unsafe extern "C" fn on_eventfd(_ev: *mut ngx_event_t) {
+    let fd = EVENT_FD.load(Ordering::Acquire);
+    if fd >= 0 {
+        // Reset the counter before draining, so a push racing with the drain wakes us again.
+        let mut n: u64 = 0;
+        ngx::ffi::read(fd, &mut n as *mut u64 as *mut c_void, 8);
+    }
+    let msgs = std::mem::take(&mut *QUEUE.lock().unwrap_or_else(|p| p.into_inner()));
+    let log = (*ngx_cycle).log;
+    for msg in msgs {
+        match msg {
+            Msg::Log(level, text) => {
+                ngx_log_error!(level, log, "{}", text);
+            }
+            Msg::Done(id, res) => {
+                let r = WORKER.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.remove(&id)).map(|p| p.0));
+                // A missing id means the request was freed (client gone, timeout): drop the reply.
+                if let Some(r) = r {
+                    super::handler::complete(r, id, res);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The module's directives, checked at `nginx -t` with messages that name the fix.
+//!
+//! ```nginx
+//! http {
+//!     hls_dvr_cassandra 10.0.0.1:9042 10.0.0.2:9042;   # contact points
+//!     hls_dvr_keyspace hls_dvr;
+//!     hls_dvr_consistency LOCAL_QUORUM;               # reads
+//!     hls_dvr_timeout 2s;                             # per store request, then 504
+//!     hls_dvr_connect_timeout 5s;
+//!     hls_dvr_max_in_flight 1024;                     # per worker, then 503
+//!     server {
+//!         location /live/ {
+//!             hls_dvr;
+//!             hls_dvr_window 2h;
+//!             hls_dvr_allow_origin *;
+//!         }
+//!     }
+//! }
+//! ```
+
+use std::ffi::{c_char, c_void};
+use std::time::Duration;
+
+use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::ffi::{ngx_conf_t, ngx_http_core_loc_conf_t, ngx_str_t, NGX_LOG_EMERG};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError, NgxHttpCoreModule};
+use ngx::ngx_conf_log_error;
+use scylla::statement::Consistency;
+
+use crate::store::{parse_consistency, parse_nodes, StoreConfig};
+
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+#[derive(Debug, Default)]
+pub struct MainConf {
+    pub nodes: Vec<String>,
+    pub keyspace: Option<String>,
+    pub consistency: Option<Consistency>,
+    pub timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub max_in_flight: Option<usize>,
+    /// Some location says `hls_dvr`: workers need a runtime and a session.
+    pub used: bool,
+}
+
+impl MainConf {
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+    }
+    pub fn store_config(&self) -> StoreConfig {
+        let mut c = StoreConfig::new(self.nodes.clone(), self.keyspace.as_deref().unwrap_or(""));
+        c.read_consistency = self.consistency.unwrap_or(Consistency::LocalQuorum);
+        c.read_timeout = self.timeout();
+        c.connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        c
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LocConf {
+    pub enabled: bool,
+    /// The location's prefix: routes are parsed from what follows it.
+    pub prefix: String,
+    pub window: Option<Duration>,
+    pub allow_origin: Option<String>,
+}
+
+impl LocConf {
+    pub fn window(&self) -> Duration {
+        self.window.unwrap_or(DEFAULT_WINDOW)
+    }
+    /// `None` when CORS headers are switched off (`hls_dvr_allow_origin off`).
+    pub fn allow_origin(&self) -> Option<&str> {
+        match self.allow_origin.as_deref() {
+            None => Some("*"),
+            Some("off") => None,
+            Some(o) => Some(o),
+        }
+    }
+}
+
+impl Merge for LocConf {
+    fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
+        if self.window.is_none() {
+            self.window = prev.window;
+        }
+        if self.allow_origin.is_none() {
+            self.allow_origin = prev.allow_origin.clone();
+        }
+        Ok(())
+    }
+}
+
+/// The directive's arguments after its name, as UTF-8.
+///
+/// # Safety
+/// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
+unsafe fn args<'a>(cf: *mut ngx_conf_t) -> Result<Vec<&'a str>, String> {
+    let a = &*(*cf).args;
+    let elts = std::slice::from_raw_parts(a.elts as *const ngx_str_t, a.nelts);
+    elts.iter()
+        .skip(1)
+        .map(|s| {
+            let b = if s.len == 0 { &[][..] } else { std::slice::from_raw_parts(s.data, s.len) };
+            std::str::from_utf8(b).map_err(|_| "argument is not valid UTF-8".to_string())
+        })
+        .collect()
+}
+
+/// Runs a directive body; an error is logged against the directive's line and fails `nginx -t`.
+///
+/// # Safety
+/// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
+unsafe fn directive(
+    cf: *mut ngx_conf_t,
+    name: &str,
+    body: impl FnOnce(Vec<&str>) -> Result<(), String>,
+) -> *mut c_char {
+    let res = args(cf).and_then(body);
+    match res {
+        Ok(()) => NGX_CONF_OK,
+        Err(msg) => {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{}\": {}", name, msg);
+            NGX_CONF_ERROR
+        }
+    }
+}
+
+fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), String> {
+    if slot.is_some() {
+        return Err("is duplicate".into());
+    }
+    *slot = Some(v);
+    Ok(())
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let d = crate::duration::parse(s)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+macro_rules! main_directive {
+    ($fn:ident, $name:literal, |$conf:ident, $args:ident| $body:expr) => {
+        pub unsafe extern "C" fn $fn(cf: *mut ngx_conf_t, _cmd: *mut ngx::ffi::ngx_command_t, conf: *mut c_void) -> *mut c_char {
+            // SAFETY: nginx passes this module's main conf, created by create_main_conf.
+            let $conf = &mut *(conf as *mut MainConf);
+            directive(cf, $name, |$args| $body)
+        }
+    };
+}
+
+macro_rules! loc_directive {
+    ($fn:ident, $name:literal, |$conf:ident, $args:ident| $body:expr) => {
+        pub unsafe extern "C" fn $fn(cf: *mut ngx_conf_t, _cmd: *mut ngx::ffi::ngx_command_t, conf: *mut c_void) -> *mut c_char {
+            // SAFETY: nginx passes this module's location conf, created by create_loc_conf.
+            let $conf = &mut *(conf as *mut LocConf);
+            directive(cf, $name, |$args| $body)
+        }
+    };
+}
+
+main_directive!(set_cassandra, "hls_dvr_cassandra", |c, a| {
+    if !c.nodes.is_empty() {
+        return Err("is duplicate".into());
+    }
+    c.nodes = parse_nodes(&a.join(","))?;
+    Ok(())
+});
+
+main_directive!(set_keyspace, "hls_dvr_keyspace", |c, a| {
+    if !crate::schema::is_identifier(a[0]) {
+        return Err(format!("{:?} is not a keyspace name (a letter, then letters, digits or _)", a[0]));
+    }
+    once(&mut c.keyspace, a[0].to_string())
+});
+
+main_directive!(set_consistency, "hls_dvr_consistency", |c, a| once(&mut c.consistency, parse_consistency(a[0])?));
+
+main_directive!(set_timeout, "hls_dvr_timeout", |c, a| once(&mut c.timeout, duration(a[0])?));
+
+main_directive!(set_connect_timeout, "hls_dvr_connect_timeout", |c, a| once(
+    &mut c.connect_timeout,
+    duration(a[0])?
+));
+
+main_directive!(set_max_in_flight, "hls_dvr_max_in_flight", |c, a| {
+    let n: usize = a[0]
+        .parse()
+        .ok()
+        .filter(|n| (1..=1_000_000).contains(n))
+        .ok_or_else(|| format!("{:?} is not a number between 1 and 1000000", a[0]))?;
+    once(&mut c.max_in_flight, n)
+});
+
+loc_directive!(set_window, "hls_dvr_window", |c, a| {
+    let d = duration(a[0])?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    once(&mut c.window, d)
+});
+
+loc_directive!(set_allow_origin, "hls_dvr_allow_origin", |c, a| {
+    if a[0].is_empty() || a[0].bytes().any(|b| b.is_ascii_control()) {
+        return Err("expects an origin, * or off".into());
+    }
+    once(&mut c.allow_origin, a[0].to_string())
+});
+
+/// `hls_dvr;` makes the location a DVR endpoint.
+pub unsafe extern "C" fn set_hls_dvr(cf: *mut ngx_conf_t, _cmd: *mut ngx::ffi::ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: nginx passes this module's location conf.
+    let lc = &mut *(conf as *mut LocConf);
+    directive(cf, "hls_dvr", |_| {
+        if lc.enabled {
+            return Err("is duplicate".into());
+        }
+        let clcf: &mut ngx_http_core_loc_conf_t =
+            NgxHttpCoreModule::location_conf_mut(&*cf).ok_or("no core location configuration")?;
+        // Routes are read from what follows the location's prefix, so it must be a plain prefix.
+        if !clcf.regex.is_null() || clcf.exact_match() != 0 || clcf.named() != 0 || clcf.noname() != 0 {
+            return Err("must be in a prefix location, such as \"location /live/ { hls_dvr; }\"".into());
+        }
+        let name = std::slice::from_raw_parts(clcf.name.data, clcf.name.len);
+        lc.prefix = String::from_utf8(name.to_vec()).map_err(|_| "location name is not UTF-8")?;
+        if !lc.prefix.ends_with('/') {
+            lc.prefix.push('/');
+        }
+        lc.enabled = true;
+        clcf.handler = Some(super::handler::content_handler);
+        let main = super::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
+        main.used = true;
+        Ok(())
+    })
+}
+
+/// After the whole http block is read: a DVR location needs a store to talk to.
+pub fn check_main(c: &MainConf) -> Result<(), &'static str> {
+    if !c.used {
+        return Ok(());
+    }
+    if c.nodes.is_empty() {
+        return Err("\"hls_dvr\" is used but \"hls_dvr_cassandra HOST:PORT ...;\" is missing in the http block");
+    }
+    if c.keyspace.is_none() {
+        return Err("\"hls_dvr\" is used but \"hls_dvr_keyspace NAME;\" is missing in the http block");
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! Stores one segment, in the order readers rely on (DESIGN.md section 2): init segment blob when
+//! it changed, segment blob, index row, head row. Each step is an idempotent upsert retried with
+//! exponential backoff until it succeeds: a slow or absent store delays, never drops.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, error, info, warn};
+
+use crate::store::{BlobKind, IndexEntry, Rendition, Store, StoreError};
+
+use super::source::{file_id, FileId};
+use super::tracker::Assigned;
+
+/// The current init segment is written again this often, so it outlives the tables' TTL while in use.
+pub const INIT_REFRESH: Duration = Duration::from_secs(600);
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// 100 ms, 200 ms, ... 5 s, 5 s, ...
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: Backoff::MIN }
+    }
+}
+
+impl Backoff {
+    pub const MIN: Duration = Duration::from_millis(100);
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Backoff::MAX);
+        d
+    }
+}
+
+/// What the uploads of all renditions share.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    /// Segment uploads in flight at once, over all streams.
+    pub slots: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+    pub delete_after_upload: bool,
+}
+
+/// The init segment last stored for a rendition.
+#[derive(Debug, Clone)]
+pub struct InitState {
+    pub bytes: Bytes,
+    /// Key of the stored blob: the msn of the first segment that used it.
+    pub msn: i64,
+    pub written_at: Instant,
+}
+
+/// One segment to store, with everything decided beforehand.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub stream: Arc<str>,
+    pub uri: String,
+    pub path: PathBuf,
+    /// The file as it was when listed: a different file under that name is not this segment.
+    pub file: FileId,
+    pub assigned: Assigned,
+    pub duration_us: i64,
+    pub pdt_ms: i64,
+    /// EXT-X-MAP in force: (URI, file).
+    pub map: Option<(String, PathBuf)>,
+    pub init: Option<InitState>,
+    /// The head row to write once the index row is stored (`updated_ms` is set then).
+    pub head: Rendition,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Stored { init: Option<InitState>, bytes: usize },
+    /// The segment cannot be stored any more (its file vanished or was replaced).
+    Lost(String),
+    /// Shutting down while the store was failing.
+    Aborted,
+}
+
+fn stopping(rx: &watch::Receiver<bool>) -> bool {
+    *rx.borrow()
+}
+
+/// Runs `f` until it succeeds, holding an upload slot while it runs.
+async fn retry<F, Fut>(sh: &Shared, permit: &mut Option<OwnedSemaphorePermit>, what: &str, mut f: F) -> Result<(), ()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut backoff = Backoff::default();
+    let mut failures = 0u32;
+    loop {
+        if permit.is_none() {
+            *permit = Some(sh.slots.clone().acquire_owned().await.map_err(|_| ())?);
+        }
+        match f().await {
+            Ok(()) => {
+                if failures > 0 {
+                    info!("{what}: stored after {failures} failed attempts");
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                failures += 1;
+                if stopping(&sh.shutdown) {
+                    warn!("{what}: {e}; shutting down, giving up (it is uploaded again after a restart)");
+                    return Err(());
+                }
+                let d = backoff.next_delay();
+                if matches!(e, StoreError::Invalid(_) | StoreError::Corrupt(_)) {
+                    error!("{what}: {e}; retrying in {d:?}");
+                } else {
+                    warn!("{what}: {e}; retrying in {d:?}");
+                }
+                // Let other renditions use the slot while this one waits.
+                *permit = None;
+                let mut rx = sh.shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = rx.wait_for(|s| *s) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn read_segment(job: &Job) -> Result<Bytes, String> {
+    match file_id(&job.path) {
+        None => return Err("file vanished before upload".into()),
+        Some(f) if f != job.file => {
+            return Err(format!("file was replaced before upload (listed {:?}, now {:?})", job.file, f))
+        }
+        Some(_) => {}
+    }
+    let data = tokio::fs::read(&job.path).await.map_err(|e| format!("cannot read: {e}"))?;
+    if data.len() as i64 != job.file.size {
+        return Err(format!("file changed while read ({} bytes, listed with {})", data.len(), job.file.size));
+    }
+    Ok(Bytes::from(data))
+}
+
+/// Stores one segment. Returns once every row is written, the segment is lost, or on shutdown.
+pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
+    let data = match read_segment(&job).await {
+        Ok(d) => d,
+        Err(why) => return Outcome::Lost(why),
+    };
+    let (stream, rendition, msn) = (&*job.stream, job.head.name.as_str(), job.assigned.msn);
+    let store = &*sh.store;
+    let mut permit = None;
+
+    // 1. The init segment, when it changed (or is due for a refresh).
+    let mut init = job.init.clone();
+    if let Some((uri, path)) = &job.map {
+        let bytes = match tokio::fs::read(path).await {
+            Ok(b) if !b.is_empty() => Some(Bytes::from(b)),
+            Ok(_) | Err(_) => None,
+        };
+        let write = match (bytes, &init) {
+            (Some(b), Some(cur)) if b == cur.bytes => {
+                (cur.written_at.elapsed() >= INIT_REFRESH).then(|| InitState { bytes: b, msn: cur.msn, written_at: Instant::now() })
+            }
+            (Some(b), _) => Some(InitState { bytes: b, msn, written_at: Instant::now() }),
+            (None, Some(_)) => {
+                warn!("init segment {uri} unreadable; segment {} keeps the previous one", job.uri);
+                None
+            }
+            (None, None) => return Outcome::Lost(format!("its init segment {uri} is unreadable")),
+        };
+        if let Some(new) = write {
+            let what = format!("init segment {uri} as {stream}/{rendition} init {}", new.msn);
+            if retry(&sh, &mut permit, &what, || store.write_blob(BlobKind::Init, stream, rendition, new.msn, &new.bytes))
+                .await
+                .is_err()
+            {
+                return Outcome::Aborted;
+            }
+            if new.msn == msn {
+                info!(init_msn = new.msn, bytes = new.bytes.len(), "new init segment {uri}");
+            }
+            init = Some(new);
+        }
+    }
+
+    // 2. The segment's bytes.
+    let what = format!("segment {} as {stream}/{rendition} {msn}", job.uri);
+    if retry(&sh, &mut permit, &what, || store.write_blob(BlobKind::Segment, stream, rendition, msn, &data))
+        .await
+        .is_err()
+    {
+        return Outcome::Aborted;
+    }
+
+    // 3. The index row: from now on readers may list it.
+    let entry = IndexEntry {
+        msn,
+        duration_us: job.duration_us,
+        pdt_ms: job.pdt_ms,
+        discontinuity: job.assigned.discontinuity,
+        disc_seq: job.assigned.disc_seq,
+        init_msn: job.map.as_ref().and(init.as_ref()).map(|i| i.msn),
+        size: data.len() as i64,
+        added_ms: now_ms(),
+    };
+    if retry(&sh, &mut permit, &format!("index row of {what}"), || store.write_index(stream, rendition, &entry))
+        .await
+        .is_err()
+    {
+        return Outcome::Aborted;
+    }
+
+    // 4. The head: the resume point of a restarted uploader.
+    let mut head = job.head.clone();
+    head.updated_ms = now_ms();
+    if retry(&sh, &mut permit, &format!("head row after {what}"), || store.write_head(stream, &head))
+        .await
+    .is_err()
+    {
+        return Outcome::Aborted;
+    }
+    drop(permit);
+    debug!(
+        msn,
+        disc_seq = entry.disc_seq,
+        duration_us = entry.duration_us,
+        bytes = data.len(),
+        "stored {}",
+        job.uri
+    );
+
+    if sh.delete_after_upload && file_id(&job.path) == Some(job.file) {
+        if let Err(e) = tokio::fs::remove_file(&job.path).await {
+            warn!("cannot delete {} after upload: {e}", job.path.display());
+        }
+    }
+    Outcome::Stored { init, bytes: data.len() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_five_seconds() {
+        let mut b = Backoff::default();
+        let d: Vec<u64> = (0..9).map(|_| b.next_delay().as_millis() as u64).collect();
+        assert_eq!(d, vec![100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    }
+}

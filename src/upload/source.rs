@@ -1,0 +1,476 @@
+//! What a segmenter wrote: playlists parsed with m3u8-rs, plus the exact values m3u8-rs loses.
+//!
+//! m3u8-rs keeps EXTINF as an `f32` (off by a microsecond past 16 s), only accepts strict RFC 3339
+//! program date-times (ffmpeg writes `+0000`, which it then files as an unknown tag) and attaches
+//! EXT-X-MAP to the first segment after the tag only. So the structure comes from m3u8-rs and a
+//! line scan of the same text supplies exact durations, date-times and the map in force; the two
+//! must agree on every segment URI, or the playlist counts as unreadable (retried next poll).
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use m3u8_rs::Playlist;
+
+use crate::store::Container;
+
+/// Identity of a file on disk: a rewritten file (same name, new content) differs in one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub size: i64,
+    pub mtime_ns: i64,
+}
+
+/// The file's identity, or None when it does not exist (or is not a regular file).
+pub fn file_id(path: &Path) -> Option<FileId> {
+    let md = std::fs::metadata(path).ok()?;
+    if !md.is_file() {
+        return None;
+    }
+    let mtime_ns = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    Some(FileId { size: md.len() as i64, mtime_ns })
+}
+
+/// One segment as a media playlist lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaEntry {
+    /// The segmenter's media sequence number (EXT-X-MEDIA-SEQUENCE + position).
+    pub seg_msn: i64,
+    pub uri: String,
+    /// EXTINF, exactly, in microseconds.
+    pub duration_us: i64,
+    /// EXT-X-PROGRAM-DATE-TIME of this segment when the segmenter gave one, ms since the epoch.
+    pub pdt_ms: Option<i64>,
+    /// An EXT-X-DISCONTINUITY precedes it.
+    pub discontinuity: bool,
+    /// URI of the EXT-X-MAP in force for it.
+    pub map: Option<String>,
+}
+
+/// A parsed media playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaInfo {
+    pub target_duration: i32,
+    pub container: Container,
+    pub entries: Vec<MediaEntry>,
+}
+
+/// What a master playlist says about one rendition.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VariantInfo {
+    pub bandwidth: Option<i64>,
+    pub codecs: Option<String>,
+    pub resolution: Option<String>,
+    pub frame_rate: Option<f64>,
+}
+
+/// A playlist that parsed, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// Media playlists it names (URIs as written), with their attributes.
+    Master(Vec<(String, VariantInfo)>),
+    Media(MediaInfo),
+}
+
+/// Parses a playlist of either kind. A playlist read while being written (no trailing newline,
+/// or one that m3u8-rs and the line scan disagree on) is an error: try again next poll.
+pub fn parse(text: &[u8]) -> Result<Parsed, String> {
+    if !text.ends_with(b"\n") {
+        return Err("playlist does not end with a newline (being written?)".into());
+    }
+    match m3u8_rs::parse_playlist_res(text) {
+        Ok(Playlist::MasterPlaylist(m)) => {
+            let mut out = Vec::new();
+            for v in m.variants.iter().filter(|v| !v.is_i_frame) {
+                let info = VariantInfo {
+                    bandwidth: Some(v.bandwidth as i64),
+                    codecs: v.codecs.clone(),
+                    resolution: v.resolution.map(|r| format!("{}x{}", r.width, r.height)),
+                    frame_rate: v.frame_rate,
+                };
+                out.push((v.uri.clone(), info));
+            }
+            for a in &m.alternatives {
+                if let Some(uri) = &a.uri {
+                    out.push((uri.clone(), VariantInfo::default()));
+                }
+            }
+            Ok(Parsed::Master(out))
+        }
+        Ok(Playlist::MediaPlaylist(p)) => media_from(text, p).map(Parsed::Media),
+        Err(e) => Err(format!("unparsable playlist: {}", short_nom_err(&e))),
+    }
+}
+
+fn short_nom_err(e: &dyn std::fmt::Debug) -> String {
+    let mut s = format!("{e:?}");
+    if s.len() > 160 {
+        s.truncate(160);
+        s.push_str("...");
+    }
+    s
+}
+
+/// Per segment, what the line scan reads: (uri, exact EXTINF, date-time, map in force).
+type Scanned = (String, Option<i64>, Option<i64>, Option<String>);
+
+fn scan_lines(text: &str) -> Vec<Scanned> {
+    let mut out = Vec::new();
+    let (mut extinf, mut pdt, mut map) = (None, None, None::<String>);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(v) = line.strip_prefix("#EXTINF:") {
+            extinf = parse_duration_us(v.split(',').next().unwrap_or(""));
+        } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = parse_pdt(v);
+        } else if let Some(v) = line.strip_prefix("#EXT-X-MAP:") {
+            map = attribute(v, "URI");
+        } else if !line.starts_with('#') {
+            out.push((line.to_string(), extinf.take(), pdt.take(), map.clone()));
+        }
+    }
+    out
+}
+
+/// Value of `NAME=` in an attribute list (quoted or not).
+fn attribute(list: &str, name: &str) -> Option<String> {
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"')?;
+            (&q[..end], q[end + 1..].trim_start_matches(','))
+        } else {
+            match after.split_once(',') {
+                Some((v, n)) => (v, n),
+                None => (after, ""),
+            }
+        };
+        if key.trim() == name {
+            return Some(value.to_string());
+        }
+        rest = next;
+    }
+    None
+}
+
+fn media_from(text: &[u8], p: m3u8_rs::MediaPlaylist) -> Result<MediaInfo, String> {
+    let text = std::str::from_utf8(text).map_err(|_| "playlist is not UTF-8".to_string())?;
+    let scanned = scan_lines(text);
+    if scanned.len() != p.segments.len() {
+        return Err(format!(
+            "m3u8-rs found {} segments, the line scan {}",
+            p.segments.len(),
+            scanned.len()
+        ));
+    }
+    let base = p.media_sequence as i64;
+    let mut entries = Vec::with_capacity(p.segments.len());
+    let mut fmp4 = false;
+    for (i, (seg, (uri, extinf, pdt, map))) in p.segments.iter().zip(scanned).enumerate() {
+        if seg.uri.trim() != uri {
+            return Err(format!("segment {i}: m3u8-rs read {:?}, the line scan {uri:?}", seg.uri));
+        }
+        let duration_us = extinf.ok_or_else(|| format!("segment {uri:?} has no valid EXTINF"))?;
+        let pdt_ms = pdt.or_else(|| seg.program_date_time.map(|d| d.timestamp_millis()));
+        let path = uri_path(&uri);
+        if map.is_some() || path.ends_with(".m4s") || path.ends_with(".mp4") {
+            fmp4 = true;
+        }
+        entries.push(MediaEntry {
+            seg_msn: base + i as i64,
+            uri,
+            duration_us,
+            pdt_ms,
+            discontinuity: seg.discontinuity,
+            map,
+        });
+    }
+    Ok(MediaInfo {
+        target_duration: p.target_duration.min(i32::MAX as u64) as i32,
+        container: if fmp4 { Container::Fmp4 } else { Container::Ts },
+        entries,
+    })
+}
+
+/// The path part of a URI (no query, no fragment).
+fn uri_path(uri: &str) -> &str {
+    let end = uri.find(['?', '#']).unwrap_or(uri.len());
+    &uri[..end]
+}
+
+/// Where a URI in a playlist at `playlist` points on disk, or None for absolute URLs.
+pub fn resolve(playlist: &Path, uri: &str) -> Option<PathBuf> {
+    let p = uri_path(uri);
+    if p.is_empty() || p.contains("://") {
+        return None;
+    }
+    let p = Path::new(p);
+    Some(if p.is_absolute() { p.to_path_buf() } else { playlist.parent().unwrap_or(Path::new(".")).join(p) })
+}
+
+/// `12.345678` → 12_345_678 µs, exactly (rounded half up past six decimals).
+pub fn parse_duration_us(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || int.len() > 9
+    {
+        return None;
+    }
+    let mut us: i64 = if int.is_empty() { 0 } else { int.parse::<i64>().ok()? * 1_000_000 };
+    let fb = frac.as_bytes();
+    for (i, place) in [100_000, 10_000, 1_000, 100, 10, 1].iter().enumerate() {
+        if let Some(d) = fb.get(i) {
+            us += (d - b'0') as i64 * place;
+        }
+    }
+    if fb.get(6).is_some_and(|d| *d >= b'5') {
+        us += 1;
+    }
+    Some(us)
+}
+
+/// An ISO 8601 date-time as segmenters write it (`2024-05-01T10:00:00.123Z`, `+00:00`, `+0000`,
+/// `+00`), as ms since the epoch.
+pub fn parse_pdt(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some(f) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(',')) {
+        let n = f.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let digits = &f.as_bytes()[..n];
+        for (i, place) in [100, 10, 1].iter().enumerate() {
+            if let Some(d) = digits.get(i) {
+                ms += (d - b'0') as i64 * place;
+            }
+        }
+        rest = &f[n..];
+    }
+    let offset_s = match rest {
+        "Z" | "z" => 0,
+        "" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let t = rest[1..].replace(':', "");
+            if !(t.len() == 2 || t.len() == 4) || !t.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let oh: i64 = t[..2].parse().ok()?;
+            let om: i64 = if t.len() == 4 { t[2..].parse().ok()? } else { 0 };
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    let days = days_from_civil(y, mo, d);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec - offset_s) * 1000) + ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Stream and rendition names: `[A-Za-z0-9_-]`, 1 to 64 characters.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A valid name made of `s`: other characters become `_`, long names are cut.
+pub fn sanitize_name(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .take(64)
+        .collect();
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FFMPEG_FMP4: &str = "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-TARGETDURATION:1
+#EXT-X-MEDIA-SEQUENCE:5
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-MAP:URI=\"init_0.mp4\"
+#EXTINF:1.000000,
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T13:00:08.866+0000
+seg_0_5.m4s
+#EXTINF:0.760000,
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T13:00:09.866+0000
+seg_0_6.m4s
+#EXT-X-DISCONTINUITY
+#EXT-X-MAP:URI=\"init_0b.mp4\"
+#EXTINF:17.123457,
+seg_0_7.m4s
+";
+
+    #[test]
+    fn media_playlist_exact_values_and_map_in_force() {
+        let Parsed::Media(m) = parse(FFMPEG_FMP4.as_bytes()).unwrap() else { panic!("not media") };
+        assert_eq!(m.target_duration, 1);
+        assert_eq!(m.container, Container::Fmp4);
+        let e = &m.entries;
+        assert_eq!(e.len(), 3);
+        assert_eq!((e[0].seg_msn, e[1].seg_msn, e[2].seg_msn), (5, 6, 7));
+        assert_eq!(e[0].uri, "seg_0_5.m4s");
+        assert_eq!((e[0].duration_us, e[1].duration_us, e[2].duration_us), (1_000_000, 760_000, 17_123_457));
+        assert_eq!(e[0].pdt_ms, Some(parse_pdt("2026-11-25T13:00:08.866Z").unwrap()));
+        assert_eq!(e[1].pdt_ms.unwrap() - e[0].pdt_ms.unwrap(), 1000);
+        assert_eq!(e[2].pdt_ms, None);
+        assert_eq!((e[0].discontinuity, e[1].discontinuity, e[2].discontinuity), (false, false, true));
+        // m3u8-rs only puts the map on the first segment after the tag; the map stays in force.
+        assert_eq!(e[1].map.as_deref(), Some("init_0.mp4"));
+        assert_eq!(e[2].map.as_deref(), Some("init_0b.mp4"));
+    }
+
+    #[test]
+    fn ts_playlists_and_container_detection() {
+        let ts = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.002,\na0.ts\n#EXTINF:1.96,\na1.ts\n";
+        let Parsed::Media(m) = parse(ts.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(m.container, Container::Ts);
+        assert_eq!(m.entries[0].seg_msn, 0);
+        assert_eq!(m.entries[1].duration_us, 1_960_000);
+        assert_eq!(m.entries[0].map, None);
+        // .m4s without a map still is fMP4.
+        let f = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na0.m4s?x=1\n";
+        let Parsed::Media(m) = parse(f.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(m.container, Container::Fmp4);
+        // An empty live playlist is fine.
+        let e = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n";
+        let Parsed::Media(m) = parse(e.as_bytes()).unwrap() else { panic!() };
+        assert!(m.entries.is_empty());
+    }
+
+    #[test]
+    fn partial_or_broken_playlists_are_errors() {
+        // Cut mid-line: retried next poll, never a truncated URI.
+        let cut = &FFMPEG_FMP4[..FFMPEG_FMP4.len() - 4];
+        assert!(parse(cut.as_bytes()).is_err());
+        assert!(parse(b"").is_err());
+        assert!(parse(b"garbage\n").is_err());
+        assert!(parse(b"#EXTM3U\n#EXTINF:abc,\nx.ts\n").is_err());
+    }
+
+    #[test]
+    fn master_playlist_attributes() {
+        let m = "#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-STREAM-INF:BANDWIDTH=510400,RESOLUTION=320x180,CODECS=\"avc1.42c014,mp4a.40.2\",FRAME-RATE=25.000
+out_0.m3u8
+
+#EXT-X-STREAM-INF:BANDWIDTH=235400,RESOLUTION=160x90,CODECS=\"avc1.42c00c,mp4a.40.2\"
+out_1.m3u8
+
+";
+        let Parsed::Master(v) = parse(m.as_bytes()).unwrap() else { panic!("not master") };
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].0, "out_0.m3u8");
+        assert_eq!(v[0].1.bandwidth, Some(510_400));
+        assert_eq!(v[0].1.codecs.as_deref(), Some("avc1.42c014,mp4a.40.2"));
+        assert_eq!(v[0].1.resolution.as_deref(), Some("320x180"));
+        assert_eq!(v[0].1.frame_rate, Some(25.0));
+        assert_eq!(v[1].1.frame_rate, None);
+    }
+
+    #[test]
+    fn durations_are_exact() {
+        assert_eq!(parse_duration_us("2"), Some(2_000_000));
+        assert_eq!(parse_duration_us("2.002"), Some(2_002_000));
+        assert_eq!(parse_duration_us("19.999999"), Some(19_999_999));
+        assert_eq!(parse_duration_us("1.0000005"), Some(1_000_001));
+        assert_eq!(parse_duration_us(".5"), Some(500_000));
+        assert_eq!(parse_duration_us(""), None);
+        assert_eq!(parse_duration_us("-1"), None);
+        assert_eq!(parse_duration_us("1e3"), None);
+    }
+
+    #[test]
+    fn date_times_in_the_forms_segmenters_write() {
+        let z = parse_pdt("2024-05-01T10:00:00.123Z").unwrap();
+        assert_eq!(z, 1_714_557_600_123);
+        assert_eq!(parse_pdt("2024-05-01T10:00:00.123+0000"), Some(z));
+        assert_eq!(parse_pdt("2024-05-01T12:00:00.123+02:00"), Some(z));
+        assert_eq!(parse_pdt("2024-05-01T08:30:00.123-0130"), Some(z));
+        assert_eq!(parse_pdt("2024-05-01T11:00:00.123456+01"), Some(z));
+        assert_eq!(parse_pdt("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_pdt("2000-02-29T00:00:00Z"), Some(951_782_400_000));
+        assert_eq!(parse_pdt("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_pdt("2024-05-01 10:00"), None);
+        assert_eq!(parse_pdt("2024-05-01T10:00:00.Z"), None);
+        assert_eq!(parse_pdt("2024-05-01T10:00:00+1"), None);
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("out_0"));
+        assert!(valid_name("A-b_9"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a.b"));
+        assert!(!valid_name(&"x".repeat(65)));
+        assert_eq!(sanitize_name("stream 1.hd"), "stream_1_hd");
+        assert_eq!(sanitize_name(""), "_");
+        assert_eq!(sanitize_name(&"é".repeat(70)).len(), 64);
+    }
+
+    #[test]
+    fn uris_resolve_next_to_their_playlist() {
+        let pl = Path::new("/d/sub/out.m3u8");
+        assert_eq!(resolve(pl, "a.ts?t=1"), Some(PathBuf::from("/d/sub/a.ts")));
+        assert_eq!(resolve(pl, "/abs/a.ts"), Some(PathBuf::from("/abs/a.ts")));
+        assert_eq!(resolve(pl, "http://cdn/a.ts"), None);
+    }
+
+    #[test]
+    fn attributes() {
+        assert_eq!(attribute("URI=\"init.mp4\",BYTERANGE=\"10@0\"", "URI").as_deref(), Some("init.mp4"));
+        assert_eq!(attribute("BYTERANGE=\"10@0\",URI=\"i,n.mp4\"", "URI").as_deref(), Some("i,n.mp4"));
+        assert_eq!(attribute("X=1", "URI"), None);
+    }
+}
