@@ -1,1 +1,146 @@
-//! The uploader.
+//! The uploader, `hls-dvr-upload`: watches segmenter output folders and stores every new segment.
+//!
+//! - [`args`]: the command line.
+//! - [`source`]: playlists as the segmenter wrote them.
+//! - [`tracker`]: which listed segments are new, and their store sequence numbers (pure).
+//! - [`stream`]: one folder: finds renditions, starts a task for each.
+//! - [`rendition`]: one rendition: polls its playlist, queues and uploads segments in order.
+//! - [`ingest`]: stores one segment in the write order readers rely on, retrying until it is in.
+
+pub mod args;
+pub mod ingest;
+pub mod rendition;
+pub mod source;
+pub mod stream;
+pub mod tracker;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::sync::{watch, Semaphore};
+use tracing::{error, info};
+
+use crate::store::{create_schema, Store, StoreConfig};
+
+use args::{Command, RunOptions};
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    use std::io::IsTerminal;
+    // The driver's own info lines (every connection) are noise at our default level.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,scylla=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("hls-dvr-upload")
+        .build()
+        .expect("cannot start the tokio runtime")
+}
+
+/// The whole program: `args` without the program name.
+pub fn main(args: &[String]) -> ExitCode {
+    let cmd = match args::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hls-dvr-upload: {e}\nRun `hls-dvr-upload --help` for usage.");
+            return ExitCode::from(2);
+        }
+    };
+    match cmd {
+        Command::Help => {
+            print!("{}", args::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Schema { nodes, opts } => {
+            init_logging();
+            match runtime().block_on(create_schema(&nodes, &opts)) {
+                Ok(()) => {
+                    info!(
+                        "schema ready: keyspace {} ({:?}, durable_writes {}, TTL {} s)",
+                        opts.keyspace,
+                        opts.replication,
+                        opts.durable_writes,
+                        opts.ttl_seconds()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hls-dvr-upload: cannot create the schema at {}: {e}", nodes.join(","));
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Run(o) => {
+            if let Err(e) = args::check_dirs(&o) {
+                eprintln!("hls-dvr-upload: {e}");
+                return ExitCode::from(2);
+            }
+            init_logging();
+            runtime().block_on(run(o))
+        }
+    }
+}
+
+async fn signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("cannot handle SIGTERM");
+    let mut int = signal(SignalKind::interrupt()).expect("cannot handle SIGINT");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+async fn run(o: RunOptions) -> ExitCode {
+    let mut cfg = StoreConfig::new(o.nodes.clone(), &o.keyspace);
+    cfg.write_consistency = o.write_consistency;
+    cfg.write_timeout = o.write_timeout;
+    // Handle signals from the start: a signal during start-up must not kill us half-way.
+    let sig = tokio::spawn(signal());
+    let store = match Store::connect(&cfg).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("hls-dvr-upload: cannot use the store at {} (keyspace {}): {e}", o.nodes.join(","), o.keyspace);
+            return ExitCode::from(1);
+        }
+    };
+    info!(
+        "connected to {} (keyspace {}); {} streams, {} uploads at once",
+        o.nodes.join(","),
+        o.keyspace,
+        o.streams.len(),
+        o.max_concurrent
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = ingest::Shared {
+        store,
+        slots: Arc::new(Semaphore::new(o.max_concurrent)),
+        shutdown: stop_rx,
+        delete_after_upload: o.delete_after_upload,
+    };
+    let mut watchers = tokio::task::JoinSet::new();
+    for s in &o.streams {
+        let w = stream::Watcher::new(&s.name, &s.dir, o.poll_interval);
+        let span = tracing::info_span!("stream", stream = %s.name);
+        watchers.spawn(tracing::Instrument::instrument(w.run(shared.clone()), span));
+    }
+    let name = sig.await.unwrap_or("signal");
+    info!("{name}: finishing the segments in flight");
+    let _ = stop_tx.send(true);
+    // A second signal stops at once.
+    tokio::spawn(async {
+        let name = signal().await;
+        error!("{name} again: exiting now");
+        std::process::exit(1);
+    });
+    while watchers.join_next().await.is_some() {}
+    info!("stopped");
+    ExitCode::SUCCESS
+}

@@ -321,6 +321,16 @@ pub struct Parsed {
     pub markers: usize,
 }
 
+/// Parses a type name such as `frozen<map<text, text>>`; returns the type and whether frozen.
+pub fn parse_type(src: &str) -> Result<(CqlType, bool), ParseError> {
+    let mut p = P { toks: lex(src)?, pos: 0, markers: 0 };
+    let t = p.cql_type()?;
+    if p.pos < p.toks.len() {
+        return syntax(format!("unexpected {} after type", describe(p.peek())));
+    }
+    Ok(t)
+}
+
 struct P {
     toks: Vec<Tok>,
     pos: usize,
@@ -455,7 +465,7 @@ impl P {
             }
             "TRUNCATE" => {
                 self.pos += 1;
-                self.accept_kw("TABLE") || self.accept_kw("COLUMNFAMILY");
+                let _ = self.accept_kw("TABLE") || self.accept_kw("COLUMNFAMILY");
                 Ok(Statement::Truncate(self.qual_name()?))
             }
             "BEGIN" => {
@@ -958,7 +968,7 @@ impl P {
         if self.accept_kw("COUNTER") {
             return unsupported("counter batches");
         }
-        self.accept_kw("UNLOGGED") || self.accept_kw("LOGGED");
+        let _ = self.accept_kw("UNLOGGED") || self.accept_kw("LOGGED");
         self.expect_kw("BATCH")?;
         let (ttl, timestamp) = self.using()?;
         if ttl.is_some() {

@@ -1,0 +1,357 @@
+//! What the integration tests share: a CQL store (the test node, or `HLS_DVR_CASSANDRA`), temp
+//! folders, ffmpeg as a live segmenter, the uploader, Debian's nginx with the built module, and a
+//! tiny HTTP/1.1 client (no dependency, and it lets tests misbehave like real clients do).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hls_dvr_cqlnode::Node;
+
+/// The store the tests run against.
+pub struct Cql {
+    pub node: Option<Node>,
+    pub addr: String,
+}
+
+impl Cql {
+    pub fn start() -> Cql {
+        match std::env::var("HLS_DVR_CASSANDRA") {
+            Ok(addr) if !addr.trim().is_empty() => Cql { node: None, addr },
+            _ => {
+                let node = Node::spawn("127.0.0.1:0").expect("start CQL node");
+                let addr = node.addr().to_string();
+                Cql { node: Some(node), addr }
+            }
+        }
+    }
+
+    /// The in-process node, for fault injection; None against a real cluster.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A keyspace name unique to this test run.
+pub fn keyspace(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000_000;
+    format!("t_{tag}_{}_{t}_{n}", std::process::id())
+}
+
+pub fn upload_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hls-dvr-upload"))
+}
+
+/// Creates the schema through the uploader's own command.
+pub fn create_schema(cql: &Cql, ks: &str, depth: &str) {
+    let out = Command::new(upload_bin())
+        .args(["schema", "--cassandra", &cql.addr, "--keyspace", ks, "--dvr-depth", depth, "--durable-writes", "false"])
+        .output()
+        .expect("run hls-dvr-upload schema");
+    assert!(out.status.success(), "schema failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A folder removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("hls-dvr-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("HLS_DVR_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A child process killed on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+    /// SIGTERM, then wait (at most `t`).
+    pub fn terminate(&mut self, t: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + t;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Container {
+    Ts,
+    Fmp4,
+}
+
+/// ffmpeg as a live segmenter: a synthetic source at real-time speed, two renditions
+/// (`stream_hi`, `stream_lo`) and a master playlist, `seg_secs` segments.
+pub fn ffmpeg_live(dir: &Path, container: Container, seg_secs: u32) -> Proc {
+    let fps = 25;
+    let gop = (fps * seg_secs).to_string();
+    let (seg_type, seg_name) = match container {
+        Container::Ts => ("mpegts", "seg_%v_%05d.ts"),
+        Container::Fmp4 => ("fmp4", "seg_%v_%05d.m4s"),
+    };
+    let mut cmd = Command::new("ffmpeg");
+    cmd.current_dir(dir)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", &format!("testsrc2=size=640x360:rate={fps}")])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-filter_complex", "[0:v]split=2[v1][v2];[v2]scale=320:180[v2o]"])
+        .args(["-map", "[v1]", "-map", "[v2o]", "-map", "1:a", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-threads", "1"])
+        .args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
+        .args(["-b:v:0", "800k", "-b:v:1", "300k", "-c:a", "aac", "-b:a", "64k"])
+        .args(["-f", "hls", "-hls_time", &seg_secs.to_string(), "-hls_list_size", "0"])
+        .args(["-hls_flags", "program_date_time+independent_segments"])
+        .args(["-hls_segment_type", seg_type])
+        .args(["-master_pl_name", "master.m3u8"])
+        .args(["-var_stream_map", "v:0,a:0,name:hi v:1,a:1,name:lo"])
+        .args(["-hls_segment_filename", seg_name]);
+    if container == Container::Fmp4 {
+        cmd.args(["-hls_fmp4_init_filename", "init_%v.mp4"]);
+    }
+    cmd.arg("stream_%v.m3u8").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+    Proc(cmd.spawn().expect("ffmpeg (scripts/setup installs it)"))
+}
+
+/// `hls-dvr-upload` on `dir` as stream `stream`.
+pub fn uploader(cql: &Cql, ks: &str, stream: &str, dir: &Path, extra: &[&str]) -> Proc {
+    let child = Command::new(upload_bin())
+        .args(["--cassandra", &cql.addr, "--keyspace", ks, "--poll-interval", "100ms"])
+        .args(extra)
+        .args(["--stream", stream])
+        .arg(dir)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start uploader");
+    Proc(child)
+}
+
+/// Waits until `f` is true, polling; panics with `what` after `t`.
+pub fn wait_for(what: &str, t: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + t;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {t:?} waiting for {what}");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The module built by `cargo build` (scripts/test builds it first), or `HLS_DVR_MODULE`.
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("HLS_DVR_MODULE") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let p = target.join(profile).join("libngx_http_hls_dvr_module.so");
+    assert!(p.is_file(), "{} is missing: run `cargo build` first (scripts/test does)", p.display());
+    p
+}
+
+/// Debian's nginx with the module, on a free port, master in the foreground.
+pub struct Nginx {
+    pub dir: TempDir,
+    pub port: u16,
+    pub master: Proc,
+}
+
+impl Nginx {
+    /// `http_extra` goes into the http block, `loc_extra` into `location /live/`.
+    pub fn start(cql: &Cql, ks: &str, workers: u32, http_extra: &str, loc_extra: &str) -> Nginx {
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        let conf = format!(
+            "load_module {module};\n\
+             worker_processes {workers};\n\
+             error_log {d}/logs/error.log info;\n\
+             pid {d}/nginx.pid;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n\
+               access_log {d}/logs/access.log;\n\
+               client_body_temp_path {d}/tmp;\n\
+               proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+               hls_dvr_cassandra {cql};\n\
+               hls_dvr_keyspace {ks};\n\
+               {http_extra}\n\
+               server {{\n\
+                 listen 127.0.0.1:{port};\n\
+                 location /live/ {{ hls_dvr; {loc_extra} }}\n\
+                 location /files/ {{ alias {d}/files/; sendfile on; }}\n\
+               }}\n\
+             }}\n",
+            module = module_path().display(),
+            d = dir.path().display(),
+            cql = cql.addr,
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let master = Proc(
+            Command::new("nginx")
+                .args(["-p", &dir.path().display().to_string(), "-c", "nginx.conf", "-g", "daemon off;"])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("start nginx (scripts/setup installs it)"),
+        );
+        let n = Nginx { dir, port, master };
+        wait_for("nginx to listen", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        n
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("nginx")
+            .args(["-p", &self.dir.path().display().to_string(), "-c", "nginx.conf", "-s", sig])
+            .status()
+            .unwrap();
+        assert!(st.success(), "nginx -s {sig}");
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+
+    /// Waits until the workers are connected to the store (they answer 503 until then).
+    pub fn wait_ready(&self, path: &str) {
+        wait_for("nginx to reach the store", Duration::from_secs(20), || {
+            http("GET", &self.url(path), &[]).map_or(false, |r| r.status != 503)
+        });
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.master.terminate(Duration::from_secs(5));
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut s = TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no header end in {} bytes", raw.len())))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect();
+    let body = raw[split + 4..].to_vec();
+    let resp = Response { status, headers, body };
+    if method != "HEAD" {
+        if let Some(len) = resp.header("Content-Length").and_then(|l| l.parse::<usize>().ok()) {
+            if resp.body.len() != len {
+                return Err(std::io::Error::other(format!(
+                    "short body: {} of {len} bytes for {url}",
+                    resp.body.len()
+                )));
+            }
+        }
+    }
+    Ok(resp)
+}
+
+pub fn get(url: &str) -> Response {
+    http("GET", url, &[]).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// Parses a media playlist, panicking with the text when it does not parse.
+pub fn media_playlist(text: &str) -> m3u8_rs::MediaPlaylist {
+    match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
+        other => panic!("not a media playlist ({other:?}):\n{text}"),
+    }
+}
+
+pub fn master_playlist(text: &str) -> m3u8_rs::MasterPlaylist {
+    match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+        Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => p,
+        other => panic!("not a master playlist ({other:?}):\n{text}"),
+    }
+}
+
+/// A tokio runtime for tests that talk to the store directly.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}

@@ -1,0 +1,365 @@
+//! The module inside Debian's nginx, checked as a player would: playlists, segments, errors,
+//! disconnects, reloads, two workers.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use hls_dvr::schema::{Replication, SchemaOptions};
+use hls_dvr::serve::now_ms;
+use hls_dvr::store::{create_schema, BlobKind, Container, IndexEntry, Rendition, SourcePos, Store, StoreConfig};
+
+/// Deterministic bytes that differ per segment and per offset.
+fn blob(seed: u64, len: usize) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+struct Fixture {
+    cql: Cql,
+    ks: String,
+    rt: tokio::runtime::Runtime,
+    store: Store,
+}
+
+impl Fixture {
+    /// A keyspace with `segments` segments of rendition `hi` of stream `demo`, stored in 64 KiB
+    /// chunks so every segment spans several chunks.
+    fn new(tag: &str, segments: i64, seg_len: usize) -> (Fixture, Vec<Bytes>) {
+        let cql = Cql::start();
+        let ks = keyspace(tag);
+        let rt = rt();
+        let opts = SchemaOptions {
+            keyspace: ks.clone(),
+            replication: Replication::Simple(1),
+            durable_writes: false,
+            dvr_depth: Duration::from_secs(7200),
+        };
+        rt.block_on(create_schema(&[cql.addr.clone()], &opts)).expect("schema");
+        let store = rt
+            .block_on(Store::connect(&StoreConfig::new(vec![cql.addr.clone()], &ks)))
+            .expect("connect")
+            .with_chunk_size(64 * 1024);
+        let f = Fixture { cql, ks, rt, store };
+        let data: Vec<Bytes> = (0..segments).map(|i| blob(i as u64 + 1, seg_len + i as usize * 1000)).collect();
+        let now = now_ms();
+        for (i, d) in data.iter().enumerate() {
+            let msn = i as i64;
+            f.rt.block_on(f.store.write_blob(BlobKind::Segment, "demo", "hi", msn, d)).unwrap();
+            let e = IndexEntry {
+                msn,
+                duration_us: 2_000_000,
+                pdt_ms: now - (segments - msn) * 2000,
+                discontinuity: msn == 4,
+                disc_seq: if msn >= 4 { 1 } else { 0 },
+                init_msn: None,
+                size: d.len() as i64,
+                added_ms: now - (segments - msn) * 2000,
+            };
+            f.rt.block_on(f.store.write_index("demo", "hi", &e)).unwrap();
+        }
+        let head = Rendition {
+            name: "hi".into(),
+            container: Container::Ts,
+            target_duration: 2,
+            bandwidth: Some(800_000),
+            codecs: Some("avc1.42c01e,mp4a.40.2".into()),
+            resolution: Some("640x360".into()),
+            frame_rate: Some(25.0),
+            head_msn: segments - 1,
+            head_disc_seq: 1,
+            head_pdt_ms: now,
+            source: SourcePos::default(),
+            updated_ms: now,
+        };
+        f.rt.block_on(f.store.write_head("demo", &head)).unwrap();
+        (f, data)
+    }
+}
+
+#[test]
+fn serves_playlists_segments_and_clear_errors() {
+    let (f, data) = Fixture::new("serve", 10, 150_000);
+    let ng = Nginx::start(&f.cql, &f.ks, 2, "hls_dvr_timeout 2s;", "hls_dvr_window 12s;");
+    ng.wait_ready("/live/demo/master.m3u8");
+
+    let m = get(&ng.url("/live/demo/master.m3u8"));
+    assert_eq!(m.status, 200, "{}", m.text());
+    assert_eq!(m.header("Content-Type"), Some("application/vnd.apple.mpegurl"));
+    assert_eq!(m.header("Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(m.header("Cache-Control"), Some("max-age=1"));
+    let mp = master_playlist(&m.text());
+    assert_eq!(mp.variants.len(), 1);
+    assert_eq!(mp.variants[0].uri, "hi/index.m3u8");
+    assert_eq!(mp.variants[0].bandwidth, 800_000);
+    assert_eq!(mp.variants[0].resolution.map(|r| (r.width, r.height)), Some((640, 360)));
+
+    // A 12 s window of 2 s segments: the newest 6, starting after the discontinuity.
+    let p = get(&ng.url("/live/demo/hi/index.m3u8"));
+    assert_eq!(p.status, 200);
+    let pl = media_playlist(&p.text());
+    assert_eq!(pl.media_sequence, 4);
+    assert_eq!(pl.discontinuity_sequence, 1);
+    assert_eq!(pl.target_duration, 2);
+    assert!(pl.playlist_type.is_none() && !pl.end_list);
+    assert_eq!(pl.segments.iter().map(|s| s.uri.as_str()).collect::<Vec<_>>(), ["4.ts", "5.ts", "6.ts", "7.ts", "8.ts", "9.ts"]);
+    assert!(pl.segments[0].program_date_time.is_some());
+
+    for msn in 4..10usize {
+        let r = get(&ng.url(&format!("/live/demo/hi/{msn}.ts")));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Content-Type"), Some("video/mp2t"));
+        assert_eq!(r.header("Cache-Control"), Some("public, max-age=86400, immutable"));
+        assert_eq!(r.header("Content-Length").unwrap(), data[msn].len().to_string());
+        assert!(r.body == data[msn], "segment {msn} differs from what was stored");
+    }
+
+    // HEAD: same headers, no body.
+    let h = http("HEAD", &ng.url("/live/demo/hi/5.ts"), &[]).unwrap();
+    assert_eq!(h.status, 200);
+    assert_eq!(h.header("Content-Length").unwrap(), data[5].len().to_string());
+    assert!(h.body.is_empty());
+    let h = http("HEAD", &ng.url("/live/demo/hi/index.m3u8"), &[]).unwrap();
+    assert_eq!((h.status, h.body.len()), (200, 0));
+
+    // Ranges across chunk boundaries, suffix ranges, and past the end.
+    let d = &data[7];
+    for (spec, start, end) in [
+        ("bytes=0-9", 0usize, 9usize),
+        ("bytes=65530-65545", 65530, 65545),
+        ("bytes=100000-", 100_000, d.len() - 1),
+        ("bytes=-100", d.len() - 100, d.len() - 1),
+        ("bytes=70000-140000", 70_000, 140_000),
+    ] {
+        let r = http("GET", &ng.url("/live/demo/hi/7.ts"), &[("Range", spec)]).unwrap();
+        assert_eq!(r.status, 206, "{spec}");
+        assert_eq!(r.header("Content-Range").unwrap(), format!("bytes {start}-{end}/{}", d.len()));
+        assert!(r.body == d[start..=end], "{spec}: wrong bytes");
+    }
+    let r = http("GET", &ng.url("/live/demo/hi/7.ts"), &[("Range", "bytes=999999-")]).unwrap();
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("Content-Range").unwrap(), format!("bytes */{}", d.len()));
+
+    // Errors: unknown things 404, malformed 400, other methods 405; never cached.
+    for (path, want) in [
+        ("/live/nope/master.m3u8", 404),
+        ("/live/demo/nope/index.m3u8", 404),
+        ("/live/demo/hi/99.ts", 404),
+        ("/live/demo/hi/init-0.mp4", 404),
+        ("/live/demo/hi/abc.ts", 400),
+        ("/live/demo/hi/1.exe", 400),
+        ("/live/demo", 400),
+        ("/live/de%20mo/master.m3u8", 400),
+        ("/live/demo/hi/99999999999999999999.ts", 400),
+    ] {
+        let r = get(&ng.url(path));
+        assert_eq!(r.status, want, "{path}");
+        assert!(r.header("Cache-Control").is_none(), "{path} must not be cached");
+    }
+    assert_eq!(http("POST", &ng.url("/live/demo/master.m3u8"), &[("Content-Length", "0")]).unwrap().status, 405);
+
+    // CORS preflight.
+    let o = http("OPTIONS", &ng.url("/live/demo/hi/4.ts"), &[("Origin", "https://player.example"), ("Access-Control-Request-Method", "GET")]).unwrap();
+    assert_eq!(o.status, 204);
+    assert_eq!(o.header("Access-Control-Allow-Origin"), Some("*"));
+    assert!(o.header("Access-Control-Allow-Methods").unwrap().contains("GET"));
+    assert!(o.header("Access-Control-Allow-Headers").unwrap().contains("Range"));
+
+    assert!(!ng.error_log().contains("[alert]"), "{}", ng.error_log());
+    assert!(!ng.error_log().contains("exited on signal"), "{}", ng.error_log());
+}
+
+#[test]
+fn store_outage_is_503_and_slow_store_is_504_within_the_timeout() {
+    let (f, _) = Fixture::new("faults", 4, 10_000);
+    let Some(node) = f.cql.node() else { return }; // needs the test node's fault injection
+    let ng = Nginx::start(&f.cql, &f.ks, 2, "hls_dvr_timeout 1s;", "");
+    ng.wait_ready("/live/demo/master.m3u8");
+    assert_eq!(get(&ng.url("/live/demo/hi/index.m3u8")).status, 200);
+
+    node.set_delay(Duration::from_secs(3));
+    let t = Instant::now();
+    let r = get(&ng.url("/live/demo/hi/index.m3u8"));
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(t.elapsed() < Duration::from_millis(2500), "504 took {:?}", t.elapsed());
+    let r = get(&ng.url("/live/demo/hi/1.ts"));
+    assert_eq!(r.status, 504);
+    node.set_delay(Duration::ZERO);
+
+    node.set_down(true);
+    let t = Instant::now();
+    for path in ["/live/demo/hi/index.m3u8", "/live/demo/hi/2.ts", "/live/demo/master.m3u8"] {
+        let r = get(&ng.url(path));
+        assert!(r.status == 503 || r.status == 504, "{path}: {}", r.status);
+        assert!(r.header("Cache-Control").is_none());
+    }
+    assert!(t.elapsed() < Duration::from_secs(8), "outage answers took {:?}", t.elapsed());
+    node.set_down(false);
+    wait_for("recovery after the outage", Duration::from_secs(30), || {
+        http("GET", &ng.url("/live/demo/hi/2.ts"), &[]).map_or(false, |r| r.status == 200)
+    });
+    assert!(!ng.error_log().contains("exited on signal"));
+}
+
+#[test]
+fn corrupt_store_data_is_an_error_not_a_truncated_segment() {
+    let (f, data) = Fixture::new("corrupt", 2, 1000);
+    // Rows written behind the store layer's back, as a crash or a bad tool would leave them.
+    let session = f
+        .rt
+        .block_on(scylla::client::session_builder::SessionBuilder::new().known_node(&f.cql.addr).build())
+        .unwrap();
+    let insert = format!(
+        "INSERT INTO {}.segment_chunks (stream, rendition, msn, chunk, size, chunks, chunk_size, data) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f.ks
+    );
+    let row = |msn: i64, chunk: i32, size: i64, chunks: i32, cs: i32, d: Option<Vec<u8>>| {
+        f.rt.block_on(session.query_unpaged(insert.as_str(), ("demo", "hi", msn, chunk, size, chunks, cs, d)))
+            .unwrap();
+    };
+    // 10: chunk 1 of 3 is missing. Headers are out before it is found: the connection is cut.
+    row(10, 0, 150_000, 3, 65_536, Some(vec![1; 65_536]));
+    row(10, 2, 150_000, 3, 65_536, Some(vec![3; 150_000 - 2 * 65_536]));
+    // 11: chunk 0 holds fewer bytes than its metadata says.
+    row(11, 0, 100, 1, 65_536, Some(vec![1; 50]));
+    // 12: no data at all.
+    row(12, 0, 100, 1, 65_536, None);
+    // 13: metadata that cannot be (size beyond chunks * chunk_size).
+    row(13, 0, 1_000_000, 1, 65_536, Some(vec![0; 65_536]));
+
+    let ng = Nginx::start(&f.cql, &f.ks, 1, "", "");
+    ng.wait_ready("/live/demo/master.m3u8");
+    match http("GET", &ng.url("/live/demo/hi/10.ts"), &[]) {
+        Err(e) => assert!(e.to_string().contains("short body"), "{e}"),
+        Ok(r) => panic!("a segment with a missing chunk was served whole: {} with {} bytes", r.status, r.body.len()),
+    }
+    for msn in [11, 12, 13] {
+        let r = get(&ng.url(&format!("/live/demo/hi/{msn}.ts")));
+        assert_eq!(r.status, 502, "segment {msn}");
+    }
+    // The worker is fine and good segments are still served.
+    let r = get(&ng.url("/live/demo/hi/1.ts"));
+    assert!(r.status == 200 && r.body == data[1]);
+    let log = ng.error_log();
+    assert!(log.contains("corrupt data in store"), "{log}");
+    assert!(!log.contains("exited on signal"), "{log}");
+}
+
+#[test]
+fn client_disconnects_mid_segment_do_not_hurt_the_worker() {
+    let (f, data) = Fixture::new("abort", 2, 4 * 1024 * 1024);
+    let ng = Nginx::start(&f.cql, &f.ks, 2, "", "");
+    ng.wait_ready("/live/demo/master.m3u8");
+    if let Some(node) = f.cql.node() {
+        node.set_delay(Duration::from_millis(5)); // stretch the 64-chunk stream out
+    }
+    for i in 0..30 {
+        let mut s = TcpStream::connect(("127.0.0.1", ng.port)).unwrap();
+        write!(s, "GET /live/demo/hi/{}.ts HTTP/1.1\r\nHost: x\r\n\r\n", i % 2).unwrap();
+        let mut buf = vec![0u8; 1 + (i * 7919) % 300_000];
+        let _ = s.read_exact(&mut buf);
+        drop(s); // mid-body
+    }
+    // Disconnect while the store is still working on the first chunk.
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(("127.0.0.1", ng.port)).unwrap();
+        write!(s, "GET /live/demo/hi/1.ts HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        drop(s);
+    }
+    if let Some(node) = f.cql.node() {
+        node.set_delay(Duration::ZERO);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let r = get(&ng.url("/live/demo/hi/1.ts"));
+    assert!(r.status == 200 && r.body == data[1]);
+    let log = ng.error_log();
+    assert!(!log.contains("exited on signal"), "a worker crashed:\n{log}");
+    assert!(!log.contains("[alert]"), "{log}");
+}
+
+#[test]
+fn reload_under_load_loses_no_request() {
+    let (f, data) = Fixture::new("reload", 6, 300_000);
+    let ng = Nginx::start(&f.cql, &f.ks, 2, "", "");
+    ng.wait_ready("/live/demo/master.m3u8");
+    if let Some(node) = f.cql.node() {
+        node.set_delay(Duration::from_millis(20)); // keep requests in flight across reloads
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let data = Arc::new(data);
+    let port = ng.port;
+    let clients: Vec<_> = (0..4)
+        .map(|t| {
+            let (stop, ok, data) = (stop.clone(), ok.clone(), data.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let msn = i % 6;
+                    i += 1;
+                    let (path, want): (String, Option<&Bytes>) = if i % 3 == 0 {
+                        ("/live/demo/hi/index.m3u8".into(), None)
+                    } else {
+                        (format!("/live/demo/hi/{msn}.ts"), Some(&data[msn]))
+                    };
+                    match http("GET", &format!("http://127.0.0.1:{port}{path}"), &[]) {
+                        Ok(r) if r.status == 200 && want.is_none_or(|w| r.body == *w) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) => failures.push(format!("{path}: {}", r.status)),
+                        Err(e) => failures.push(format!("{path}: {e}")),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        ng.signal("reload");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert!(failures.is_empty(), "{} requests failed across reloads: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+    assert!(ok.load(Ordering::Relaxed) > 50, "too few requests: {}", ok.load(Ordering::Relaxed));
+    assert!(!ng.error_log().contains("exited on signal"));
+}
+
+#[test]
+fn two_workers_both_serve() {
+    let (f, _) = Fixture::new("workers", 3, 1000);
+    let ng = Nginx::start(&f.cql, &f.ks, 2, "", "");
+    ng.wait_ready("/live/demo/master.m3u8");
+    // Each worker connects on its own; connections spread over both.
+    let log_has_both = || {
+        let log = ng.error_log();
+        let pids: HashSet<&str> = log
+            .lines()
+            .filter(|l| l.contains("hls_dvr: connected to"))
+            .filter_map(|l| l.split_whitespace().nth(3).and_then(|p| p.split('#').next()))
+            .collect();
+        pids.len() == 2
+    };
+    wait_for("both workers to connect", Duration::from_secs(20), log_has_both);
+    for _ in 0..50 {
+        assert_eq!(get(&ng.url("/live/demo/hi/index.m3u8")).status, 200);
+    }
+}
