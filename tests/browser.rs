@@ -1,0 +1,86 @@
+//! A viewer in a real browser: hls.js in Debian's headless Chromium plays the stream from a page on
+//! another origin (so CORS is exercised), seeks 60 s back into the DVR window and keeps playing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/hls.js/dist/hls.min.js").is_file() && Path::new("/usr/bin/chromium").is_file(),
+        "hls.js or chromium missing: run scripts/setup"
+    );
+    let cql = Cql::start();
+    let ks = keyspace("browser");
+    create_schema(&cql, &ks, "1h");
+    let dir = TempDir::new("browser");
+
+    // 80 s of history, made faster than real time, then the encoder restarts live in the same
+    // folder (numbering reset: the uploader records a discontinuity).
+    let backlog = Command::new("ffmpeg")
+        .current_dir(dir.path())
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=80"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=80"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-b:a", "64k", "-f", "hls", "-hls_time", "2", "-hls_list_size", "0"])
+        .args(["-hls_flags", "program_date_time+independent_segments"])
+        .args(["-master_pl_name", "master.m3u8", "-var_stream_map", "v:0,a:0,name:hi"])
+        .args(["-hls_segment_filename", "seg_%v_%05d.ts", "stream_%v.m3u8"])
+        .status()
+        .unwrap();
+    assert!(backlog.success());
+    let _up = uploader(&cql, &ks, "demo", dir.path(), &[]);
+    let page_port = free_port();
+    let ng = Nginx::start(
+        &cql,
+        &ks,
+        2,
+        &format!(
+            "types {{ text/html html; application/javascript js; }}\n\
+             server {{ listen 127.0.0.1:{page_port}; location /player/ {{ alias {}/; }} }}",
+            browser_dir.display()
+        ),
+        "hls_dvr_window 1h;",
+    );
+    wait_for("the backlog in the store", Duration::from_secs(60), || {
+        http("GET", &ng.url("/live/demo/stream_hi/index.m3u8"), &[])
+            .map_or(false, |r| r.status == 200 && media_playlist(&r.text()).segments.len() >= 40)
+    });
+    let _live = {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.current_dir(dir.path())
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-threads", "1"])
+            .args(["-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k"])
+            .args(["-f", "hls", "-hls_time", "2", "-hls_list_size", "0"])
+            .args(["-hls_flags", "program_date_time+independent_segments"])
+            .args(["-master_pl_name", "master.m3u8", "-var_stream_map", "v:0,a:0,name:hi"])
+            .args(["-hls_segment_filename", "seg_%v_%05d.ts", "stream_%v.m3u8"]);
+        Proc(cmd.spawn().unwrap())
+    };
+    wait_for("the live part after the restart", Duration::from_secs(30), || {
+        http("GET", &ng.url("/live/demo/stream_hi/index.m3u8"), &[])
+            .map_or(false, |r| r.status == 200 && media_playlist(&r.text()).segments.len() >= 43)
+    });
+    let pl = media_playlist(&get(&ng.url("/live/demo/stream_hi/index.m3u8")).text());
+    assert!(pl.segments.iter().skip(1).any(|s| s.discontinuity), "the encoder restart should be a discontinuity");
+
+    let page = format!(
+        "http://127.0.0.1:{page_port}/player/player.html?src={}",
+        ng.url("/live/demo/master.m3u8")
+    );
+    let out = Command::new("node").arg(browser_dir.join("play.mjs")).arg(&page).arg("60").output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "browser playback failed: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("\"ok\":true"), "{report}");
+    eprintln!("browser: {report}");
+}
