@@ -1,4 +1,4 @@
-//! Checks, before a long compile, that the nginx tree the module is built against exists and
+//! Build script of the nginx module (src/module). Checks, before a long compile, that the nginx tree the module is built against exists and
 //! matches the nginx installed here; nginx refuses a module built for another version.
 
 use std::path::PathBuf;
@@ -7,11 +7,8 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-env-changed=NGINX_BUILD_DIR");
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var_os("CARGO_FEATURE_MODULE").is_none() {
-        return; // The uploader alone needs no nginx.
-    }
     let Some(dir) = std::env::var_os("NGINX_BUILD_DIR").map(PathBuf::from) else {
-        panic!("NGINX_BUILD_DIR is not set: run scripts/setup (or build the uploader alone with --no-default-features)");
+        panic!("NGINX_BUILD_DIR is not set: run scripts/setup");
     };
     let dir = if dir.is_relative() {
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join(dir)
@@ -21,7 +18,7 @@ fn main() {
     if !dir.join("ngx_auto_config.h").is_file() {
         panic!(
             "{} is not a configured nginx tree: run scripts/setup, which configures Debian's nginx \
-             sources with Debian's flags (or build the uploader alone with --no-default-features)",
+             sources with Debian's flags",
             dir.display()
         );
     }

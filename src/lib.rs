@@ -1,7 +1,8 @@
 //! hls-dvr: live HLS with a DVR window, served by nginx straight out of Cassandra / ScyllaDB.
 //!
 //! Plain-Rust logic (schema, store, playlists, windows, routes, the uploader) lives in modules that
-//! build without nginx; the nginx glue is the `module` feature, a thin layer on top.
+//! build without nginx; the nginx glue is the
+//! `ngx-http-hls-dvr-module` package in `src/module`, a thin layer on top.
 
 pub mod duration;
 pub mod schema;
@@ -12,6 +13,3 @@ pub mod window;
 pub mod playlist;
 pub mod route;
 
-
-#[cfg(feature = "module")]
-mod module;

@@ -1,5 +1,5 @@
 //! `hls-dvr-upload`: see `hls-dvr-upload --help` and `src/upload/`.
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    ngx_http_hls_dvr_module::upload::main(&args)
+    hls_dvr::upload::main(&args)
 }

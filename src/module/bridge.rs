@@ -22,9 +22,9 @@ use once_cell::sync::OnceCell;
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
-use super::config::MainConf;
-use crate::serve::{self, Job, Reply};
-use crate::store::{Store, StoreError};
+use crate::config::MainConf;
+use hls_dvr::serve::{self, Job, Reply};
+use hls_dvr::store::{Store, StoreError};
 
 enum Msg {
     Done(u64, Result<Reply, StoreError>),
@@ -203,7 +203,7 @@ unsafe extern "C" fn on_eventfd(_ev: *mut ngx_event_t) {
                 let r = WORKER.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.remove(&id)).map(|p| p.0));
                 // A missing id means the request was freed (client gone, timeout): drop the reply.
                 if let Some(r) = r {
-                    super::handler::complete(r, id, res);
+                    crate::handler::complete(r, id, res);
                 }
             }
         }

@@ -27,7 +27,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigEr
 use ngx::ngx_conf_log_error;
 use scylla::statement::Consistency;
 
-use crate::store::{parse_consistency, parse_nodes, StoreConfig};
+use hls_dvr::store::{parse_consistency, parse_nodes, StoreConfig};
 
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -141,7 +141,7 @@ fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), String> {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    let d = crate::duration::parse(s)?;
+    let d = hls_dvr::duration::parse(s)?;
     if d.is_zero() {
         return Err("must be greater than zero".into());
     }
@@ -177,7 +177,7 @@ main_directive!(set_cassandra, "hls_dvr_cassandra", |c, a| {
 });
 
 main_directive!(set_keyspace, "hls_dvr_keyspace", |c, a| {
-    if !crate::schema::is_identifier(a[0]) {
+    if !hls_dvr::schema::is_identifier(a[0]) {
         return Err(format!("{:?} is not a keyspace name (a letter, then letters, digits or _)", a[0]));
     }
     once(&mut c.keyspace, a[0].to_string())
@@ -236,8 +236,8 @@ pub unsafe extern "C" fn set_hls_dvr(cf: *mut ngx_conf_t, _cmd: *mut ngx::ffi::n
             lc.prefix.push('/');
         }
         lc.enabled = true;
-        clcf.handler = Some(super::handler::content_handler);
-        let main = super::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
+        clcf.handler = Some(crate::handler::content_handler);
+        let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
         main.used = true;
         Ok(())
     })

@@ -22,12 +22,12 @@ use ngx::ffi::{
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
 
-use super::bridge::{self, Refused};
-use super::config::LocConf;
-use super::HlsDvr;
-use crate::route::{self, ByteRange, Route};
-use crate::serve::{Job, Reply};
-use crate::store::{BlobKind, BlobMeta, StoreError};
+use crate::bridge::{self, Refused};
+use crate::config::LocConf;
+use crate::HlsDvr;
+use hls_dvr::route::{self, ByteRange, Route};
+use hls_dvr::serve::{Job, Reply};
+use hls_dvr::store::{BlobKind, BlobMeta, StoreError};
 
 const NGX_OK: ngx_int_t = 0;
 const NGX_ERROR: ngx_int_t = -1;

@@ -43,7 +43,7 @@ OPTIONS:
   --dvr-depth D           schema: longest DVR window (default 2h); data lives this plus 30m
   -h, --help              this text
 
-Durations: 200ms, 90s, 30m, 2h, 1h30m. Logging: RUST_LOG (default info).
+Durations: 200ms, 90s, 30m, 2h, 1h30m (a bare number is seconds). Logging: RUST_LOG (default info).
 Exit status: 0 after a signal, 1 when the store cannot be used, 2 for bad arguments.
 ";
 
@@ -72,34 +72,9 @@ pub enum Command {
     Run(RunOptions),
 }
 
-/// `90s`, `30m`, `2h`, `1h30m`, `200ms`, `1d`: one or more integer-unit pairs.
+/// `200ms`, `90s`, `30m`, `2h`, `1h30m`, `1d` or bare seconds: the project's one duration syntax.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration (examples: 200ms, 90s, 30m, 2h, 1h30m)");
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let n = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return Err(bad());
-        }
-        let v: u64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let u = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = match &rest[..u] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            "d" => Duration::from_secs(86_400),
-            _ => return Err(bad()),
-        };
-        rest = &rest[u..];
-        total = unit.checked_mul(u32::try_from(v).map_err(|_| bad())?).and_then(|d| total.checked_add(d)).ok_or_else(bad)?;
-    }
-    Ok(total)
+    crate::duration::parse(s)
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {
@@ -310,7 +285,8 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
         assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "2", "h", "2x", "1.5s", "-1s", "2h 30m", "99999999999999h"] {
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        for bad in ["", "h", "2x", "1.5s", "-1s", "2h 30m", "99999999999999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
@@ -372,7 +348,7 @@ mod tests {
         assert!(err("--cassandra h:1 --keyspace k --stream a").contains("DIR"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --bogus").contains("unknown option"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --max-concurrent 0").contains("max-concurrent"));
-        assert!(err("--cassandra h:1 --keyspace k --stream a /x --poll-interval 5").contains("duration"));
+        assert!(err("--cassandra h:1 --keyspace k --stream a /x --poll-interval 5x").contains("duration"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --write-consistency most").contains("consistency"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --dvr-depth 2h").contains("schema"));
         assert!(err("schema --cassandra h:1 --keyspace k --stream a /x").contains("not an option of `schema`"));

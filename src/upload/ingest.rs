@@ -91,6 +91,16 @@ pub enum Outcome {
     Aborted,
 }
 
+/// The init blob to write before segment `msn` whose EXT-X-MAP holds `bytes`: a new one keyed by
+/// `msn` when the content changed, the current one again when due for a refresh, else none.
+pub fn init_to_write(bytes: Bytes, current: Option<&InitState>, msn: i64, now: Instant) -> Option<InitState> {
+    match current {
+        Some(cur) if cur.bytes == bytes => (now.saturating_duration_since(cur.written_at) >= INIT_REFRESH)
+            .then_some(InitState { bytes, msn: cur.msn, written_at: now }),
+        _ => Some(InitState { bytes, msn, written_at: now }),
+    }
+}
+
 fn stopping(rx: &watch::Receiver<bool>) -> bool {
     *rx.borrow()
 }
@@ -170,16 +180,13 @@ pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
             Ok(b) if !b.is_empty() => Some(Bytes::from(b)),
             Ok(_) | Err(_) => None,
         };
-        let write = match (bytes, &init) {
-            (Some(b), Some(cur)) if b == cur.bytes => {
-                (cur.written_at.elapsed() >= INIT_REFRESH).then(|| InitState { bytes: b, msn: cur.msn, written_at: Instant::now() })
-            }
-            (Some(b), _) => Some(InitState { bytes: b, msn, written_at: Instant::now() }),
-            (None, Some(_)) => {
+        let write = match bytes {
+            Some(b) => init_to_write(b, init.as_ref(), msn, Instant::now()),
+            None if init.is_some() => {
                 warn!("init segment {uri} unreadable; segment {} keeps the previous one", job.uri);
                 None
             }
-            (None, None) => return Outcome::Lost(format!("its init segment {uri} is unreadable")),
+            None => return Outcome::Lost(format!("its init segment {uri} is unreadable")),
         };
         if let Some(new) = write {
             let what = format!("init segment {uri} as {stream}/{rendition} init {}", new.msn);
@@ -253,6 +260,22 @@ pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_written_when_changed_and_refreshed_under_its_first_msn() {
+        let t0 = Instant::now();
+        let a = Bytes::from_static(b"init-a");
+        let first = init_to_write(a.clone(), None, 7, t0).expect("first init is written");
+        assert_eq!(first.msn, 7);
+        // Same content soon after: nothing to write.
+        assert!(init_to_write(a.clone(), Some(&first), 8, t0 + Duration::from_secs(599)).is_none());
+        // Same content after 10 minutes: written again under the same key.
+        let again = init_to_write(a.clone(), Some(&first), 300, t0 + INIT_REFRESH).expect("refresh");
+        assert_eq!((again.msn, again.written_at), (7, t0 + INIT_REFRESH));
+        // New content: a new blob under the segment's msn.
+        let b = init_to_write(Bytes::from_static(b"init-b"), Some(&again), 301, t0 + INIT_REFRESH).unwrap();
+        assert_eq!(b.msn, 301);
+    }
 
     #[test]
     fn backoff_doubles_to_five_seconds() {

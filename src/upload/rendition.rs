@@ -135,18 +135,25 @@ impl State {
         // Only the last position and what follows it need a stat (a long playlist stays cheap).
         let from = self.tracker.last().and_then(|l| info.entries.iter().position(|e| e.seg_msn == l.seg_msn && e.uri == l.uri));
         let from = from.unwrap_or(0);
-        let seen: Vec<Seen> = info
+        let stat = |i: usize| paths[i].as_deref().and_then(file_id);
+        let mut seen: Vec<Seen> = info
             .entries
             .iter()
-            .zip(&paths)
             .enumerate()
-            .map(|(i, (e, p))| Seen {
+            .map(|(i, e)| Seen {
                 seg_msn: e.seg_msn,
                 uri: &e.uri,
-                file: if i >= from { p.as_deref().and_then(file_id) } else { None },
+                file: if i >= from { stat(i) } else { None },
                 discontinuity: e.discontinuity,
             })
             .collect();
+        // Unless the last position is still listed as the same file, everything listed may be
+        // new (a restart that reused the name, a lag): those entries need their files too.
+        if from > 0 && self.tracker.classify(&seen).0 != Change::Continue {
+            for (i, s) in seen.iter_mut().enumerate().take(from) {
+                s.file = stat(i);
+            }
+        }
         let (change, diff) = self.tracker.diff(&seen, now_ms());
         match change {
             Change::Restart => info!(

@@ -177,6 +177,9 @@ fn media_from(text: &[u8], p: m3u8_rs::MediaPlaylist) -> Result<MediaInfo, Strin
         if seg.uri.trim() != uri {
             return Err(format!("segment {i}: m3u8-rs read {:?}, the line scan {uri:?}", seg.uri));
         }
+        if seg.byte_range.is_some() || seg.map.as_ref().is_some_and(|m| m.byte_range.is_some()) {
+            return Err("byte-range segments (single-file HLS) are not supported".into());
+        }
         let duration_us = extinf.ok_or_else(|| format!("segment {uri:?} has no valid EXTINF"))?;
         let pdt_ms = pdt.or_else(|| seg.program_date_time.map(|d| d.timestamp_millis()));
         let path = uri_path(&uri);
@@ -396,6 +399,9 @@ seg_0_7.m4s
         assert!(parse(b"").is_err());
         assert!(parse(b"garbage\n").is_err());
         assert!(parse(b"#EXTM3U\n#EXTINF:abc,\nx.ts\n").is_err());
+        // Single-file HLS is refused, not stored as whole files.
+        let br = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n#EXT-X-BYTERANGE:1000@0\nall.ts\n";
+        assert!(parse(br.as_bytes()).unwrap_err().contains("byte-range"));
     }
 
     #[test]

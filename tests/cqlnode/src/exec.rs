@@ -461,6 +461,9 @@ fn prefix_end(k: &[u8]) -> Option<Vec<u8>> {
 
 const FILTERING_MSG: &str = "Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING";
 
+/// Most bytes of values one result page carries (see `select`).
+const PAGE_BYTES: usize = 128 << 20;
+
 /// Magic first byte of our paging states, so foreign or corrupted ones are recognised.
 const PAGING_MAGIC: u8 = 0xC1;
 
@@ -717,7 +720,20 @@ fn select(store: &Store, env: &Env, sel: &Select, values: &[Value], p: &Params, 
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let (found, more) = if empty || remaining == Some(0) { (vec![], false) } else { table.read(&plan, after.as_ref(), max, now_ms) };
+    let (mut found, mut more) = if empty || remaining == Some(0) { (vec![], false) } else { table.read(&plan, after.as_ref(), max, now_ms) };
+    // Frames carry 32-bit lengths and clients cap them (256 MiB by default): a paged read
+    // ends its page early past PAGE_BYTES (drivers accept short pages), an unpaged one fails.
+    let mut bytes = 0usize;
+    if let Some(cut) = found.iter().position(|(_, vals)| {
+        bytes += vals.iter().map(|v| v.as_ref().map_or(4, |b| b.len() + 4)).sum::<usize>();
+        bytes > PAGE_BYTES
+    }) {
+        if page.is_none() {
+            return invalid(format!("The result of this unpaged SELECT exceeds {PAGE_BYTES} bytes; use paging"));
+        }
+        found.truncate(cut.max(1));
+        more = true;
+    }
     let left = remaining.map(|r| r - found.len());
     let paging_state = match (page, found.last()) {
         (Some(_), Some((pos, _))) if more && left != Some(0) => {

@@ -229,9 +229,15 @@ pub fn query_params(b: &mut Body) -> Result<QueryParams, CqlError> {
     Ok(p)
 }
 
+/// `[string]`; longer ones (only possible with absurd quoted identifiers) are cut at a char
+/// boundary rather than producing a corrupt frame.
 fn put_string(b: &mut BytesMut, s: &str) {
-    b.put_u16(s.len() as u16);
-    b.put_slice(s.as_bytes());
+    let mut end = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    b.put_u16(end as u16);
+    b.put_slice(&s.as_bytes()[..end]);
 }
 
 pub fn error_body(e: &CqlError) -> BytesMut {

@@ -75,8 +75,7 @@ fn run() -> i32 {
         shared.set_delay(Duration::from_millis(delay_ms));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(serve(listener, shared, stop_rx));
-        println!("listening on {addr}");
-        let _ = std::io::stdout().flush();
+        // Handlers first: a supervisor may signal as soon as it reads the line below.
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(e) => {
@@ -84,9 +83,18 @@ fn run() -> i32 {
                 return 1;
             }
         };
+        let mut int = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hls-dvr-cqlnode: cannot install SIGINT handler: {e}");
+                return 1;
+            }
+        };
+        println!("listening on {addr}");
+        let _ = std::io::stdout().flush();
         tokio::select! {
             _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
         }
         stop.send_replace(true);
         let _ = server.await;

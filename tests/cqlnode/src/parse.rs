@@ -95,7 +95,7 @@ fn lex(src: &str) -> Result<Vec<Tok>, ParseError> {
                 j += 1;
             }
             let hex: String = s[i + 2..j].iter().collect();
-            if hex.len() % 2 != 0 {
+            if !hex.len().is_multiple_of(2) {
                 return syntax(format!("blob literal 0x{hex} has an odd number of digits"));
             }
             let bytes = (0..hex.len()).step_by(2).map(|k| u8::from_str_radix(&hex[k..k + 2], 16)).collect::<Result<Vec<_>, _>>();

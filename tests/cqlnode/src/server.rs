@@ -26,6 +26,18 @@ pub struct PreparedStmt {
     pub keyspace: Option<String>,
 }
 
+impl PreparedStmt {
+    /// The (keyspace, table) an INSERT or SELECT works on.
+    fn target(&self) -> Option<(String, String)> {
+        let q = match &self.parsed.stmt {
+            parse::Statement::Insert(i) => &i.table,
+            parse::Statement::Select(s) => &s.table,
+            _ => return None,
+        };
+        Some((q.keyspace.clone().or_else(|| self.keyspace.clone())?, q.name.clone()))
+    }
+}
+
 /// State shared by all connections of one node.
 pub struct Shared {
     pub store: Mutex<Store>,
@@ -283,8 +295,17 @@ fn params(q: &frame::QueryParams) -> Params {
 fn run(shared: &Shared, conn: &Conn, parsed: &Parsed, keyspace: Option<String>, q: &frame::QueryParams) -> Result<bytes::BytesMut, CqlError> {
     let env = Env { keyspace: keyspace.as_deref(), local_ip: conn.local_ip, me: &shared.me };
     let out = exec::execute(&mut lock(&shared.store), &env, parsed, &q.values, &params(q), now_millis())?;
-    if let Outcome::SetKeyspace(ks) = &out {
-        *lock(&conn.keyspace) = Some(ks.clone());
+    match &out {
+        Outcome::SetKeyspace(ks) => *lock(&conn.keyspace) = Some(ks.clone()),
+        // As Cassandra, forget statements on dropped objects: executing one then answers
+        // UNPREPARED and the driver re-prepares against the current schema.
+        Outcome::SchemaChange { change: "DROPPED", keyspace, table, .. } => {
+            lock(&shared.prepared).retain(|_, p| match p.target() {
+                Some((k, t)) => !(k == *keyspace && table.as_ref().is_none_or(|x| *x == t)),
+                None => true,
+            });
+        }
+        _ => {}
     }
     Ok(frame::result_body(&out, q.skip_metadata))
 }

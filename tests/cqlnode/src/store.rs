@@ -267,6 +267,9 @@ impl ReadPlan {
     }
 }
 
+/// A row read: where it is (for paging) and all its column values, in schema order.
+pub type ReadRow = (Position, Vec<Option<Bytes>>);
+
 /// The position of a returned row, from which a following page resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
@@ -367,7 +370,7 @@ impl Table {
 
     /// Reads rows matching `plan`, starting after `after` (a previous page's last row), up to
     /// `max` rows. Returns the rows with their positions and whether more rows match.
-    pub fn read(&self, plan: &ReadPlan, after: Option<&Position>, max: Option<usize>, now_ms: i64) -> (Vec<(Position, Vec<Option<Bytes>>)>, bool) {
+    pub fn read(&self, plan: &ReadPlan, after: Option<&Position>, max: Option<usize>, now_ms: i64) -> (Vec<ReadRow>, bool) {
         let mut out = Vec::new();
         let parts: Vec<(&PartKey, &Partition)> = match &plan.partitions {
             None => match after {

@@ -426,7 +426,7 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
             continue;
         }
         let d = (c as char).to_digit(16)? as u8;
-        out[nib / 2] |= if nib % 2 == 0 { d << 4 } else { d };
+        out[nib / 2] |= if nib.is_multiple_of(2) { d << 4 } else { d };
         nib += 1;
     }
     Some(out)

@@ -1,0 +1,336 @@
+//! Driver of `scripts/bench-upload`: replays pre-generated HLS segments into many stream folders at
+//! real-time pace, runs one `hls-dvr-upload` on them, and measures by polling the store how long
+//! each segment takes from being listed on disk to having a readable index row.
+//!
+//! usage: bench_upload --src DIR --out DIR --uploader BIN --cassandra HOST:PORT --keyspace K
+//!                     [--streams 27] [--seconds 60] [--backlog 10] [--probe-ms 100]
+//!
+//! `--src` holds a master playlist and its media playlists (what ffmpeg wrote once). Phase 1
+//! (catch-up): `--backlog` segments per rendition are on disk before the uploader starts. Phase 2
+//! (live): every stream lists one more segment per rendition every segment duration, the streams'
+//! clocks staggered evenly.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hls_dvr::schema::bucket_of;
+use hls_dvr::store::{Store, StoreConfig};
+use hls_dvr::upload::source::{self, Parsed};
+
+struct Seg {
+    bytes: Vec<u8>,
+    duration_us: i64,
+}
+
+struct Rend {
+    name: String,
+    segs: Vec<Seg>,
+}
+
+type Key = (usize, usize, i64); // stream, rendition, msn
+
+#[derive(Default)]
+struct Log {
+    /// When listed (monotonic, wall ms) and the segment's size.
+    listed: HashMap<Key, (Instant, i64, usize)>,
+    /// When the prober first read its index row, and the row's `added` (wall ms).
+    readable: HashMap<Key, (Instant, i64)>,
+}
+
+fn arg(args: &[String], name: &str, default: Option<&str>) -> String {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args.get(i + 1).cloned().unwrap_or_else(|| panic!("{name} needs a value")),
+        None => default.map(str::to_string).unwrap_or_else(|| panic!("{name} is required")),
+    }
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn load_source(src: &Path) -> Vec<Rend> {
+    let master = fs::read(src.join("master.m3u8")).expect("master.m3u8 in --src");
+    let Ok(Parsed::Master(variants)) = source::parse(&master) else { panic!("bad master playlist") };
+    variants
+        .iter()
+        .map(|(uri, _)| {
+            let pl = src.join(uri);
+            let Ok(Parsed::Media(m)) = source::parse(&fs::read(&pl).unwrap()) else { panic!("bad {uri}") };
+            let segs = m
+                .entries
+                .iter()
+                .map(|e| Seg { bytes: fs::read(pl.parent().unwrap().join(&e.uri)).unwrap(), duration_us: e.duration_us })
+                .collect();
+            Rend { name: Path::new(uri).file_stem().unwrap().to_string_lossy().into_owned(), segs }
+        })
+        .collect()
+}
+
+/// One stream folder the replay writes.
+struct Out {
+    dir: PathBuf,
+    /// Per rendition: listed (msn, uri, duration) window.
+    lists: Vec<Vec<(i64, String, i64)>>,
+}
+
+/// Segments a replayed playlist lists (the backlog must fit: the store numbers from the first listed).
+const WINDOW: usize = 12;
+
+impl Out {
+    /// Writes segment `n` of every rendition, then lists it (segmenters write, then list).
+    fn publish(&mut self, rends: &[Rend], n: i64, target: i64, s: usize, log: &Mutex<Log>) {
+        for (r, rend) in rends.iter().enumerate() {
+            let seg = &rend.segs[n as usize % rend.segs.len()];
+            let uri = format!("{}_{n}.ts", rend.name);
+            fs::write(self.dir.join(&uri), &seg.bytes).unwrap();
+            let l = &mut self.lists[r];
+            l.push((n, uri, seg.duration_us));
+            if l.len() > WINDOW {
+                l.remove(0);
+            }
+            let mut text = format!(
+                "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
+                l[0].0
+            );
+            for (_, u, d) in l.iter() {
+                text.push_str(&format!("#EXTINF:{}.{:06},\n{u}\n", d / 1_000_000, d % 1_000_000));
+            }
+            let tmp = self.dir.join(format!("{}.m3u8.tmp", rend.name));
+            fs::write(&tmp, text).unwrap();
+            fs::rename(&tmp, self.dir.join(format!("{}.m3u8", rend.name))).unwrap();
+            log.lock().unwrap().listed.insert((s, r, n), (Instant::now(), wall_ms(), seg.bytes.len()));
+        }
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let src = PathBuf::from(arg(&args, "--src", None));
+    let out = PathBuf::from(arg(&args, "--out", None));
+    let uploader = arg(&args, "--uploader", None);
+    let nodes = arg(&args, "--cassandra", None);
+    let ks = arg(&args, "--keyspace", None);
+    let streams: usize = arg(&args, "--streams", Some("27")).parse().unwrap();
+    let seconds: u64 = arg(&args, "--seconds", Some("60")).parse().unwrap();
+    let backlog: i64 = arg(&args, "--backlog", Some("10")).parse().unwrap();
+    assert!(backlog as usize <= WINDOW, "--backlog at most {WINDOW}");
+    let probe = Duration::from_millis(arg(&args, "--probe-ms", Some("100")).parse().unwrap());
+
+    let rends = Arc::new(load_source(&src));
+    let seg_us = rends[0].segs.iter().map(|s| s.duration_us).sum::<i64>() / rends[0].segs.len() as i64;
+    let target = rends.iter().flat_map(|r| &r.segs).map(|s| (s.duration_us + 999_999) / 1_000_000).max().unwrap();
+    let nrend = rends.len();
+    eprintln!(
+        "bench: {streams} streams x {nrend} renditions, {} source segments of ~{:.2} s, backlog {backlog}, live {seconds} s",
+        rends[0].segs.len(),
+        seg_us as f64 / 1e6
+    );
+    let _ = fs::remove_dir_all(&out);
+    let log = Arc::new(Mutex::new(Log::default()));
+    let mut outs: Vec<Out> = (0..streams)
+        .map(|s| {
+            let dir = out.join(format!("s{s:02}"));
+            fs::create_dir_all(&dir).unwrap();
+            fs::copy(src.join("master.m3u8"), dir.join("master.m3u8")).unwrap();
+            Out { dir, lists: vec![Vec::new(); nrend] }
+        })
+        .collect();
+
+    // Phase 1: a backlog on disk before the uploader starts.
+    for (s, o) in outs.iter_mut().enumerate() {
+        for n in 0..backlog {
+            o.publish(&rends, n, target, s, &log);
+        }
+    }
+    let mut cmd = Command::new(&uploader);
+    cmd.args(["--cassandra", &nodes, "--keyspace", &ks, "--write-consistency", "ONE"]);
+    for o in &outs {
+        cmd.arg("--stream").arg(o.dir.file_name().unwrap()).arg(&o.dir);
+    }
+    let up_log = out.join("uploader.log");
+    let mut up = cmd
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stderr(fs::File::create(&up_log).unwrap())
+        .spawn()
+        .expect("start uploader");
+    let up_started = Instant::now();
+    let up_started_ms = wall_ms();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let store = Arc::new(
+        rt.block_on(Store::connect(&StoreConfig::new(vec![nodes.clone()], &ks)))
+            .expect("connect prober"),
+    );
+
+    // The prober: every `probe`, each rendition's index rows after the last one seen.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (store, log, stop, rends) = (store.clone(), log.clone(), stop.clone(), rends.clone());
+        rt.spawn(async move {
+            use futures::StreamExt;
+            let mut last: HashMap<(usize, usize), i64> = HashMap::new();
+            let mut tick = tokio::time::interval(probe);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tick.tick().await;
+                let now = wall_ms();
+                let mut buckets = vec![bucket_of(now)];
+                if bucket_of(now - 30_000) != buckets[0] {
+                    buckets.insert(0, bucket_of(now - 30_000));
+                }
+                let keys: Vec<(usize, usize)> = (0..streams).flat_map(|s| (0..rends.len()).map(move |r| (s, r))).collect();
+                let reads = futures::stream::iter(keys.into_iter().map(|(s, r)| {
+                    let (store, rends, buckets) = (store.clone(), rends.clone(), buckets.clone());
+                    let after = last.get(&(s, r)).copied();
+                    async move {
+                        let mut rows = Vec::new();
+                        for b in buckets {
+                            if let Ok(mut v) = store.index_bucket(&format!("s{s:02}"), &rends[r].name, b, after).await {
+                                rows.append(&mut v);
+                            }
+                        }
+                        ((s, r), rows, Instant::now())
+                    }
+                }))
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+                let mut l = log.lock().unwrap();
+                for ((s, r), rows, at) in reads {
+                    for e in rows {
+                        let k = (s, r, e.msn);
+                        l.readable.entry(k).or_insert((at, e.added_ms));
+                        let m = last.entry((s, r)).or_insert(-1);
+                        *m = (*m).max(e.msn);
+                    }
+                }
+            }
+        })
+    };
+
+    // Wait for the backlog: the catch-up throughput.
+    let backlog_total = streams * nrend * backlog as usize;
+    let backlog_bytes: usize = {
+        let l = log.lock().unwrap();
+        l.listed.values().map(|v| v.2).sum()
+    };
+    let t = Instant::now();
+    loop {
+        let n = log.lock().unwrap().readable.len();
+        if n >= backlog_total {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            eprintln!("bench: backlog not stored after 60 s ({n} of {backlog_total}); see {}", up_log.display());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let catchup = up_started.elapsed();
+
+    // Phase 2: live, staggered.
+    let live_start = Instant::now();
+    let period = Duration::from_micros(seg_us as u64);
+    let mut next: Vec<(Instant, i64)> =
+        (0..streams).map(|s| (live_start + period.mul_f64(s as f64 / streams as f64), backlog)).collect();
+    let end = live_start + Duration::from_secs(seconds);
+    loop {
+        let (s, &(at, n)) = next.iter().enumerate().min_by_key(|(_, v)| v.0).unwrap();
+        if at >= end {
+            break;
+        }
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        outs[s].publish(&rends, n, target, s, &log);
+        next[s] = (at + period, n + 1);
+    }
+    let live_elapsed = live_start.elapsed();
+    // Drain.
+    let total = log.lock().unwrap().listed.len();
+    let t = Instant::now();
+    while log.lock().unwrap().readable.len() < total && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = rt.block_on(prober);
+    let _ = Command::new("kill").arg("-TERM").arg(up.id().to_string()).status();
+    let st = up.wait().unwrap();
+
+    let l = log.lock().unwrap();
+    let mut live_delay = Vec::new();
+    let mut added_delay = Vec::new();
+    let mut live_bytes = 0usize;
+    let mut live_segs = 0usize;
+    let mut missing = 0usize;
+    for (k, (at, at_ms, size)) in &l.listed {
+        if k.2 < backlog {
+            continue;
+        }
+        live_segs += 1;
+        live_bytes += size;
+        match l.readable.get(k) {
+            Some((r, added)) => {
+                live_delay.push(r.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+                added_delay.push((added - at_ms) as f64);
+            }
+            None => missing += 1,
+        }
+    }
+    let backlog_added_last = l.readable.iter().filter(|(k, _)| k.2 < backlog).map(|(_, v)| v.1).max().unwrap_or(0);
+    let backlog_missing = (0..streams)
+        .flat_map(|s| (0..nrend).flat_map(move |r| (0..backlog).map(move |n| (s, r, n))))
+        .filter(|k| !l.readable.contains_key(k))
+        .count();
+    let mb = |b: usize| b as f64 / 1e6;
+    println!("uploader: {} streams, {} renditions; {st}", streams, streams * nrend);
+    println!(
+        "catch-up: {backlog_total} backlog segments ({:.1} MB) readable {:.2} s after the uploader started: {:.0} segments/s, {:.1} MB/s{}",
+        mb(backlog_bytes),
+        catchup.as_secs_f64(),
+        backlog_total as f64 / catchup.as_secs_f64(),
+        mb(backlog_bytes) / catchup.as_secs_f64(),
+        if backlog_missing > 0 { format!(" ({backlog_missing} MISSING)") } else { String::new() }
+    );
+    println!(
+        "catch-up cross-check: the last backlog index row was written {} ms after the uploader started",
+        backlog_added_last - up_started_ms
+    );
+    println!(
+        "live: {live_segs} segments ({:.1} MB) in {:.1} s: {:.1} segments/s, {:.2} MB/s; {missing} not readable at the end",
+        mb(live_bytes),
+        live_elapsed.as_secs_f64(),
+        live_segs as f64 / live_elapsed.as_secs_f64(),
+        mb(live_bytes) / live_elapsed.as_secs_f64()
+    );
+    let n = live_delay.len();
+    let (p50, p90, p99, max) = (
+        pct(&mut live_delay, 0.5),
+        pct(&mut live_delay, 0.9),
+        pct(&mut live_delay, 0.99),
+        live_delay.iter().cloned().fold(f64::NAN, f64::max),
+    );
+    println!(
+        "live delay, listed on disk -> index row readable ({n} segments, store polled every {} ms): \
+         p50 {p50:.0} ms, p90 {p90:.0} ms, p99 {p99:.0} ms, max {max:.0} ms",
+        probe.as_millis()
+    );
+    println!(
+        "live delay, listed on disk -> uploader starts the index write (row's added): p50 {:.0} ms, p99 {:.0} ms",
+        pct(&mut added_delay, 0.5),
+        pct(&mut added_delay, 0.99)
+    );
+    if missing > 0 || backlog_missing > 0 || !st.success() {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,723 @@
+//! The uploader end to end: the built `hls-dvr-upload` binary on a folder that a live ffmpeg
+//! writes, against the in-memory CQL node (or the cluster named by `HLS_DVR_CASSANDRA`), read back
+//! through the store layer and compared byte for byte with what ffmpeg wrote.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hls_dvr_cqlnode::Node;
+use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, Store, StoreConfig};
+use hls_dvr::upload::source::{parse_duration_us, parse_pdt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hls-dvr-upload");
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// Where the store is: a node of our own, or the cluster in HLS_DVR_CASSANDRA.
+struct Cql {
+    nodes: String,
+    node: Option<Node>,
+}
+
+impl Cql {
+    fn start() -> Cql {
+        match std::env::var("HLS_DVR_CASSANDRA") {
+            Ok(n) if !n.trim().is_empty() => Cql { nodes: n, node: None },
+            _ => {
+                let node = Node::spawn("127.0.0.1:0").expect("start CQL node");
+                Cql { nodes: node.addr().to_string(), node: Some(node) }
+            }
+        }
+    }
+}
+
+/// A unique keyspace per test (and per run, for a shared cluster).
+fn keyspace(test: &str) -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 100_000_000;
+    format!("up_{test}_{}_{t}", std::process::id() % 100_000)
+}
+
+/// A fresh scratch folder, removed when the test passes.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("hls-dvr-upload-test-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    fn dir(&self, name: &str) -> PathBuf {
+        let d = self.0.join(name);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        } else {
+            eprintln!("test files kept in {}", self.0.display());
+        }
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    assert!(st.success(), "kill -{sig} failed");
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(t.elapsed() < within, "process {} did not exit within {within:?}", child.id());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The uploader under test, its log in the scratch folder.
+struct Uploader {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Uploader {
+    fn start(cql: &Cql, ks: &str, streams: &[(&str, &Path)], extra: &[&str], log: PathBuf) -> Uploader {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--cassandra", &cql.nodes, "--keyspace", ks, "--poll-interval", "100ms"]);
+        for (name, dir) in streams {
+            cmd.arg("--stream").arg(name).arg(dir);
+        }
+        cmd.args(extra);
+        let f = fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = cmd
+            .env("RUST_LOG", "info,hls_dvr=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .expect("start hls-dvr-upload");
+        Uploader { child: Some(child), log }
+    }
+
+    /// SIGTERM: it finishes what is in flight and exits 0.
+    fn stop(mut self) {
+        let mut c = self.child.take().unwrap();
+        signal(&c, "TERM");
+        let st = wait_exit(&mut c, Duration::from_secs(15));
+        assert!(st.success(), "uploader exited with {st} after SIGTERM; log:\n{}", self.log_text());
+    }
+
+    fn kill(mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Uploader {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            let t = self.log_text();
+            let tail: Vec<&str> = t.lines().rev().take(60).collect();
+            eprintln!("--- uploader log tail ({}) ---", self.log.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Ts,
+    Fmp4,
+}
+
+/// A live ffmpeg segmenter: two renditions, real-time, 1 s segments, with a master playlist.
+struct Ffmpeg {
+    child: Option<Child>,
+}
+
+impl Ffmpeg {
+    /// `list`: extra list options (defaults to the whole event in the playlist).
+    fn start(dir: &Path, kind: Kind, seconds: u32, list: &[&str]) -> Ffmpeg {
+        let ext = if kind == Kind::Ts { "ts" } else { "m4s" };
+        let mut cmd = Command::new("ffmpeg");
+        cmd.current_dir(dir)
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+            .args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0"])
+            .args(["-s:v:1", "160x90", "-b:v:0", "300k", "-b:v:1", "100k", "-c:a", "aac", "-b:a", "48k"])
+            .args(["-t", &seconds.to_string()])
+            .args(["-f", "hls", "-hls_time", "1", "-hls_flags"]);
+        let flags = if list.contains(&"delete_segments") {
+            "program_date_time+independent_segments+delete_segments"
+        } else {
+            "program_date_time+independent_segments"
+        };
+        cmd.arg(flags);
+        let list: Vec<&str> = list.iter().copied().filter(|a| *a != "delete_segments").collect();
+        if list.is_empty() {
+            cmd.args(["-hls_list_size", "0"]);
+        } else {
+            cmd.args(&list);
+        }
+        cmd.args(["-hls_segment_type", if kind == Kind::Ts { "mpegts" } else { "fmp4" }])
+            .args(["-master_pl_name", "master.m3u8", "-var_stream_map", "v:0,a:0 v:1,a:1"])
+            .arg("-hls_segment_filename")
+            .arg(format!("seg_%v_%d.{ext}"))
+            .arg("out_%v.m3u8")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Ffmpeg { child: Some(cmd.spawn().expect("start ffmpeg")) }
+    }
+
+    /// Waits for the natural end (`-t`).
+    fn finish(mut self) {
+        let mut c = self.child.take().unwrap();
+        let st = wait_exit(&mut c, Duration::from_secs(60));
+        let mut err = String::new();
+        let _ = c.stderr.take().unwrap().read_to_string(&mut err);
+        assert!(st.success(), "ffmpeg failed: {st}\n{err}");
+    }
+
+    fn kill(mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
+
+impl Drop for Ffmpeg {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One segment of ffmpeg's own playlist, read with a line scan independent of the uploader.
+#[derive(Debug, Clone)]
+struct Listed {
+    uri: String,
+    duration_us: i64,
+    pdt_ms: Option<i64>,
+    map: Option<String>,
+}
+
+fn listed(playlist: &Path) -> Vec<Listed> {
+    let text = fs::read_to_string(playlist).unwrap_or_default();
+    let mut out = Vec::new();
+    let (mut dur, mut pdt, mut map) = (None, None, None);
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(v) = l.strip_prefix("#EXTINF:") {
+            dur = parse_duration_us(v.trim_end_matches(','));
+        } else if let Some(v) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = parse_pdt(v);
+        } else if let Some(v) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
+            map = Some(v.trim_end_matches('"').to_string());
+        } else if !l.starts_with('#') {
+            out.push(Listed { uri: l.to_string(), duration_us: dur.take().expect("EXTINF"), pdt_ms: pdt.take(), map: map.clone() });
+        }
+    }
+    out
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+fn schema(cql: &Cql, ks: &str) {
+    let out = Command::new(BIN)
+        .args(["schema", "--cassandra", &cql.nodes, "--keyspace", ks, "--dvr-depth", "1h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "schema failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Reads the store back.
+struct Reader {
+    rt: tokio::runtime::Runtime,
+    store: Store,
+    since_ms: i64,
+}
+
+impl Reader {
+    fn new(cql: &Cql, ks: &str) -> Reader {
+        let rt = rt();
+        let nodes = cql.nodes.split(',').map(|s| s.trim().to_string()).collect();
+        let store = rt.block_on(Store::connect(&StoreConfig::new(nodes, ks))).expect("connect reader");
+        Reader { rt, store, since_ms: now_ms() - 60_000 }
+    }
+
+    fn index(&self, stream: &str, rendition: &str) -> Vec<IndexEntry> {
+        self.rt
+            .block_on(self.store.index_range(stream, rendition, self.since_ms, now_ms() + 60_000))
+            .expect("index_range")
+    }
+
+    fn head(&self, stream: &str, rendition: &str) -> Option<Rendition> {
+        self.rt.block_on(self.store.rendition(stream, rendition)).expect("rendition")
+    }
+
+    fn blob(&self, kind: BlobKind, stream: &str, rendition: &str, msn: i64) -> Vec<u8> {
+        self.rt
+            .block_on(self.store.read_blob(kind, stream, rendition, msn))
+            .expect("read_blob")
+            .unwrap_or_else(|| panic!("{kind:?} {stream}/{rendition}/{msn} missing"))
+            .to_vec()
+    }
+
+    /// Waits until `n` index rows are readable (fails after `within`).
+    fn wait_for(&self, stream: &str, rendition: &str, n: usize, within: Duration) -> Vec<IndexEntry> {
+        let t = Instant::now();
+        loop {
+            let idx = self.index(stream, rendition);
+            if idx.len() >= n {
+                return idx;
+            }
+            assert!(t.elapsed() < within, "{stream}/{rendition}: {} of {n} segments stored after {within:?}", idx.len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Checks consecutive store msns `first..` against ffmpeg's segments: same bytes, same durations,
+/// same dates, in order.
+fn assert_same(r: &Reader, stream: &str, rend: &str, dir: &Path, idx: &[IndexEntry], files: &[Listed], first: i64) {
+    for (k, (e, l)) in idx.iter().zip(files).enumerate() {
+        assert_eq!(e.msn, first + k as i64, "msns consecutive");
+        assert_eq!(e.duration_us, l.duration_us, "duration of {}", l.uri);
+        if let Some(p) = l.pdt_ms {
+            assert_eq!(e.pdt_ms, p, "program date-time of {}", l.uri);
+        }
+        let want = fs::read(dir.join(&l.uri)).unwrap();
+        assert_eq!(e.size, want.len() as i64, "size of {}", l.uri);
+        let got = r.blob(BlobKind::Segment, stream, rend, e.msn);
+        assert!(got == want, "{stream}/{rend} msn {} differs from {}", e.msn, l.uri);
+    }
+}
+
+fn run_and_compare(test: &str, kind: Kind) {
+    let cql = Cql::start();
+    let ks = keyspace(test);
+    schema(&cql, &ks);
+    let s = Scratch::new(test);
+    let dir = s.dir("live");
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
+    Ffmpeg::start(&dir, kind, 5, &[]).finish();
+    let r = Reader::new(&cql, &ks);
+    for rend in ["out_0", "out_1"] {
+        let files = listed(&dir.join(format!("{rend}.m3u8")));
+        assert!(files.len() >= 5, "ffmpeg wrote {} segments", files.len());
+        let idx = r.wait_for("live", rend, files.len(), Duration::from_secs(20));
+        assert_eq!(idx.len(), files.len(), "exactly the listed segments");
+        assert_same(&r, "live", rend, &dir, &idx, &files, 0);
+        assert!(idx.iter().all(|e| !e.discontinuity && e.disc_seq == 0));
+        let h = r.head("live", rend).expect("head row");
+        assert_eq!(h.head_msn, files.len() as i64 - 1);
+        assert_eq!(h.source.uri, files.last().unwrap().uri);
+        assert_eq!(h.container, if kind == Kind::Ts { Container::Ts } else { Container::Fmp4 });
+        assert_eq!(h.target_duration, 1);
+        assert_eq!(h.resolution.as_deref(), Some(if rend == "out_0" { "320x180" } else { "160x90" }));
+        assert!(h.codecs.as_deref().is_some_and(|c| c.contains("avc1") && c.contains("mp4a")), "{:?}", h.codecs);
+        // The master's BANDWIDTH, not a measured one.
+        let master = fs::read_to_string(dir.join("master.m3u8")).unwrap();
+        let bw = h.bandwidth.expect("bandwidth");
+        assert!(master.contains(&format!("BANDWIDTH={bw},")), "bandwidth {bw} not from {master}");
+        if kind == Kind::Fmp4 {
+            let map = files[0].map.clone().expect("EXT-X-MAP");
+            assert!(idx.iter().all(|e| e.init_msn == Some(0)), "every segment names init 0");
+            let init = r.blob(BlobKind::Init, "live", rend, 0);
+            assert!(init == fs::read(dir.join(&map)).unwrap(), "init segment differs from {map}");
+        } else {
+            assert!(idx.iter().all(|e| e.init_msn.is_none()));
+        }
+    }
+    up.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn mpegts_two_renditions_are_stored_byte_identical_in_order() {
+    run_and_compare("ts", Kind::Ts);
+}
+
+#[test]
+fn fmp4_two_renditions_store_segments_and_their_init_segment() {
+    run_and_compare("fmp4", Kind::Fmp4);
+}
+
+#[test]
+fn segmenter_restart_gives_a_discontinuity_and_increasing_msns() {
+    let cql = Cql::start();
+    let ks = keyspace("restart");
+    schema(&cql, &ks);
+    let s = Scratch::new("restart");
+    let dir = s.dir("live");
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
+    let r = Reader::new(&cql, &ks);
+
+    // First run, killed mid-stream.
+    let ff = Ffmpeg::start(&dir, Kind::Fmp4, 60, &[]);
+    let pl = dir.join("out_0.m3u8");
+    let t = Instant::now();
+    while listed(&pl).len() < 4 {
+        assert!(t.elapsed() < Duration::from_secs(20), "ffmpeg too slow");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ff.kill();
+    let first = listed(&pl);
+    // Everything listed gets stored before the restart overwrites the names; keep copies.
+    r.wait_for("live", "out_0", first.len(), Duration::from_secs(10));
+    let keep = s.dir("first-run");
+    for l in &first {
+        fs::copy(dir.join(&l.uri), keep.join(&l.uri)).unwrap();
+    }
+    fs::copy(dir.join("init_0.mp4"), keep.join("init_0.mp4")).unwrap();
+
+    // Second run in the same folder: numbering and names start over.
+    Ffmpeg::start(&dir, Kind::Fmp4, 4, &[]).finish();
+    let second = listed(&pl);
+    assert_eq!(second[0].uri, first[0].uri, "ffmpeg reuses names");
+    let n1 = first.len();
+    let idx = r.wait_for("live", "out_0", n1 + second.len(), Duration::from_secs(20));
+    assert_eq!(idx.len(), n1 + second.len());
+    assert_same(&r, "live", "out_0", &keep, &idx[..n1], &first, 0);
+    assert_same(&r, "live", "out_0", &dir, &idx[n1..], &second, n1 as i64);
+    for (i, e) in idx.iter().enumerate() {
+        assert_eq!(e.discontinuity, i == n1, "discontinuity only at the restart (msn {})", e.msn);
+        assert_eq!(e.disc_seq, (i >= n1) as i64);
+    }
+    // Each run's segments name an init segment holding that run's init bytes; a changed init is
+    // stored under the first msn that uses it.
+    let (old_init, new_init) = (fs::read(keep.join("init_0.mp4")).unwrap(), fs::read(dir.join("init_0.mp4")).unwrap());
+    assert!(idx[..n1].iter().all(|e| e.init_msn == Some(0)));
+    assert!(r.blob(BlobKind::Init, "live", "out_0", 0) == old_init);
+    let m = idx[n1].init_msn.expect("init of the second run");
+    assert!(idx[n1..].iter().all(|e| e.init_msn == Some(m)));
+    assert_eq!(m, if old_init == new_init { 0 } else { n1 as i64 });
+    assert!(r.blob(BlobKind::Init, "live", "out_0", m) == new_init);
+    let h = r.head("live", "out_0").unwrap();
+    assert_eq!((h.head_msn, h.head_disc_seq), ((n1 + second.len()) as i64 - 1, 1));
+    up.stop();
+    assert!(Uploader::log_has(&s.0.join("uploader.log"), "segmenter restart"));
+}
+
+#[test]
+fn segmenter_restarted_while_uploader_was_down_is_noticed_on_resume() {
+    let cql = Cql::start();
+    let ks = keyspace("restart_down");
+    schema(&cql, &ks);
+    let s = Scratch::new("restart_down");
+    let dir = s.dir("live");
+    let log = s.0.join("uploader.log");
+    let r = Reader::new(&cql, &ks);
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let ff = Ffmpeg::start(&dir, Kind::Ts, 60, &[]);
+    let pl = dir.join("out_0.m3u8");
+    let t = Instant::now();
+    while listed(&pl).len() < 3 {
+        assert!(t.elapsed() < Duration::from_secs(20), "ffmpeg too slow");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ff.kill();
+    let first = listed(&pl);
+    let n1 = first.len();
+    r.wait_for("live", "out_0", n1, Duration::from_secs(10));
+    up.stop();
+    let head = r.head("live", "out_0").unwrap();
+    assert_eq!(head.source.uri, first[n1 - 1].uri);
+
+    // The new run passes the old numbering before the uploader is back: the stored head's
+    // (number, name) is listed again, as another file.
+    Ffmpeg::start(&dir, Kind::Ts, n1 as u32 + 3, &[]).finish();
+    let second = listed(&pl);
+    assert!(second.len() > n1 && second.iter().any(|l| l.uri == head.source.uri));
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let idx = r.wait_for("live", "out_0", n1 + second.len(), Duration::from_secs(8));
+    up.stop();
+    assert_eq!(idx.len(), n1 + second.len());
+    assert_same(&r, "live", "out_0", &dir, &idx[n1..], &second, n1 as i64);
+    for (i, e) in idx.iter().enumerate() {
+        assert_eq!(e.discontinuity, i == n1, "discontinuity exactly at the restart (msn {})", e.msn);
+    }
+}
+
+#[test]
+fn without_a_master_each_media_playlist_is_a_rendition_with_measured_bandwidth() {
+    let cql = Cql::start();
+    let ks = keyspace("nomaster");
+    schema(&cql, &ks);
+    let s = Scratch::new("nomaster");
+    let dir = s.dir("live");
+    let up = Uploader::start(&cql, &ks, &[("cam-1", &dir)], &[], s.0.join("uploader.log"));
+    // One rendition, no master playlist, a playlist name that needs sanitizing.
+    let st = Command::new("ffmpeg")
+        .current_dir(&dir)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-t", "4"])
+        .args(["-f", "hls", "-hls_time", "1", "-hls_list_size", "0", "-hls_segment_filename", "cam.%d.ts", "cam.main.m3u8"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let files = listed(&dir.join("cam.main.m3u8"));
+    let r = Reader::new(&cql, &ks);
+    let idx = r.wait_for("cam-1", "cam_main", files.len(), Duration::from_secs(20));
+    assert_same(&r, "cam-1", "cam_main", &dir, &idx, &files, 0);
+    up.stop();
+    let rends = r.rt.block_on(r.store.renditions("cam-1")).unwrap();
+    assert_eq!(rends.len(), 1, "one rendition");
+    let h = &rends[0];
+    assert_eq!((h.name.as_str(), h.container), ("cam_main", Container::Ts));
+    // No PROGRAM-DATE-TIME from this segmenter: dates follow the durations within the run.
+    // The first one is dated by its file: written (mtime) when it ended.
+    assert!((idx[0].pdt_ms - r.since_ms - 60_000).abs() < 30_000, "first date near now");
+    for w in idx.windows(2) {
+        let step = w[1].pdt_ms - w[0].pdt_ms;
+        assert!((step - w[0].duration_us / 1000).abs() <= 1, "dates chain by duration: step {step} ms");
+    }
+    let peak = idx.iter().map(|e| e.size * 8 * 1_000_000 / e.duration_us).max().unwrap();
+    assert_eq!(h.bandwidth, Some(peak), "peak of size*8/duration");
+    assert_eq!((h.codecs.as_deref(), h.resolution.as_deref()), (None, None));
+}
+
+impl Uploader {
+    fn log_has(log: &Path, what: &str) -> bool {
+        fs::read_to_string(log).unwrap_or_default().contains(what)
+    }
+}
+
+#[test]
+fn uploader_killed_and_restarted_loses_and_duplicates_nothing() {
+    let cql = Cql::start();
+    let ks = keyspace("crash");
+    schema(&cql, &ks);
+    let s = Scratch::new("crash");
+    let dir = s.dir("live");
+    // A slow store makes the kill land mid-segment (between blob, index and head writes).
+    if let Some(n) = &cql.node {
+        n.set_delay(Duration::from_millis(40));
+    }
+    let log = s.0.join("uploader.log");
+    let ff = Ffmpeg::start(&dir, Kind::Ts, 9, &[]);
+    let r = Reader::new(&cql, &ks);
+    for round in 0..2 {
+        let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+        r.wait_for("live", "out_0", 2 + 3 * round, Duration::from_secs(20));
+        r.wait_for("live", "out_1", 2 + 3 * round, Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(130));
+        up.kill();
+        // Segments pile up while no uploader runs.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    ff.finish();
+    for rend in ["out_0", "out_1"] {
+        let files = listed(&dir.join(format!("{rend}.m3u8")));
+        let idx = r.wait_for("live", rend, files.len(), Duration::from_secs(20));
+        // wait_for returns at >= n: make sure no late duplicates follow.
+        std::thread::sleep(Duration::from_millis(500));
+        let idx2 = r.index("live", rend);
+        assert_eq!(idx2.len(), idx.len());
+        assert_eq!(idx.len(), files.len(), "{rend}: one stored segment per listed segment");
+        assert_same(&r, "live", rend, &dir, &idx, &files, 0);
+        assert!(idx.iter().all(|e| !e.discontinuity), "no discontinuity from an uploader restart");
+    }
+    up.stop();
+    assert_eq!(fs::read_to_string(&log).unwrap().matches("resuming after msn").count(), 4, "two restarts x two renditions");
+}
+
+#[test]
+fn store_outage_of_seconds_loses_nothing() {
+    let cql = Cql::start();
+    let Some(node) = &cql.node else {
+        eprintln!("skipped: needs the in-memory node's set_down");
+        return;
+    };
+    let ks = keyspace("outage");
+    schema(&cql, &ks);
+    let s = Scratch::new("outage");
+    let dir = s.dir("live");
+    let log = s.0.join("uploader.log");
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let ff = Ffmpeg::start(&dir, Kind::Ts, 9, &[]);
+    let r = Reader::new(&cql, &ks);
+    r.wait_for("live", "out_0", 2, Duration::from_secs(20));
+    node.set_down(true);
+    std::thread::sleep(Duration::from_secs(4));
+    node.set_down(false);
+    ff.finish();
+    for rend in ["out_0", "out_1"] {
+        let files = listed(&dir.join(format!("{rend}.m3u8")));
+        let idx = r.wait_for("live", rend, files.len(), Duration::from_secs(30));
+        assert_eq!(idx.len(), files.len());
+        assert_same(&r, "live", rend, &dir, &idx, &files, 0);
+        assert!(idx.iter().all(|e| !e.discontinuity));
+    }
+    up.stop();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("retrying in"), "the outage was noticed and retried");
+}
+
+#[test]
+fn delete_after_upload_removes_stored_media_segments_only() {
+    let cql = Cql::start();
+    let ks = keyspace("delete");
+    schema(&cql, &ks);
+    let s = Scratch::new("delete");
+    let dir = s.dir("live");
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &["--delete-after-upload"], s.0.join("uploader.log"));
+    Ffmpeg::start(&dir, Kind::Fmp4, 4, &[]).finish();
+    let r = Reader::new(&cql, &ks);
+    let files = listed(&dir.join("out_0.m3u8"));
+    let idx = r.wait_for("live", "out_0", files.len(), Duration::from_secs(20));
+    r.wait_for("live", "out_1", listed(&dir.join("out_1.m3u8")).len(), Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    up.stop();
+    let mut left: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["init_0.mp4", "init_1.mp4", "master.m3u8", "out_0.m3u8", "out_1.m3u8"]);
+    // The stored copies are whole fMP4 fragments (moof first) of the listed sizes.
+    for (e, l) in idx.iter().zip(&files) {
+        let b = r.blob(BlobKind::Segment, "live", "out_0", e.msn);
+        assert_eq!(b.len() as i64, e.size, "{}", l.uri);
+        assert!(b.windows(4).take(64).any(|w| w == b"moof" || w == b"styp"), "{} is not a fragment", l.uri);
+        assert_eq!(e.duration_us, l.duration_us);
+    }
+}
+
+#[test]
+fn uploader_down_longer_than_the_live_window_resumes_with_a_discontinuity() {
+    let cql = Cql::start();
+    let ks = keyspace("window");
+    schema(&cql, &ks);
+    let s = Scratch::new("window");
+    let dir = s.dir("live");
+    let log = s.0.join("uploader.log");
+    let ff = Ffmpeg::start(&dir, Kind::Ts, 11, &["-hls_list_size", "2", "-hls_delete_threshold", "1", "delete_segments"]);
+    let r = Reader::new(&cql, &ks);
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let before = r.wait_for("live", "out_0", 3, Duration::from_secs(20)).len();
+    up.kill();
+    // Long enough for the stored head to leave the 2-segment window and be deleted.
+    std::thread::sleep(Duration::from_secs(5));
+    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    ff.finish();
+    let last = listed(&dir.join("out_0.m3u8"));
+    let idx = r.wait_for("live", "out_0", before + 3, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    up.stop();
+    let idx = {
+        let again = r.index("live", "out_0");
+        assert!(again.len() >= idx.len());
+        again
+    };
+    for (i, e) in idx.iter().enumerate() {
+        assert_eq!(e.msn, i as i64, "consecutive msns across the gap");
+        let b = r.blob(BlobKind::Segment, "live", "out_0", e.msn);
+        assert!(b.len().is_multiple_of(188) && b.chunks(188).all(|p| p[0] == 0x47), "msn {} is not MPEG-TS", e.msn);
+    }
+    let discs: Vec<usize> = idx.iter().enumerate().filter(|(_, e)| e.discontinuity).map(|(i, _)| i).collect();
+    assert_eq!(discs.len(), 1, "one discontinuity, at the resume point: {discs:?}");
+    let d = discs[0];
+    assert!(d >= 3, "after what the first run stored");
+    assert!(idx[d..].iter().all(|e| e.disc_seq == 1) && idx[..d].iter().all(|e| e.disc_seq == 0));
+    // The missed seconds show in the dates: more than the stored durations between them.
+    let gap_ms = idx[d].pdt_ms - idx[d - 1].pdt_ms;
+    assert!(gap_ms >= idx[d - 1].duration_us / 1000 + 2000, "gap of {gap_ms} ms");
+    // The last stored segments are the ones ffmpeg still lists.
+    let tail: Vec<i64> = idx.iter().rev().take(last.len()).rev().map(|e| e.duration_us).collect();
+    assert_eq!(tail, last.iter().map(|l| l.duration_us).collect::<Vec<_>>());
+    assert!(fs::read_to_string(&log).unwrap().contains("left the playlist unseen"));
+}
+
+#[test]
+fn help_and_bad_arguments() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--stream NAME DIR"));
+
+    let s = Scratch::new("args");
+    let dir = s.dir("d");
+    let d = dir.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "--cassandra"),
+        (&["--cassandra", "127.0.0.1:9", "--keyspace", "k"], "no streams"),
+        (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "bad.name", d], "stream name"),
+        (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", "/nonexistent/hls-dvr"], "/nonexistent/hls-dvr"),
+        (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", d, "--frobnicate"], "unknown option"),
+        (&["--cassandra", "nohost", "--keyspace", "k", "--stream", "a", d], "HOST:PORT"),
+        (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", d, "--poll-interval", "fast"], "duration"),
+        (&["schema", "--cassandra", "127.0.0.1:9", "--keyspace", "k", "--replication", "Foo:1"], "replication"),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(BIN).args(*args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: stderr {err:?} lacks {want:?}");
+    }
+}
+
+#[test]
+fn unusable_store_exits_1_with_a_clear_message() {
+    let s = Scratch::new("nostore");
+    let dir = s.dir("d");
+    // Nothing listens there.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let t = Instant::now();
+    let out = Command::new(BIN)
+        .args(["--cassandra", &format!("127.0.0.1:{port}"), "--keyspace", "k", "--stream", "a"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot use the store") && err.contains(&port.to_string()), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(15));
+
+    // Reachable, but no schema: preparing fails.
+    let cql = Cql::start();
+    let out = Command::new(BIN)
+        .args(["--cassandra", &cql.nodes, "--keyspace", &keyspace("noschema"), "--stream", "a"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("hls-dvr-upload schema"), "{err}");
+}
