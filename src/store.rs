@@ -68,15 +68,41 @@ fn exec_err(what: &str, e: ExecutionError) -> StoreError {
     }
 }
 
-/// Paged reads report errors in their own types; classify them by what they say.
-fn paged_err(what: &str, e: impl fmt::Display) -> StoreError {
-    let m = format!("{what}: {e}");
+fn classify(m: String) -> StoreError {
     if m.to_ascii_lowercase().contains("timeout") || m.to_ascii_lowercase().contains("timed out") {
         StoreError::Timeout(m)
-    } else if m.contains("deserializ") || m.contains("type check") {
-        StoreError::Corrupt(m)
     } else {
         StoreError::Unavailable(m)
+    }
+}
+
+fn page_err(what: &str, e: scylla::errors::NextPageError) -> StoreError {
+    use scylla::errors::NextPageError;
+    match e {
+        NextPageError::TypeCheckError(_) | NextPageError::ResultMetadataParseError(_) => {
+            StoreError::Corrupt(format!("{what}: {e}"))
+        }
+        other => classify(format!("{what}: {other}")),
+    }
+}
+
+fn pager_err(what: &str, e: scylla::errors::PagerExecutionError) -> StoreError {
+    use scylla::errors::PagerExecutionError;
+    match e {
+        PagerExecutionError::NextPageError(e) => page_err(what, e),
+        PagerExecutionError::PrepareError(_) | PagerExecutionError::SerializationError(_) => {
+            StoreError::Invalid(format!("{what}: {e}"))
+        }
+        other => classify(format!("{what}: {other}")),
+    }
+}
+
+fn row_err(what: &str, e: scylla::errors::NextRowError) -> StoreError {
+    use scylla::errors::NextRowError;
+    match e {
+        NextRowError::NextPageError(e) => page_err(what, e),
+        NextRowError::RowDeserializationError(_) => StoreError::Corrupt(format!("{what}: {e}")),
+        other => classify(format!("{what}: {other}")),
     }
 }
 
@@ -595,10 +621,10 @@ impl Store {
             .session
             .execute_iter(self.st.select_heads.clone(), (stream,))
             .await
-            .map_err(|e| paged_err("reading stream", e))?
+            .map_err(|e| pager_err("reading stream", e))?
             .rows_stream::<HeadRow>()
             .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
-        let rows: Vec<HeadRow> = rows.try_collect().await.map_err(|e| paged_err("reading stream", e))?;
+        let rows: Vec<HeadRow> = rows.try_collect().await.map_err(|e| row_err("reading stream", e))?;
         rows.into_iter().map(head_from_row).collect()
     }
 
@@ -636,11 +662,11 @@ impl Store {
                     .await
             }
         }
-        .map_err(|e| paged_err("reading index", e))?;
+        .map_err(|e| pager_err("reading index", e))?;
         let rows = pager
             .rows_stream::<IndexRow>()
             .map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?;
-        let rows: Vec<IndexRow> = rows.try_collect().await.map_err(|e| paged_err("reading index", e))?;
+        let rows: Vec<IndexRow> = rows.try_collect().await.map_err(|e| row_err("reading index", e))?;
         Ok(rows.into_iter().map(index_from_row).collect())
     }
 

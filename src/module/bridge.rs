@@ -147,15 +147,16 @@ pub fn stop() {
 
 #[derive(Debug)]
 pub enum Refused {
-    /// No session yet (still connecting, or the store is down at start-up).
+    /// The worker has no runtime (it failed to start).
     NotReady,
     /// Too many requests in flight on this worker.
     Busy,
 }
 
 /// Submits a job for request `r`; its reply comes back through `handler::complete`.
-pub fn submit(r: *mut ngx_http_request_t, job: Job) -> Result<u64, Refused> {
-    let store = STORE.get().ok_or(Refused::NotReady)?.clone();
+/// `wait` bounds how long the job waits for a session (a worker that just started, after a
+/// reload, is still connecting): requests queue briefly instead of failing.
+pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u64, Refused> {
     WORKER.with(|w| {
         let mut w = w.borrow_mut();
         let w = w.as_mut().ok_or(Refused::NotReady)?;
@@ -165,12 +166,29 @@ pub fn submit(r: *mut ngx_http_request_t, job: Job) -> Result<u64, Refused> {
         let id = w.next_id;
         w.next_id += 1;
         let task = w.runtime.spawn(async move {
-            let res = serve::run(&store, job).await;
+            let res = match store_within(wait).await {
+                Some(store) => serve::run(&store, job).await,
+                None => Err(StoreError::Unavailable("not connected to the store".into())),
+            };
             push(Msg::Done(id, res));
         });
         w.pending.insert(id, (r, task.abort_handle()));
         Ok(id)
     })
+}
+
+async fn store_within(wait: Duration) -> Option<Arc<Store>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(s) = STORE.get() {
+            return Some(s.clone());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        // Only while the worker connects: a short poll is simpler than a notifier.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Forgets a job whose request is finishing or freed: its reply, if it still comes, is dropped.

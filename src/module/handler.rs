@@ -224,7 +224,9 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
 /// Starts a store job for this request and arms its timeout.
 unsafe fn submit(ctx: *mut Ctx, job: Job) -> Result<(), ngx_int_t> {
     let r = (*ctx).r;
-    match bridge::submit(r, job) {
+    // Leave the timer the last word: the job gives up waiting for a session a little earlier.
+    let wait = std::time::Duration::from_millis((*ctx).timeout as u64 * 9 / 10);
+    match bridge::submit(r, job, wait) {
         Ok(id) => {
             (*ctx).job_id = Some(id);
             ngx_add_timer(&mut (*ctx).timer, (*ctx).timeout);
@@ -232,7 +234,7 @@ unsafe fn submit(ctx: *mut Ctx, job: Job) -> Result<(), ngx_int_t> {
         }
         Err(why) => {
             let msg = match why {
-                Refused::NotReady => "not connected to the store yet",
+                Refused::NotReady => "the worker has no store runtime",
                 Refused::Busy => "too many requests in flight (hls_dvr_max_in_flight)",
             };
             ngx_log_error!(NGX_LOG_WARN, (*(*r).connection).log, "hls_dvr: 503: {}", msg);
@@ -419,13 +421,15 @@ unsafe fn pump(r: *mut ngx_http_request_t, ctx: *mut Ctx) {
     let c = (*r).connection;
     loop {
         let Some(s) = (*ctx).stream.as_mut() else { return };
-        if !(*r).out.is_null() || (*c).buffered() != 0 {
+        // Output nginx could not write yet (postponed small output, such as the header alone,
+        // does not count: it leaves with the next buffer).
+        if blocked(r) {
             let rc = ngx_http_output_filter(r, ptr::null_mut());
             if rc == NGX_ERROR {
                 ngx_http_finalize_request(r, NGX_ERROR);
                 return;
             }
-            if !(*r).out.is_null() || (*c).buffered() != 0 {
+            if blocked(r) {
                 // Wait for the client; meanwhile keep one chunk fetched ahead.
                 if !s.fetching && s.ready.is_none() && s.next <= s.last {
                     if !fetch_next(r, ctx) {
@@ -481,6 +485,10 @@ unsafe fn pump(r: *mut ngx_http_request_t, ctx: *mut Ctx) {
             return;
         }
     }
+}
+
+unsafe fn blocked(r: *mut ngx_http_request_t) -> bool {
+    (*(*r).connection).buffered() != 0 || (*r).buffered() != 0
 }
 
 /// Fetches the next chunk. False when the request was finalized instead.
