@@ -188,7 +188,7 @@ fn serves_playlists_segments_and_clear_errors() {
 fn store_outage_is_503_and_slow_store_is_504_within_the_timeout() {
     let (f, _) = Fixture::new("faults", 4, 10_000);
     let Some(node) = f.cql.node() else { return }; // needs the test node's fault injection
-    let ng = Nginx::start(&f.cql, &f.ks, 2, "hls_dvr_timeout 1s;", "");
+    let ng = Nginx::start(&f.cql, &f.ks, 2, "hls_dvr_timeout 1s; hls_dvr_playlist_cache off;", "");
     ng.wait_ready("/live/demo/master.m3u8");
     assert_eq!(get(&ng.url("/live/demo/hi/index.m3u8")).status, 200);
 

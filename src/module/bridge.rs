@@ -23,7 +23,7 @@ use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
 use crate::config::MainConf;
-use hls_dvr::serve::{self, Job, Reply};
+use hls_dvr::serve::{self, Job, PlaylistCache, Reply};
 use hls_dvr::store::{Store, StoreError};
 
 enum Msg {
@@ -34,8 +34,10 @@ enum Msg {
 /// Completions waiting for the nginx thread.
 static QUEUE: Mutex<Vec<Msg>> = Mutex::new(Vec::new());
 static EVENT_FD: AtomicI32 = AtomicI32::new(-1);
-/// Set by the runtime once connected; read by the nginx thread.
+/// Set by the runtime once connected.
 static STORE: OnceCell<Arc<Store>> = OnceCell::new();
+/// The worker's playlist cache, used on the runtime only.
+static PLAYLISTS: OnceCell<PlaylistCache> = OnceCell::new();
 
 fn push(msg: Msg) {
     let was_empty = {
@@ -105,6 +107,7 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
     }
     EVENT_FD.store(fd, Ordering::Release);
 
+    let _ = PLAYLISTS.set(PlaylistCache::new(main.playlist_cache()));
     let cfg = main.store_config();
     runtime.spawn(async move {
         let mut backoff = Duration::from_millis(200);
@@ -167,7 +170,10 @@ pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u6
         w.next_id += 1;
         let task = w.runtime.spawn(async move {
             let res = match store_within(wait).await {
-                Some(store) => serve::run(&store, job).await,
+                Some(store) => match PLAYLISTS.get() {
+                    Some(cache) => serve::run_cached(store, cache, job).await,
+                    None => serve::run(&store, job).await,
+                },
                 None => Err(StoreError::Unavailable("not connected to the store".into())),
             };
             push(Msg::Done(id, res));

@@ -8,6 +8,7 @@
 //!     hls_dvr_timeout 2s;                             # per store request, then 504
 //!     hls_dvr_connect_timeout 5s;
 //!     hls_dvr_max_in_flight 1024;                     # per worker, then 503
+//!     hls_dvr_playlist_cache 500ms;                   # per worker; off to disable
 //!     server {
 //!         location /live/ {
 //!             hls_dvr;
@@ -33,6 +34,7 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+pub const DEFAULT_PLAYLIST_CACHE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Default)]
 pub struct MainConf {
@@ -42,6 +44,7 @@ pub struct MainConf {
     pub timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
     pub max_in_flight: Option<usize>,
+    pub playlist_cache: Option<Duration>,
     /// Some location says `hls_dvr`: workers need a runtime and a session.
     pub used: bool,
 }
@@ -49,6 +52,9 @@ pub struct MainConf {
 impl MainConf {
     pub fn timeout(&self) -> Duration {
         self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+    pub fn playlist_cache(&self) -> Duration {
+        self.playlist_cache.unwrap_or(DEFAULT_PLAYLIST_CACHE)
     }
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT)
@@ -199,6 +205,15 @@ main_directive!(set_max_in_flight, "hls_dvr_max_in_flight", |c, a| {
         .filter(|n| (1..=1_000_000).contains(n))
         .ok_or_else(|| format!("{:?} is not a number between 1 and 1000000", a[0]))?;
     once(&mut c.max_in_flight, n)
+});
+
+main_directive!(set_playlist_cache, "hls_dvr_playlist_cache", |c, a| {
+    // "off" or 0 disables it; more than 5 s would hide new segments from players for too long.
+    let d = if a[0] == "off" { Duration::ZERO } else { hls_dvr::duration::parse(a[0])? };
+    if d > Duration::from_secs(5) {
+        return Err("must be at most 5s (or off)".into());
+    }
+    once(&mut c.playlist_cache, d)
 });
 
 loc_directive!(set_window, "hls_dvr_window", |c, a| {

@@ -291,7 +291,7 @@ pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, S
             ngx_log_error!(NGX_LOG_INFO, (*c).log, "hls_dvr: 404: {}", what);
             ngx_http_finalize_request(r, NGX_HTTP_NOT_FOUND as ngx_int_t);
         }
-        Ok(Reply::Playlist { text, max_age_s }) => send_playlist(r, &text, max_age_s),
+        Ok(Reply::Playlist { text, max_age_s }) => send_playlist(r, ctx, text, max_age_s),
         Ok(Reply::Blob { meta, first }) => start_blob(r, ctx, meta, first),
         Ok(Reply::Chunk(data)) => {
             if let Some(s) = (*ctx).stream.as_mut() {
@@ -331,7 +331,7 @@ unsafe fn memory_chain(r: *mut ngx_http_request_t, data: &[u8], last: bool) -> *
     cl
 }
 
-unsafe fn send_playlist(r: *mut ngx_http_request_t, text: &str, max_age_s: u32) {
+unsafe fn send_playlist(r: *mut ngx_http_request_t, ctx: *mut Ctx, text: Bytes, max_age_s: u32) {
     (*r).headers_out.status = 200;
     (*r).headers_out.content_length_n = text.len() as _;
     set_content_type(r, route::PLAYLIST_TYPE);
@@ -341,13 +341,10 @@ unsafe fn send_playlist(r: *mut ngx_http_request_t, text: &str, max_age_s: u32) 
         ngx_http_finalize_request(r, rc);
         return;
     }
-    // Playlists are small: copy into the pool, which frees with the request.
-    let copy = ngx_pnalloc_str(r, text);
-    if copy.data.is_null() {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-    let cl = memory_chain(r, std::slice::from_raw_parts(copy.data, copy.len), true);
+    // The text may be shared with other requests (playlist cache): nginx reads it in place, and
+    // the request keeps a reference until it is freed.
+    let cl = memory_chain(r, &text, true);
+    (*ctx).sent.push(text);
     if cl.is_null() {
         ngx_http_finalize_request(r, NGX_ERROR);
         return;

@@ -68,13 +68,14 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
     ngx_command_t { name, type_, set: Some(set), conf, offset: 0, post: std::ptr::null_mut() }
 }
 
-static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 10] = [
+static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 11] = [
     command(ngx_string!("hls_dvr_cassandra"), MAIN | NGX_CONF_1MORE as ngx_uint_t, config::set_cassandra, NGX_HTTP_MAIN_CONF_OFFSET),
     command(ngx_string!("hls_dvr_keyspace"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_keyspace, NGX_HTTP_MAIN_CONF_OFFSET),
     command(ngx_string!("hls_dvr_consistency"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_consistency, NGX_HTTP_MAIN_CONF_OFFSET),
     command(ngx_string!("hls_dvr_timeout"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_timeout, NGX_HTTP_MAIN_CONF_OFFSET),
     command(ngx_string!("hls_dvr_connect_timeout"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_connect_timeout, NGX_HTTP_MAIN_CONF_OFFSET),
     command(ngx_string!("hls_dvr_max_in_flight"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_max_in_flight, NGX_HTTP_MAIN_CONF_OFFSET),
+    command(ngx_string!("hls_dvr_playlist_cache"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_playlist_cache, NGX_HTTP_MAIN_CONF_OFFSET),
     command(ngx_string!("hls_dvr"), NGX_HTTP_LOC_CONF as ngx_uint_t | NGX_CONF_NOARGS as ngx_uint_t, config::set_hls_dvr, NGX_HTTP_LOC_CONF_OFFSET),
     command(ngx_string!("hls_dvr_window"), LOC | NGX_CONF_TAKE1 as ngx_uint_t, config::set_window, NGX_HTTP_LOC_CONF_OFFSET),
     command(ngx_string!("hls_dvr_allow_origin"), LOC | NGX_CONF_TAKE1 as ngx_uint_t, config::set_allow_origin, NGX_HTTP_LOC_CONF_OFFSET),
