@@ -125,6 +125,16 @@ impl SchemaOptions {
         // Expired data is never deleted explicitly, so tombstones only come from TTL; a short grace
         // lets compaction drop them quickly.
         let common = format!("default_time_to_live = {ttl} AND gc_grace_seconds = 3600");
+        // Segments and init segments are stored alike: one partition per blob, a row per chunk.
+        let chunk_table = |table: &str| {
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.{table} (\
+                 stream text, rendition text, msn bigint, chunk int, \
+                 size bigint, chunks int, chunk_size int, data blob, \
+                 PRIMARY KEY ((stream, rendition, msn), chunk)) \
+                 WITH CLUSTERING ORDER BY (chunk ASC) AND compaction = {twcs} AND {common}"
+            )
+        };
         vec![
             format!(
                 "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {} AND durable_writes = {}",
@@ -148,20 +158,8 @@ impl SchemaOptions {
                  PRIMARY KEY ((stream, rendition, bucket), msn)) \
                  WITH CLUSTERING ORDER BY (msn ASC) AND compaction = {twcs} AND {common}"
             ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.segment_chunks (\
-                 stream text, rendition text, msn bigint, chunk int, \
-                 size bigint, chunks int, chunk_size int, data blob, \
-                 PRIMARY KEY ((stream, rendition, msn), chunk)) \
-                 WITH CLUSTERING ORDER BY (chunk ASC) AND compaction = {twcs} AND {common}"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {ks}.init_chunks (\
-                 stream text, rendition text, msn bigint, chunk int, \
-                 size bigint, chunks int, chunk_size int, data blob, \
-                 PRIMARY KEY ((stream, rendition, msn), chunk)) \
-                 WITH CLUSTERING ORDER BY (chunk ASC) AND compaction = {twcs} AND {common}"
-            ),
+            chunk_table("segment_chunks"),
+            chunk_table("init_chunks"),
         ]
     }
 }

@@ -314,10 +314,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Stream and rendition names: `[A-Za-z0-9_-]`, 1 to 64 characters.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+/// Stream and rendition names: the rule the nginx module's URLs accept.
+pub use crate::route::is_name as valid_name;
 
 /// A valid name made of `s`: other characters become `_`, long names are cut.
 pub fn sanitize_name(s: &str) -> String {
