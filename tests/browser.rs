@@ -37,6 +37,12 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
         .unwrap();
     assert!(backlog.success());
     let _up = uploader(&cql, &ks, "demo", dir.path(), &[]);
+    // nginx workers run unprivileged: serve a copy of the page from a world-readable folder.
+    let page_dir = TempDir::new("page");
+    std::fs::create_dir_all(page_dir.path().join("node_modules/hls.js/dist")).unwrap();
+    std::fs::copy(browser_dir.join("player.html"), page_dir.path().join("player.html")).unwrap();
+    let js = "node_modules/hls.js/dist/hls.min.js";
+    std::fs::copy(browser_dir.join(js), page_dir.path().join(js)).unwrap();
     let page_port = free_port();
     let ng = Nginx::start(
         &cql,
@@ -45,7 +51,7 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
         &format!(
             "types {{ text/html html; application/javascript js; }}\n\
              server {{ listen 127.0.0.1:{page_port}; location /player/ {{ alias {}/; }} }}",
-            browser_dir.display()
+            page_dir.path().display()
         ),
         "hls_dvr_window 1h;",
     );

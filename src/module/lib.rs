@@ -101,6 +101,11 @@ pub static mut ngx_http_hls_dvr_module: ngx_module_t = ngx_module_t {
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     // SAFETY: nginx passes the live cycle.
     let cycle = &*cycle;
+    // Cache manager and loader processes run init_process too: they serve no requests.
+    let process = ngx::ffi::ngx_process as u32;
+    if process != ngx::ffi::NGX_PROCESS_WORKER && process != ngx::ffi::NGX_PROCESS_SINGLE {
+        return Status::NGX_OK.into();
+    }
     let Some(main) = HlsDvr::main_conf(cycle) else { return Status::NGX_OK.into() };
     if !main.used {
         return Status::NGX_OK.into();
