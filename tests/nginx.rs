@@ -363,3 +363,59 @@ fn two_workers_both_serve() {
         assert_eq!(get(&ng.url("/live/demo/hi/index.m3u8")).status, 200);
     }
 }
+
+#[test]
+fn http2_clients_that_vanish_mid_segment_do_not_hurt_the_worker() {
+    let (f, data) = Fixture::new("h2", 2, 4 * 1024 * 1024);
+    let h2_port = free_port();
+    let ng = Nginx::start(
+        &f.cql,
+        &f.ks,
+        2,
+        &format!("server {{ listen 127.0.0.1:{h2_port} http2; location /live/ {{ hls_dvr; }} }}"),
+        "",
+    );
+    ng.wait_ready("/live/demo/master.m3u8");
+    if let Some(node) = f.cql.node() {
+        node.set_delay(Duration::from_millis(5)); // 64 chunks: the stream takes a while
+    }
+    // Several streams per connection, the client giving up at different points (RST/close).
+    let url = format!("http://127.0.0.1:{h2_port}/live/demo/hi/1.ts");
+    let curls: Vec<_> = (0..12)
+        .map(|i| {
+            std::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "--http2-prior-knowledge", "--parallel", "--parallel-max", "3"])
+                .args(["--max-time", &format!("0.{}", 1 + i % 5)])
+                .args([&url, &url, &url])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in curls {
+        let _ = c.wait();
+    }
+    if let Some(node) = f.cql.node() {
+        node.set_delay(Duration::ZERO);
+    }
+    // HTTP/2 still serves whole segments afterwards, and so does HTTP/1.1.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-w", "%{http_version} %{http_code}", "-o"])
+        .arg(ng.dir.path().join("seg"))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200");
+    assert!(std::fs::read(ng.dir.path().join("seg")).unwrap() == data[1]);
+    assert!(get(&ng.url("/live/demo/hi/0.ts")).body == data[0]);
+    // Some HTTP/2 responses really were cut mid-body (bytes sent below the segment's size).
+    let access = std::fs::read_to_string(ng.dir.path().join("logs/access.log")).unwrap();
+    let cut = access
+        .lines()
+        .filter(|l| l.contains("/live/demo/hi/1.ts HTTP/2.0\" 200 "))
+        .filter_map(|l| l.split("\" 200 ").nth(1)?.split_whitespace().next()?.parse::<usize>().ok())
+        .filter(|&sent| sent > 0 && sent < data[1].len())
+        .count();
+    assert!(cut > 0, "no HTTP/2 response was cut mid-segment:\n{access}");
+    let log = ng.error_log();
+    assert!(!log.contains("exited on signal") && !log.contains("[alert]"), "{log}");
+}

@@ -274,7 +274,8 @@ unsafe extern "C" fn on_timeout(ev: *mut ngx_event_t) {
 pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, StoreError>) {
     let c = (*r).connection;
     let ctx = ctx_of(r);
-    if (*ctx).job_id != Some(id) {
+    // An internal redirect clears module contexts; such a request no longer waits for this reply.
+    if ctx.is_null() || (*ctx).job_id != Some(id) {
         return;
     }
     (*ctx).job_id = None;
