@@ -170,6 +170,8 @@ fn serves_playlists_segments_and_clear_errors() {
         let r = get(&ng.url(path));
         assert_eq!(r.status, want, "{path}");
         assert!(r.header("Cache-Control").is_none(), "{path} must not be cached");
+        // Web players on other origins can read the error too.
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"), "{path}");
     }
     assert_eq!(http("POST", &ng.url("/live/demo/master.m3u8"), &[("Content-Length", "0")]).unwrap().status, 405);
 
