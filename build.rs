@@ -10,11 +10,8 @@ fn main() {
     let Some(dir) = std::env::var_os("NGINX_BUILD_DIR").map(PathBuf::from) else {
         panic!("NGINX_BUILD_DIR is not set: run scripts/setup");
     };
-    let dir = if dir.is_relative() {
-        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join(dir)
-    } else {
-        dir
-    };
+    let dir =
+        if dir.is_relative() { PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join(dir) } else { dir };
     if !dir.join("ngx_auto_config.h").is_file() {
         panic!(
             "{} is not a configured nginx tree: run scripts/setup, which configures Debian's nginx \

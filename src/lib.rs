@@ -5,11 +5,10 @@
 //! `ngx-http-hls-dvr-module` package in `src/module`, a thin layer on top.
 
 pub mod duration;
+pub mod playlist;
+pub mod route;
 pub mod schema;
 pub mod serve;
 pub mod store;
 pub mod upload;
 pub mod window;
-pub mod playlist;
-pub mod route;
-

@@ -89,9 +89,9 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
             };
             Ok(Route::Segment { stream, rendition, msn: msn(n)?, ext })
         }
-        _ => Err(BadPath(
-            "expected STREAM/master.m3u8, STREAM/RENDITION/index.m3u8 or STREAM/RENDITION/SEGMENT".into(),
-        )),
+        _ => {
+            Err(BadPath("expected STREAM/master.m3u8, STREAM/RENDITION/index.m3u8 or STREAM/RENDITION/SEGMENT".into()))
+        }
     }
 }
 

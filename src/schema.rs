@@ -53,9 +53,8 @@ impl Replication {
             "NetworkTopologyStrategy" => {
                 let mut dcs = Vec::new();
                 for part in rest.split(',') {
-                    let (dc, n) = part
-                        .split_once('=')
-                        .ok_or_else(|| format!("replication {s:?}: {part:?} is not DC=RF"))?;
+                    let (dc, n) =
+                        part.split_once('=').ok_or_else(|| format!("replication {s:?}: {part:?} is not DC=RF"))?;
                     let dc = dc.trim();
                     if !is_identifier(dc) && !dc.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                         return Err(format!("replication {s:?}: bad data centre name {dc:?}"));

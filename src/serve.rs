@@ -27,11 +27,17 @@ pub enum Job {
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// A playlist, with how long clients may cache it.
-    Playlist { text: Bytes, max_age_s: u32 },
+    Playlist {
+        text: Bytes,
+        max_age_s: u32,
+    },
     /// Nothing by that name (or it expired).
     NotFound(String),
     /// The first chunk of a blob and the blob's metadata.
-    Blob { meta: BlobMeta, first: Bytes },
+    Blob {
+        meta: BlobMeta,
+        first: Bytes,
+    },
     Chunk(Bytes),
 }
 
@@ -61,7 +67,8 @@ pub async fn run(store: &Store, job: Job) -> Result<Reply, StoreError> {
             };
             let now = now_ms();
             let min_us = 3 * (r.target_duration.max(1) as i64) * 1_000_000;
-            let entries = store.index_range(&stream, &rendition, window::read_from_ms(now, window_us, min_us), now).await?;
+            let entries =
+                store.index_range(&stream, &rendition, window::read_from_ms(now, window_us, min_us), now).await?;
             let win = window::select(&entries, window_us, min_us);
             if win.is_empty() {
                 return Ok(Reply::NotFound(format!("no segments of {stream:?}/{rendition:?} in the window")));
@@ -69,10 +76,12 @@ pub async fn run(store: &Store, job: Job) -> Result<Reply, StoreError> {
             let td = playlist::target_duration(r.target_duration, win);
             Ok(Reply::Playlist { text: playlist::media(&r, win).into(), max_age_s: playlist_max_age(td) })
         }
-        Job::BlobFirst { kind, stream, rendition, msn } => Ok(match store.blob_first(kind, &stream, &rendition, msn).await? {
-            Some((meta, first)) => Reply::Blob { meta, first },
-            None => Reply::NotFound(format!("no segment {stream}/{rendition}/{msn}")),
-        }),
+        Job::BlobFirst { kind, stream, rendition, msn } => {
+            Ok(match store.blob_first(kind, &stream, &rendition, msn).await? {
+                Some((meta, first)) => Reply::Blob { meta, first },
+                None => Reply::NotFound(format!("no segment {stream}/{rendition}/{msn}")),
+            })
+        }
         Job::BlobChunk { kind, stream, rendition, msn, meta, chunk } => {
             Ok(Reply::Chunk(store.blob_chunk(kind, &stream, &rendition, msn, &meta, chunk).await?))
         }

@@ -158,9 +158,7 @@ impl StoreConfig {
 pub fn parse_nodes(s: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for n in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let (host, port) = n
-            .rsplit_once(':')
-            .ok_or_else(|| format!("{n:?}: expected HOST:PORT"))?;
+        let (host, port) = n.rsplit_once(':').ok_or_else(|| format!("{n:?}: expected HOST:PORT"))?;
         if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(format!("{n:?}: expected HOST:PORT with a port in 1..65535"));
         }
@@ -173,9 +171,7 @@ pub fn parse_nodes(s: &str) -> Result<Vec<String>, String> {
 }
 
 async fn session(nodes: &[String], connect_timeout: Duration) -> Result<Session, StoreError> {
-    let builder = SessionBuilder::new()
-        .known_nodes(nodes)
-        .connection_timeout(connect_timeout);
+    let builder = SessionBuilder::new().known_nodes(nodes).connection_timeout(connect_timeout);
     let build = builder.build();
     // The driver retries contact points itself; bound the whole start-up so callers get an answer.
     match tokio::time::timeout(connect_timeout + Duration::from_secs(1), build).await {
@@ -192,13 +188,9 @@ pub async fn create_schema(nodes: &[String], opts: &SchemaOptions) -> Result<(),
     }
     let s = session(nodes, Duration::from_secs(5)).await?;
     for stmt in opts.statements() {
-        s.query_unpaged(stmt.as_str(), ())
-            .await
-            .map_err(|e| exec_err("creating schema", e))?;
+        s.query_unpaged(stmt.as_str(), ()).await.map_err(|e| exec_err("creating schema", e))?;
     }
-    s.await_schema_agreement()
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("schema agreement: {e}")))?;
+    s.await_schema_agreement().await.map_err(|e| StoreError::Unavailable(format!("schema agreement: {e}")))?;
     Ok(())
 }
 
@@ -297,11 +289,7 @@ pub struct BlobMeta {
 impl BlobMeta {
     pub fn for_size(size: usize, chunk_size: usize) -> BlobMeta {
         let chunk_size = chunk_size.clamp(1, MAX_CHUNK);
-        BlobMeta {
-            size: size as u64,
-            chunks: size.div_ceil(chunk_size).max(1) as u32,
-            chunk_size: chunk_size as u32,
-        }
+        BlobMeta { size: size as u64, chunks: size.div_ceil(chunk_size).max(1) as u32, chunk_size: chunk_size as u32 }
     }
 
     /// Bytes that chunk `i` must hold.
@@ -355,9 +343,10 @@ const HEAD_COLUMNS: &str = "rendition, container, target_duration, bandwidth, co
      frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated";
 
 fn head_from_row(r: HeadRow) -> Result<Rendition, StoreError> {
-    let container = r.1.as_deref().and_then(Container::parse).ok_or_else(|| {
-        StoreError::Corrupt(format!("rendition {:?} has bad container {:?}", r.0, r.1))
-    })?;
+    let container =
+        r.1.as_deref()
+            .and_then(Container::parse)
+            .ok_or_else(|| StoreError::Corrupt(format!("rendition {:?} has bad container {:?}", r.0, r.1)))?;
     Ok(Rendition {
         name: r.0,
         container,
@@ -558,10 +547,7 @@ impl Store {
             }
         });
         // A few chunks in flight at once: enough to fill the pipe, not enough to swamp a node.
-        futures::stream::iter(writes)
-            .buffer_unordered(4)
-            .try_for_each(|_| async { Ok(()) })
-            .await
+        futures::stream::iter(writes).buffer_unordered(4).try_for_each(|_| async { Ok(()) }).await
     }
 
     pub async fn write_index(&self, stream: &str, rendition: &str, e: &IndexEntry) -> Result<(), StoreError> {
@@ -636,9 +622,7 @@ impl Store {
             .map_err(|e| exec_err("reading head", e))?
             .into_rows_result()
             .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
-        let row = res
-            .maybe_first_row::<HeadRow>()
-            .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
+        let row = res.maybe_first_row::<HeadRow>().map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
         row.map(head_from_row).transpose()
     }
 
@@ -652,20 +636,13 @@ impl Store {
     ) -> Result<Vec<IndexEntry>, StoreError> {
         let pager = match after {
             Some(a) => {
-                self.session
-                    .execute_iter(self.st.select_bucket_after.clone(), (stream, rendition, bucket, a))
-                    .await
+                self.session.execute_iter(self.st.select_bucket_after.clone(), (stream, rendition, bucket, a)).await
             }
-            None => {
-                self.session
-                    .execute_iter(self.st.select_bucket.clone(), (stream, rendition, bucket))
-                    .await
-            }
+            None => self.session.execute_iter(self.st.select_bucket.clone(), (stream, rendition, bucket)).await,
         }
         .map_err(|e| pager_err("reading index", e))?;
-        let rows = pager
-            .rows_stream::<IndexRow>()
-            .map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?;
+        let rows =
+            pager.rows_stream::<IndexRow>().map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?;
         let rows: Vec<IndexRow> = rows.try_collect().await.map_err(|e| row_err("reading index", e))?;
         Ok(rows.into_iter().map(index_from_row).collect())
     }

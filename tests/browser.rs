@@ -57,7 +57,7 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     );
     wait_for("the backlog in the store", Duration::from_secs(60), || {
         http("GET", &ng.url("/live/demo/stream_hi/index.m3u8"), &[])
-            .map_or(false, |r| r.status == 200 && media_playlist(&r.text()).segments.len() >= 40)
+            .is_ok_and(|r| r.status == 200 && media_playlist(&r.text()).segments.len() >= 40)
     });
     let _live = {
         let mut cmd = Command::new("ffmpeg");
@@ -75,15 +75,12 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     };
     wait_for("the live part after the restart", Duration::from_secs(30), || {
         http("GET", &ng.url("/live/demo/stream_hi/index.m3u8"), &[])
-            .map_or(false, |r| r.status == 200 && media_playlist(&r.text()).segments.len() >= 43)
+            .is_ok_and(|r| r.status == 200 && media_playlist(&r.text()).segments.len() >= 43)
     });
     let pl = media_playlist(&get(&ng.url("/live/demo/stream_hi/index.m3u8")).text());
     assert!(pl.segments.iter().skip(1).any(|s| s.discontinuity), "the encoder restart should be a discontinuity");
 
-    let page = format!(
-        "http://127.0.0.1:{page_port}/player/player.html?src={}",
-        ng.url("/live/demo/master.m3u8")
-    );
+    let page = format!("http://127.0.0.1:{page_port}/player/player.html?src={}", ng.url("/live/demo/master.m3u8"));
     let out = Command::new("node").arg(browser_dir.join("play.mjs")).arg(&page).arg("60").output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "browser playback failed: {report}\n{}", String::from_utf8_lossy(&out.stderr));

@@ -48,7 +48,9 @@ fn check_live(container: Container, tag: &str) {
     let live = start(container, tag);
     let renditions = ["stream_hi", "stream_lo"];
     for r in renditions {
-        wait_for(&format!("6 segments of {r} through nginx"), Duration::from_secs(40), || segments_served(&live, r) >= 6);
+        wait_for(&format!("6 segments of {r} through nginx"), Duration::from_secs(40), || {
+            segments_served(&live, r) >= 6
+        });
     }
 
     // The multivariant playlist lists both renditions with what the segmenter's master said.

@@ -50,7 +50,7 @@ impl Fixture {
             durable_writes: false,
             dvr_depth: Duration::from_secs(7200),
         };
-        rt.block_on(create_schema(&[cql.addr.clone()], &opts)).expect("schema");
+        rt.block_on(create_schema(std::slice::from_ref(&cql.addr), &opts)).expect("schema");
         let store = rt
             .block_on(Store::connect(&StoreConfig::new(vec![cql.addr.clone()], &ks)))
             .expect("connect")
@@ -117,16 +117,19 @@ fn serves_playlists_segments_and_clear_errors() {
     assert_eq!(pl.discontinuity_sequence, 1);
     assert_eq!(pl.target_duration, 2);
     assert!(pl.playlist_type.is_none() && !pl.end_list);
-    assert_eq!(pl.segments.iter().map(|s| s.uri.as_str()).collect::<Vec<_>>(), ["4.ts", "5.ts", "6.ts", "7.ts", "8.ts", "9.ts"]);
+    assert_eq!(
+        pl.segments.iter().map(|s| s.uri.as_str()).collect::<Vec<_>>(),
+        ["4.ts", "5.ts", "6.ts", "7.ts", "8.ts", "9.ts"]
+    );
     assert!(pl.segments[0].program_date_time.is_some());
 
-    for msn in 4..10usize {
+    for (msn, want) in data.iter().enumerate().skip(4) {
         let r = get(&ng.url(&format!("/live/demo/hi/{msn}.ts")));
         assert_eq!(r.status, 200);
         assert_eq!(r.header("Content-Type"), Some("video/mp2t"));
         assert_eq!(r.header("Cache-Control"), Some("public, max-age=86400, immutable"));
-        assert_eq!(r.header("Content-Length").unwrap(), data[msn].len().to_string());
-        assert!(r.body == data[msn], "segment {msn} differs from what was stored");
+        assert_eq!(r.header("Content-Length").unwrap(), want.len().to_string());
+        assert!(r.body == *want, "segment {msn} differs from what was stored");
     }
 
     // HEAD: same headers, no body.
@@ -176,7 +179,12 @@ fn serves_playlists_segments_and_clear_errors() {
     assert_eq!(http("POST", &ng.url("/live/demo/master.m3u8"), &[("Content-Length", "0")]).unwrap().status, 405);
 
     // CORS preflight.
-    let o = http("OPTIONS", &ng.url("/live/demo/hi/4.ts"), &[("Origin", "https://player.example"), ("Access-Control-Request-Method", "GET")]).unwrap();
+    let o = http(
+        "OPTIONS",
+        &ng.url("/live/demo/hi/4.ts"),
+        &[("Origin", "https://player.example"), ("Access-Control-Request-Method", "GET")],
+    )
+    .unwrap();
     assert_eq!(o.status, 204);
     assert_eq!(o.header("Access-Control-Allow-Origin"), Some("*"));
     assert!(o.header("Access-Control-Allow-Methods").unwrap().contains("GET"));
@@ -213,7 +221,7 @@ fn store_outage_is_503_and_slow_store_is_504_within_the_timeout() {
     assert!(t.elapsed() < Duration::from_secs(8), "outage answers took {:?}", t.elapsed());
     node.set_down(false);
     wait_for("recovery after the outage", Duration::from_secs(30), || {
-        http("GET", &ng.url("/live/demo/hi/2.ts"), &[]).map_or(false, |r| r.status == 200)
+        http("GET", &ng.url("/live/demo/hi/2.ts"), &[]).is_ok_and(|r| r.status == 200)
     });
     assert!(!ng.error_log().contains("exited on signal"));
 }
@@ -222,18 +230,15 @@ fn store_outage_is_503_and_slow_store_is_504_within_the_timeout() {
 fn corrupt_store_data_is_an_error_not_a_truncated_segment() {
     let (f, data) = Fixture::new("corrupt", 2, 1000);
     // Rows written behind the store layer's back, as a crash or a bad tool would leave them.
-    let session = f
-        .rt
-        .block_on(scylla::client::session_builder::SessionBuilder::new().known_node(&f.cql.addr).build())
-        .unwrap();
+    let session =
+        f.rt.block_on(scylla::client::session_builder::SessionBuilder::new().known_node(&f.cql.addr).build()).unwrap();
     let insert = format!(
         "INSERT INTO {}.segment_chunks (stream, rendition, msn, chunk, size, chunks, chunk_size, data) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         f.ks
     );
     let row = |msn: i64, chunk: i32, size: i64, chunks: i32, cs: i32, d: Option<Vec<u8>>| {
-        f.rt.block_on(session.query_unpaged(insert.as_str(), ("demo", "hi", msn, chunk, size, chunks, cs, d)))
-            .unwrap();
+        f.rt.block_on(session.query_unpaged(insert.as_str(), ("demo", "hi", msn, chunk, size, chunks, cs, d))).unwrap();
     };
     // 10: chunk 1 of 3 is missing. Headers are out before it is found: the connection is cut.
     row(10, 0, 150_000, 3, 65_536, Some(vec![1; 65_536]));
@@ -340,7 +345,12 @@ fn reload_under_load_loses_no_request() {
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
     let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
-    assert!(failures.is_empty(), "{} requests failed across reloads: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+    assert!(
+        failures.is_empty(),
+        "{} requests failed across reloads: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
     assert!(ok.load(Ordering::Relaxed) > 50, "too few requests: {}", ok.load(Ordering::Relaxed));
     assert!(!ng.error_log().contains("exited on signal"));
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hls_dvr_cqlnode::Node;
 use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, Store, StoreConfig};
 use hls_dvr::upload::source::{parse_duration_us, parse_pdt};
+use hls_dvr_cqlnode::Node;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hls-dvr-upload");
 
@@ -244,7 +244,12 @@ fn listed(playlist: &Path) -> Vec<Listed> {
         } else if let Some(v) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
             map = Some(v.trim_end_matches('"').to_string());
         } else if !l.starts_with('#') {
-            out.push(Listed { uri: l.to_string(), duration_us: dur.take().expect("EXTINF"), pdt_ms: pdt.take(), map: map.clone() });
+            out.push(Listed {
+                uri: l.to_string(),
+                duration_us: dur.take().expect("EXTINF"),
+                pdt_ms: pdt.take(),
+                map: map.clone(),
+            });
         }
     }
     out
@@ -303,7 +308,11 @@ impl Reader {
             if idx.len() >= n {
                 return idx;
             }
-            assert!(t.elapsed() < within, "{stream}/{rendition}: {} of {n} segments stored after {within:?}", idx.len());
+            assert!(
+                t.elapsed() < within,
+                "{stream}/{rendition}: {} of {n} segments stored after {within:?}",
+                idx.len()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -488,7 +497,17 @@ fn without_a_master_each_media_playlist_is_a_rendition_with_measured_bandwidth()
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-c:v", "libx264", "-preset", "ultrafast"])
         .args(["-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-t", "4"])
-        .args(["-f", "hls", "-hls_time", "1", "-hls_list_size", "0", "-hls_segment_filename", "cam.%d.ts", "cam.main.m3u8"])
+        .args([
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "0",
+            "-hls_segment_filename",
+            "cam.%d.ts",
+            "cam.main.m3u8",
+        ])
         .status()
         .unwrap();
     assert!(st.success());
@@ -556,7 +575,11 @@ fn uploader_killed_and_restarted_loses_and_duplicates_nothing() {
         assert!(idx.iter().all(|e| !e.discontinuity), "no discontinuity from an uploader restart");
     }
     up.stop();
-    assert_eq!(fs::read_to_string(&log).unwrap().matches("resuming after msn").count(), 4, "two restarts x two renditions");
+    assert_eq!(
+        fs::read_to_string(&log).unwrap().matches("resuming after msn").count(),
+        4,
+        "two restarts x two renditions"
+    );
 }
 
 #[test]
@@ -606,7 +629,8 @@ fn delete_after_upload_removes_stored_media_segments_only() {
     r.wait_for("live", "out_1", listed(&dir.join("out_1.m3u8")).len(), Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
     up.stop();
-    let mut left: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut left: Vec<String> =
+        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     left.sort();
     assert_eq!(left, ["init_0.mp4", "init_1.mp4", "master.m3u8", "out_0.m3u8", "out_1.m3u8"]);
     // The stored copies are whole fMP4 fragments (moof first) of the listed sizes.
@@ -626,7 +650,8 @@ fn uploader_down_longer_than_the_live_window_resumes_with_a_discontinuity() {
     let s = Scratch::new("window");
     let dir = s.dir("live");
     let log = s.0.join("uploader.log");
-    let ff = Ffmpeg::start(&dir, Kind::Ts, 11, &["-hls_list_size", "2", "-hls_delete_threshold", "1", "delete_segments"]);
+    let ff =
+        Ffmpeg::start(&dir, Kind::Ts, 11, &["-hls_list_size", "2", "-hls_delete_threshold", "1", "delete_segments"]);
     let r = Reader::new(&cql, &ks);
     let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
     let before = r.wait_for("live", "out_0", 3, Duration::from_secs(20)).len();
@@ -676,7 +701,10 @@ fn help_and_bad_arguments() {
         (&[], "--cassandra"),
         (&["--cassandra", "127.0.0.1:9", "--keyspace", "k"], "no streams"),
         (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "bad.name", d], "stream name"),
-        (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", "/nonexistent/hls-dvr"], "/nonexistent/hls-dvr"),
+        (
+            &["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", "/nonexistent/hls-dvr"],
+            "/nonexistent/hls-dvr",
+        ),
         (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", d, "--frobnicate"], "unknown option"),
         (&["--cassandra", "nohost", "--keyspace", "k", "--stream", "a", d], "HOST:PORT"),
         (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", d, "--poll-interval", "fast"], "duration"),

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use ngx::ffi::{
     eventfd, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_cycle_t, ngx_event_t, ngx_get_connection,
-    ngx_handle_read_event, ngx_http_request_t, ngx_uint_t, EFD_CLOEXEC, EFD_NONBLOCK, NGX_LOG_ERR,
-    NGX_LOG_NOTICE,
+    ngx_handle_read_event, ngx_http_request_t, ngx_uint_t, EFD_CLOEXEC, EFD_NONBLOCK, NGX_LOG_ERR, NGX_LOG_NOTICE,
 };
 use ngx::ngx_log_error;
 use once_cell::sync::OnceCell;
@@ -115,7 +114,10 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
             match Store::connect(&cfg).await {
                 Ok(s) => {
                     let _ = STORE.set(Arc::new(s));
-                    log(NGX_LOG_NOTICE, format!("hls_dvr: connected to {} keyspace {}", cfg.nodes.join(","), cfg.keyspace));
+                    log(
+                        NGX_LOG_NOTICE,
+                        format!("hls_dvr: connected to {} keyspace {}", cfg.nodes.join(","), cfg.keyspace),
+                    );
                     return;
                 }
                 Err(e) => {
@@ -128,13 +130,8 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
     });
 
     WORKER.with(|w| {
-        *w.borrow_mut() = Some(Worker {
-            runtime,
-            conn,
-            next_id: 1,
-            pending: HashMap::new(),
-            max_in_flight: main.max_in_flight(),
-        })
+        *w.borrow_mut() =
+            Some(Worker { runtime, conn, next_id: 1, pending: HashMap::new(), max_in_flight: main.max_in_flight() })
     });
     Ok(())
 }

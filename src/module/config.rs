@@ -156,7 +156,11 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 macro_rules! main_directive {
     ($fn:ident, $name:literal, |$conf:ident, $args:ident| $body:expr) => {
-        pub unsafe extern "C" fn $fn(cf: *mut ngx_conf_t, _cmd: *mut ngx::ffi::ngx_command_t, conf: *mut c_void) -> *mut c_char {
+        pub unsafe extern "C" fn $fn(
+            cf: *mut ngx_conf_t,
+            _cmd: *mut ngx::ffi::ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
             // SAFETY: nginx passes this module's main conf, created by create_main_conf.
             let $conf = &mut *(conf as *mut MainConf);
             directive(cf, $name, |$args| $body)
@@ -166,7 +170,11 @@ macro_rules! main_directive {
 
 macro_rules! loc_directive {
     ($fn:ident, $name:literal, |$conf:ident, $args:ident| $body:expr) => {
-        pub unsafe extern "C" fn $fn(cf: *mut ngx_conf_t, _cmd: *mut ngx::ffi::ngx_command_t, conf: *mut c_void) -> *mut c_char {
+        pub unsafe extern "C" fn $fn(
+            cf: *mut ngx_conf_t,
+            _cmd: *mut ngx::ffi::ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
             // SAFETY: nginx passes this module's location conf, created by create_loc_conf.
             let $conf = &mut *(conf as *mut LocConf);
             directive(cf, $name, |$args| $body)
@@ -193,10 +201,7 @@ main_directive!(set_consistency, "hls_dvr_consistency", |c, a| once(&mut c.consi
 
 main_directive!(set_timeout, "hls_dvr_timeout", |c, a| once(&mut c.timeout, duration(a[0])?));
 
-main_directive!(set_connect_timeout, "hls_dvr_connect_timeout", |c, a| once(
-    &mut c.connect_timeout,
-    duration(a[0])?
-));
+main_directive!(set_connect_timeout, "hls_dvr_connect_timeout", |c, a| once(&mut c.connect_timeout, duration(a[0])?));
 
 main_directive!(set_max_in_flight, "hls_dvr_max_in_flight", |c, a| {
     let n: usize = a[0]
@@ -232,7 +237,11 @@ loc_directive!(set_allow_origin, "hls_dvr_allow_origin", |c, a| {
 });
 
 /// `hls_dvr;` makes the location a DVR endpoint.
-pub unsafe extern "C" fn set_hls_dvr(cf: *mut ngx_conf_t, _cmd: *mut ngx::ffi::ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_hls_dvr(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx::ffi::ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     // SAFETY: nginx passes this module's location conf.
     let lc = &mut *(conf as *mut LocConf);
     directive(cf, "hls_dvr", |_| {

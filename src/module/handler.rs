@@ -16,8 +16,8 @@ use ngx::ffi::{
     ngx_list_push, ngx_msec_t, ngx_palloc, ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t,
     NGX_HTTP_BAD_REQUEST, NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR,
     NGX_HTTP_NOT_ALLOWED, NGX_HTTP_NOT_FOUND, NGX_HTTP_OPTIONS, NGX_HTTP_PARTIAL_CONTENT,
-    NGX_HTTP_RANGE_NOT_SATISFIABLE, NGX_HTTP_REQUEST_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR,
-    NGX_LOG_INFO, NGX_LOG_WARN,
+    NGX_HTTP_RANGE_NOT_SATISFIABLE, NGX_HTTP_REQUEST_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO,
+    NGX_LOG_WARN,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use ngx::ngx_log_error;
@@ -429,14 +429,13 @@ unsafe fn pump(r: *mut ngx_http_request_t, ctx: *mut Ctx) {
             }
             if blocked(r) {
                 // Wait for the client; meanwhile keep one chunk fetched ahead.
-                if !s.fetching && s.ready.is_none() && s.next <= s.last {
-                    if !fetch_next(r, ctx) {
-                        return;
-                    }
+                if !s.fetching && s.ready.is_none() && s.next <= s.last && !fetch_next(r, ctx) {
+                    return;
                 }
                 (*r).write_event_handler = Some(on_writable);
                 let wev = (*c).write;
-                let clcf = NgxHttpCoreModule::location_conf(&*r).expect("core loc conf") as *const ngx_http_core_loc_conf_t;
+                let clcf =
+                    NgxHttpCoreModule::location_conf(&*r).expect("core loc conf") as *const ngx_http_core_loc_conf_t;
                 if (*wev).ready() == 0 && (*wev).delayed() == 0 {
                     ngx_add_timer(wev, (*clcf).send_timeout);
                 }
@@ -466,10 +465,8 @@ unsafe fn pump(r: *mut ngx_http_request_t, ctx: *mut Ctx) {
             ngx_http_finalize_request(r, NGX_ERROR);
             return;
         }
-        if !last && !s.fetching && s.next <= s.last {
-            if !fetch_next(r, ctx) {
-                return;
-            }
+        if !last && !s.fetching && s.next <= s.last && !fetch_next(r, ctx) {
+            return;
         }
         let rc = ngx_http_output_filter(r, cl);
         if last {

@@ -10,9 +10,9 @@ use std::ptr::{addr_of, addr_of_mut};
 
 use ngx::core::{Status, NGX_CONF_ERROR};
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
-    NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+    ngx_command_t, ngx_conf_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_CONF_1MORE,
+    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use ngx::{ngx_conf_log_error, ngx_modules, ngx_string};
@@ -69,16 +69,66 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
 }
 
 static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 11] = [
-    command(ngx_string!("hls_dvr_cassandra"), MAIN | NGX_CONF_1MORE as ngx_uint_t, config::set_cassandra, NGX_HTTP_MAIN_CONF_OFFSET),
-    command(ngx_string!("hls_dvr_keyspace"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_keyspace, NGX_HTTP_MAIN_CONF_OFFSET),
-    command(ngx_string!("hls_dvr_consistency"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_consistency, NGX_HTTP_MAIN_CONF_OFFSET),
-    command(ngx_string!("hls_dvr_timeout"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_timeout, NGX_HTTP_MAIN_CONF_OFFSET),
-    command(ngx_string!("hls_dvr_connect_timeout"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_connect_timeout, NGX_HTTP_MAIN_CONF_OFFSET),
-    command(ngx_string!("hls_dvr_max_in_flight"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_max_in_flight, NGX_HTTP_MAIN_CONF_OFFSET),
-    command(ngx_string!("hls_dvr_playlist_cache"), MAIN | NGX_CONF_TAKE1 as ngx_uint_t, config::set_playlist_cache, NGX_HTTP_MAIN_CONF_OFFSET),
-    command(ngx_string!("hls_dvr"), NGX_HTTP_LOC_CONF as ngx_uint_t | NGX_CONF_NOARGS as ngx_uint_t, config::set_hls_dvr, NGX_HTTP_LOC_CONF_OFFSET),
-    command(ngx_string!("hls_dvr_window"), LOC | NGX_CONF_TAKE1 as ngx_uint_t, config::set_window, NGX_HTTP_LOC_CONF_OFFSET),
-    command(ngx_string!("hls_dvr_allow_origin"), LOC | NGX_CONF_TAKE1 as ngx_uint_t, config::set_allow_origin, NGX_HTTP_LOC_CONF_OFFSET),
+    command(
+        ngx_string!("hls_dvr_cassandra"),
+        MAIN | NGX_CONF_1MORE as ngx_uint_t,
+        config::set_cassandra,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_keyspace"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_keyspace,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_consistency"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_consistency,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_timeout"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_timeout,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_connect_timeout"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_connect_timeout,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_max_in_flight"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_max_in_flight,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_playlist_cache"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_playlist_cache,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr"),
+        NGX_HTTP_LOC_CONF as ngx_uint_t | NGX_CONF_NOARGS as ngx_uint_t,
+        config::set_hls_dvr,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_window"),
+        LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_window,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_allow_origin"),
+        LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_allow_origin,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
     ngx_command_t::empty(),
 ];
 

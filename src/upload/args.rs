@@ -99,7 +99,10 @@ pub fn parse_config(text: &str, base: &Path) -> Result<Vec<StreamSpec>, String> 
             .filter(|(_, b)| !b.is_empty())
             .ok_or_else(|| format!("line {}: expected \"NAME DIR\", got {line:?}", n + 1))?;
         let dir = Path::new(dir);
-        out.push(StreamSpec { name: name.to_string(), dir: if dir.is_absolute() { dir.to_path_buf() } else { base.join(dir) } });
+        out.push(StreamSpec {
+            name: name.to_string(),
+            dir: if dir.is_absolute() { dir.to_path_buf() } else { base.join(dir) },
+        });
     }
     Ok(out)
 }
@@ -139,7 +142,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         };
         match flag {
             "-h" | "--help" => return Ok(Command::Help),
-            "--cassandra" => nodes = Some(parse_nodes(&value("HOST:PORT[,HOST:PORT...]")?).map_err(|e| format!("--cassandra: {e}"))?),
+            "--cassandra" => {
+                nodes = Some(parse_nodes(&value("HOST:PORT[,HOST:PORT...]")?).map_err(|e| format!("--cassandra: {e}"))?)
+            }
             "--keyspace" => {
                 let k = value("a keyspace name")?;
                 if !is_identifier(&k) {
@@ -185,7 +190,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 run_only.push(flag.to_string());
             }
             "--write-consistency" => {
-                write_consistency = parse_consistency(&value("a consistency level")?).map_err(|e| format!("--write-consistency: {e}"))?;
+                write_consistency = parse_consistency(&value("a consistency level")?)
+                    .map_err(|e| format!("--write-consistency: {e}"))?;
                 run_only.push(flag.to_string());
             }
             "--write-timeout" => {
@@ -196,7 +202,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 run_only.push(flag.to_string());
             }
             "--replication" => {
-                replication = Replication::parse(&value("a replication")?).map_err(|e| format!("--replication: {e}"))?;
+                replication =
+                    Replication::parse(&value("a replication")?).map_err(|e| format!("--replication: {e}"))?;
                 schema_only.push(flag.to_string());
             }
             "--durable-writes" => {
@@ -221,10 +228,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         if let Some(f) = run_only.first() {
             return Err(format!("{f} is not an option of `schema`"));
         }
-        return Ok(Command::Schema {
-            nodes,
-            opts: SchemaOptions { keyspace, replication, durable_writes, dvr_depth },
-        });
+        return Ok(Command::Schema { nodes, opts: SchemaOptions { keyspace, replication, durable_writes, dvr_depth } });
     }
     if let Some(f) = schema_only.first() {
         return Err(format!("{f} is an option of `hls-dvr-upload schema`"));
@@ -293,7 +297,8 @@ mod tests {
 
     #[test]
     fn schema_command_defaults_and_options() {
-        let Command::Schema { nodes, opts } = parse(&v("schema --cassandra a:9042,b:9042 --keyspace dvr")).unwrap() else {
+        let Command::Schema { nodes, opts } = parse(&v("schema --cassandra a:9042,b:9042 --keyspace dvr")).unwrap()
+        else {
             panic!()
         };
         assert_eq!(nodes, vec!["a:9042", "b:9042"]);

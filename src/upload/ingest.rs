@@ -84,7 +84,10 @@ pub struct Job {
 
 #[derive(Debug)]
 pub enum Outcome {
-    Stored { init: Option<InitState>, bytes: usize },
+    Stored {
+        init: Option<InitState>,
+        bytes: usize,
+    },
     /// The segment cannot be stored any more (its file vanished or was replaced).
     Lost(String),
     /// Shutting down while the store was failing.
@@ -190,9 +193,11 @@ pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
         };
         if let Some(new) = write {
             let what = format!("init segment {uri} as {stream}/{rendition} init {}", new.msn);
-            if retry(&sh, &mut permit, &what, || store.write_blob(BlobKind::Init, stream, rendition, new.msn, &new.bytes))
-                .await
-                .is_err()
+            if retry(&sh, &mut permit, &what, || {
+                store.write_blob(BlobKind::Init, stream, rendition, new.msn, &new.bytes)
+            })
+            .await
+            .is_err()
             {
                 return Outcome::Aborted;
             }
@@ -233,21 +238,11 @@ pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
     // 4. The head: the resume point of a restarted uploader.
     let mut head = job.head.clone();
     head.updated_ms = now_ms();
-    if retry(&sh, &mut permit, &format!("head row after {what}"), || store.write_head(stream, &head))
-        .await
-    .is_err()
-    {
+    if retry(&sh, &mut permit, &format!("head row after {what}"), || store.write_head(stream, &head)).await.is_err() {
         return Outcome::Aborted;
     }
     drop(permit);
-    debug!(
-        msn,
-        disc_seq = entry.disc_seq,
-        duration_us = entry.duration_us,
-        bytes = data.len(),
-        "stored {}",
-        job.uri
-    );
+    debug!(msn, disc_seq = entry.disc_seq, duration_us = entry.duration_us, bytes = data.len(), "stored {}", job.uri);
 
     if sh.delete_after_upload && file_id(&job.path) == Some(job.file) {
         if let Err(e) = tokio::fs::remove_file(&job.path).await {

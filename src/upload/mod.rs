@@ -25,8 +25,8 @@ use crate::store::{create_schema, Store, StoreConfig};
 use args::{Command, RunOptions};
 
 fn init_logging() {
-    use tracing_subscriber::EnvFilter;
     use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
     // The driver's own info lines (every connection) are noise at our default level.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,scylla=warn"));
     let _ = tracing_subscriber::fmt()

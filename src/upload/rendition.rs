@@ -131,9 +131,13 @@ impl State {
         self.container = Some(info.container);
         self.target_duration = self.target_duration.max(info.target_duration);
 
-        let paths: Vec<Option<PathBuf>> = info.entries.iter().map(|e| source::resolve(&spec.playlist, &e.uri)).collect();
+        let paths: Vec<Option<PathBuf>> =
+            info.entries.iter().map(|e| source::resolve(&spec.playlist, &e.uri)).collect();
         // Only the last position and what follows it need a stat (a long playlist stays cheap).
-        let from = self.tracker.last().and_then(|l| info.entries.iter().position(|e| e.seg_msn == l.seg_msn && e.uri == l.uri));
+        let from = self
+            .tracker
+            .last()
+            .and_then(|l| info.entries.iter().position(|e| e.seg_msn == l.seg_msn && e.uri == l.uri));
         let from = from.unwrap_or(0);
         let stat = |i: usize| paths[i].as_deref().and_then(file_id);
         let mut seen: Vec<Seen> = info

@@ -26,11 +26,8 @@ pub fn file_id(path: &Path) -> Option<FileId> {
     if !md.is_file() {
         return None;
     }
-    let mtime_ns = md
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64);
+    let mtime_ns =
+        md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
     Some(FileId { size: md.len() as i64, mtime_ns })
 }
 
@@ -164,11 +161,7 @@ fn media_from(text: &[u8], p: m3u8_rs::MediaPlaylist) -> Result<MediaInfo, Strin
     let text = std::str::from_utf8(text).map_err(|_| "playlist is not UTF-8".to_string())?;
     let scanned = scan_lines(text);
     if scanned.len() != p.segments.len() {
-        return Err(format!(
-            "m3u8-rs found {} segments, the line scan {}",
-            p.segments.len(),
-            scanned.len()
-        ));
+        return Err(format!("m3u8-rs found {} segments, the line scan {}", p.segments.len(), scanned.len()));
     }
     let base = p.media_sequence as i64;
     let mut entries = Vec::with_capacity(p.segments.len());
@@ -319,11 +312,8 @@ pub use crate::route::is_name as valid_name;
 
 /// A valid name made of `s`: other characters become `_`, long names are cut.
 pub fn sanitize_name(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
-        .take(64)
-        .collect();
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).take(64).collect();
     if out.is_empty() {
         out.push('_');
     }

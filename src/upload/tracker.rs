@@ -192,7 +192,9 @@ impl Sequencer {
     /// Continues after the store's head (a new rendition starts at 0).
     pub fn resume(head: Option<&Rendition>) -> Sequencer {
         match head {
-            Some(h) if h.head_msn >= 0 => Sequencer { next_msn: h.head_msn + 1, disc_seq: h.head_disc_seq, lost: false },
+            Some(h) if h.head_msn >= 0 => {
+                Sequencer { next_msn: h.head_msn + 1, disc_seq: h.head_disc_seq, lost: false }
+            }
             _ => Sequencer { next_msn: 0, disc_seq: 0, lost: false },
         }
     }

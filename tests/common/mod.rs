@@ -262,7 +262,7 @@ impl Nginx {
     /// Waits until the workers are connected to the store (they answer 503 until then).
     pub fn wait_ready(&self, path: &str) {
         wait_for("nginx to reach the store", Duration::from_secs(20), || {
-            http("GET", &self.url(path), &[]).map_or(false, |r| r.status != 503)
+            http("GET", &self.url(path), &[]).is_ok_and(|r| r.status != 503)
         });
     }
 }
@@ -314,18 +314,14 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> std::io::Resul
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
     let body = raw[split + 4..].to_vec();
     let resp = Response { status, headers, body };
     if method != "HEAD" {
         if let Some(len) = resp.header("Content-Length").and_then(|l| l.parse::<usize>().ok()) {
             if resp.body.len() != len {
-                return Err(std::io::Error::other(format!(
-                    "short body: {} of {len} bytes for {url}",
-                    resp.body.len()
-                )));
+                return Err(std::io::Error::other(format!("short body: {} of {len} bytes for {url}", resp.body.len())));
             }
         }
     }

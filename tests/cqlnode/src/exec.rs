@@ -3,8 +3,12 @@
 //! (single-partition slices, scans, ALLOW FILTERING), ORDER BY, LIMIT and paging.
 //! Also computes the metadata a PREPARED result carries.
 
-use crate::parse::{CreateTable, InValues, Insert, Op, OptValue, Parsed, QualName, Relation, Select, Selection, Statement, Term};
-use crate::store::{ColumnKind, Filter, Keyspace, Position, ReadPlan, Store, Table, TableOptions, TableSchema, Write, MAX_TTL};
+use crate::parse::{
+    CreateTable, InValues, Insert, Op, OptValue, Parsed, QualName, Relation, Select, Selection, Statement, Term,
+};
+use crate::store::{
+    ColumnKind, Filter, Keyspace, Position, ReadPlan, Store, Table, TableOptions, TableSchema, Write, MAX_TTL,
+};
 use crate::system::{self, NodeIdentity};
 use crate::types::{CqlType, Literal};
 use bytes::Bytes;
@@ -134,7 +138,9 @@ fn keyspace_of(q: &QualName, env: &Env) -> Result<String, CqlError> {
     match (&q.keyspace, env.keyspace) {
         (Some(k), _) => Ok(k.clone()),
         (None, Some(k)) => Ok(k.to_string()),
-        (None, None) => invalid("No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename"),
+        (None, None) => {
+            invalid("No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename")
+        }
     }
 }
 
@@ -168,7 +174,9 @@ fn resolve<'a>(store: &'a Store, env: &Env, q: &QualName) -> Result<TableRef<'a>
 fn resolve_schema(store: &Store, env: &Env, q: &QualName) -> Result<Arc<TableSchema>, CqlError> {
     let ks = keyspace_of(q, env)?;
     if system::is_system_keyspace(&ks) {
-        return system::schema(&ks, &q.name).map(Arc::new).ok_or_else(|| CqlError::invalid(format!("unconfigured table {}", q.name)));
+        return system::schema(&ks, &q.name)
+            .map(Arc::new)
+            .ok_or_else(|| CqlError::invalid(format!("unconfigured table {}", q.name)));
     }
     Ok(resolve(store, env, q)?.schema.clone())
 }
@@ -226,13 +234,24 @@ fn own(b: Bytes) -> Bytes {
 
 pub fn check_marker_count(parsed: &Parsed, values: &[Value]) -> Result<(), CqlError> {
     if parsed.markers != values.len() {
-        return invalid(format!("There were {} markers(?) in CQL but {} bound variables", parsed.markers, values.len()));
+        return invalid(format!(
+            "There were {} markers(?) in CQL but {} bound variables",
+            parsed.markers,
+            values.len()
+        ));
     }
     Ok(())
 }
 
 /// Executes one statement. `values` must match the statement's markers.
-pub fn execute(store: &mut Store, env: &Env, parsed: &Parsed, values: &[Value], p: &Params, now_ms: i64) -> Result<Outcome, CqlError> {
+pub fn execute(
+    store: &mut Store,
+    env: &Env,
+    parsed: &Parsed,
+    values: &[Value],
+    p: &Params,
+    now_ms: i64,
+) -> Result<Outcome, CqlError> {
     check_marker_count(parsed, values)?;
     match &parsed.stmt {
         Statement::Use(ks) => {
@@ -263,14 +282,20 @@ pub fn execute(store: &mut Store, env: &Env, parsed: &Parsed, values: &[Value], 
             apply_all(store, writes, now_ms);
             Ok(Outcome::Void)
         }
-        Statement::CreateKeyspace { name, if_not_exists, options } => create_keyspace(store, name, *if_not_exists, options),
+        Statement::CreateKeyspace { name, if_not_exists, options } => {
+            create_keyspace(store, name, *if_not_exists, options)
+        }
         Statement::CreateTable(ct) => create_table(store, env, ct),
         Statement::DropKeyspace { name, if_exists } => {
             if system::is_system_keyspace(name) {
                 return Err(CqlError::unauthorized(name));
             }
             if store.keyspaces.remove(name).is_none() {
-                return if *if_exists { Ok(Outcome::Void) } else { Err(CqlError::new(code::CONFIG_ERROR, format!("Cannot drop non existing keyspace '{name}'."))) };
+                return if *if_exists {
+                    Ok(Outcome::Void)
+                } else {
+                    Err(CqlError::new(code::CONFIG_ERROR, format!("Cannot drop non existing keyspace '{name}'.")))
+                };
             }
             store.bump_schema_version();
             Ok(Outcome::SchemaChange { change: "DROPPED", target: "KEYSPACE", keyspace: name.clone(), table: None })
@@ -284,10 +309,19 @@ pub fn execute(store: &mut Store, env: &Env, parsed: &Parsed, values: &[Value], 
                 return if *if_exists { Ok(Outcome::Void) } else { invalid(format!("Keyspace '{ks}' doesn't exist")) };
             };
             if k.tables.remove(&table.name).is_none() {
-                return if *if_exists { Ok(Outcome::Void) } else { invalid(format!("Table '{ks}.{}' doesn't exist", table.name)) };
+                return if *if_exists {
+                    Ok(Outcome::Void)
+                } else {
+                    invalid(format!("Table '{ks}.{}' doesn't exist", table.name))
+                };
             }
             store.bump_schema_version();
-            Ok(Outcome::SchemaChange { change: "DROPPED", target: "TABLE", keyspace: ks, table: Some(table.name.clone()) })
+            Ok(Outcome::SchemaChange {
+                change: "DROPPED",
+                target: "TABLE",
+                keyspace: ks,
+                table: Some(table.name.clone()),
+            })
         }
         Statement::Truncate(table) => {
             let ks = keyspace_of(table, env)?;
@@ -312,7 +346,13 @@ pub struct BatchItem<'a> {
 
 /// Executes a BATCH: every statement must be an INSERT; all are checked before any is
 /// applied, and all share one write timestamp, as in Cassandra.
-pub fn execute_batch(store: &mut Store, env: &Env, items: &[BatchItem], timestamp: Option<i64>, now_ms: i64) -> Result<Outcome, CqlError> {
+pub fn execute_batch(
+    store: &mut Store,
+    env: &Env,
+    items: &[BatchItem],
+    timestamp: Option<i64>,
+    now_ms: i64,
+) -> Result<Outcome, CqlError> {
     let ts = match timestamp {
         Some(t) => t,
         None => store.next_timestamp(),
@@ -338,7 +378,12 @@ fn apply_all(store: &mut Store, writes: Vec<(String, String, Write)>, now_ms: i6
     }
 }
 
-fn batch_timestamp(store: &mut Store, t: Option<&Term>, values: &[Value], client: Option<i64>) -> Result<i64, CqlError> {
+fn batch_timestamp(
+    store: &mut Store,
+    t: Option<&Term>,
+    values: &[Value],
+    client: Option<i64>,
+) -> Result<i64, CqlError> {
     if let Some(t) = t {
         match bind(t, &CqlType::BigInt, values, "[timestamp]")? {
             Value::Set(b) => return int_of(&b, "timestamp"),
@@ -350,7 +395,13 @@ fn batch_timestamp(store: &mut Store, t: Option<&Term>, values: &[Value], client
 }
 
 /// Checks an INSERT and turns it into a write (not applied yet).
-fn insert_write(store: &Store, env: &Env, ins: &Insert, values: &[Value], default_ts: i64) -> Result<(String, String, Write), CqlError> {
+fn insert_write(
+    store: &Store,
+    env: &Env,
+    ins: &Insert,
+    values: &[Value],
+    default_ts: i64,
+) -> Result<(String, String, Write), CqlError> {
     let ks = keyspace_of(&ins.table, env)?;
     if system::is_system_keyspace(&ks) {
         return Err(CqlError::unauthorized(&ks));
@@ -365,7 +416,9 @@ fn insert_write(store: &Store, env: &Env, ins: &Insert, values: &[Value], defaul
         }
         bound[i] = Some(bind(term, &col.typ, values, name)?);
     }
-    let missing = |idx: &[usize]| idx.iter().filter(|&&i| bound[i].is_none()).map(|&i| s.columns[i].name.clone()).collect::<Vec<_>>();
+    let missing = |idx: &[usize]| {
+        idx.iter().filter(|&&i| bound[i].is_none()).map(|&i| s.columns[i].name.clone()).collect::<Vec<_>>()
+    };
     let m = missing(&s.partition_key);
     if !m.is_empty() {
         return invalid(format!("Some partition key parts are missing: {}", m.join(", ")));
@@ -487,21 +540,29 @@ fn select(store: &Store, env: &Env, sel: &Select, values: &[Value], p: &Params, 
                 match op {
                     Op::Eq => {
                         if has_eq || r.lower.is_some() || r.upper.is_some() {
-                            return invalid(format!("{name} cannot be restricted by more than one relation if it includes an Equal"));
+                            return invalid(format!(
+                                "{name} cannot be restricted by more than one relation if it includes an Equal"
+                            ));
                         }
                         r.eq = Some(v);
                     }
                     Op::Gt | Op::Ge => {
                         if has_eq {
-                            return invalid(format!("{name} cannot be restricted by more than one relation if it includes an Equal"));
+                            return invalid(format!(
+                                "{name} cannot be restricted by more than one relation if it includes an Equal"
+                            ));
                         }
                         if r.lower.replace((v, *op == Op::Ge)).is_some() {
-                            return invalid(format!("More than one restriction was found for the start bound on {name}"));
+                            return invalid(format!(
+                                "More than one restriction was found for the start bound on {name}"
+                            ));
                         }
                     }
                     Op::Lt | Op::Le => {
                         if has_eq {
-                            return invalid(format!("{name} cannot be restricted by more than one relation if it includes an Equal"));
+                            return invalid(format!(
+                                "{name} cannot be restricted by more than one relation if it includes an Equal"
+                            ));
                         }
                         if r.upper.replace((v, *op == Op::Le)).is_some() {
                             return invalid(format!("More than one restriction was found for the end bound on {name}"));
@@ -511,10 +572,15 @@ fn select(store: &Store, env: &Env, sel: &Select, values: &[Value], p: &Params, 
             }
             Relation::In { values: iv, .. } => {
                 if has_eq || r.lower.is_some() || r.upper.is_some() {
-                    return invalid(format!("{name} cannot be restricted by more than one relation if it includes a IN"));
+                    return invalid(format!(
+                        "{name} cannot be restricted by more than one relation if it includes a IN"
+                    ));
                 }
                 let list = match iv {
-                    InValues::List(terms) => terms.iter().map(|t| key_value(bind(t, &col.typ, values, name)?, name)).collect::<Result<Vec<_>, _>>()?,
+                    InValues::List(terms) => terms
+                        .iter()
+                        .map(|t| key_value(bind(t, &col.typ, values, name)?, name))
+                        .collect::<Result<Vec<_>, _>>()?,
                     InValues::Marker(m) => {
                         let lt = CqlType::List(Box::new(col.typ.clone()));
                         match bind(&Term::Marker(*m), &lt, values, name)? {
@@ -561,7 +627,10 @@ fn select(store: &Store, env: &Env, sel: &Select, values: &[Value], p: &Params, 
                 }
                 _ => vec![],
             };
-            keys = keys.into_iter().flat_map(|k| opts.iter().map(move |o| [k.clone(), vec![o.clone()]].concat())).collect();
+            keys = keys
+                .into_iter()
+                .flat_map(|k| opts.iter().map(move |o| [k.clone(), vec![o.clone()]].concat()))
+                .collect();
         }
         Some(keys)
     } else {
@@ -663,9 +732,14 @@ fn select(store: &Store, env: &Env, sel: &Select, values: &[Value], p: &Params, 
         }
         let mut rev: Option<bool> = None;
         for (n, (name, desc)) in sel.order_by.iter().enumerate() {
-            let (i, col) = s.column(name).map(|i| (i, &s.columns[i])).ok_or_else(|| CqlError::invalid(format!("Order by on unknown column {name}")))?;
+            let (i, col) = s
+                .column(name)
+                .map(|i| (i, &s.columns[i]))
+                .ok_or_else(|| CqlError::invalid(format!("Order by on unknown column {name}")))?;
             let ColumnKind::Clustering(pos) = col.kind else {
-                return invalid(format!("Order by is currently only supported on the clustered columns of the PRIMARY KEY, got {name}"));
+                return invalid(format!(
+                    "Order by is currently only supported on the clustered columns of the PRIMARY KEY, got {name}"
+                ));
             };
             if pos != n || s.clustering_key[pos] != i {
                 return invalid("Order by currently only supports the ordering of columns following their declared order in the PRIMARY KEY");
@@ -698,7 +772,8 @@ fn select(store: &Store, env: &Env, sel: &Select, values: &[Value], p: &Params, 
 
     if let Selection::Count { .. } = &sel.selection {
         let n = if empty { 0 } else { table.read(&plan, None, None, now_ms).0.len() };
-        let rows = if limit == Some(0) { vec![] } else { vec![vec![Some(Bytes::copy_from_slice(&(n as i64).to_be_bytes()))]] };
+        let rows =
+            if limit == Some(0) { vec![] } else { vec![vec![Some(Bytes::copy_from_slice(&(n as i64).to_be_bytes()))]] };
         return Ok(Rows { meta, rows, paging_state: None });
     }
 
@@ -720,7 +795,8 @@ fn select(store: &Store, env: &Env, sel: &Select, values: &[Value], p: &Params, 
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let (mut found, mut more) = if empty || remaining == Some(0) { (vec![], false) } else { table.read(&plan, after.as_ref(), max, now_ms) };
+    let (mut found, mut more) =
+        if empty || remaining == Some(0) { (vec![], false) } else { table.read(&plan, after.as_ref(), max, now_ms) };
     // Frames carry 32-bit lengths and clients cap them (256 MiB by default): a paged read
     // ends its page early past PAGE_BYTES (drivers accept short pages), an unpaged one fails.
     let mut bytes = 0usize;
@@ -763,7 +839,10 @@ fn select_meta(s: &TableSchema, sel: &Selection) -> Result<ResultMeta, CqlError>
         Selection::Count { alias } => vec![ColSpec { name: alias.clone(), typ: CqlType::BigInt }],
         Selection::Columns(cols) => cols
             .iter()
-            .map(|(n, alias)| column(s, n).map(|(_, c)| ColSpec { name: alias.clone().unwrap_or_else(|| c.name.clone()), typ: c.typ.clone() }))
+            .map(|(n, alias)| {
+                column(s, n)
+                    .map(|(_, c)| ColSpec { name: alias.clone().unwrap_or_else(|| c.name.clone()), typ: c.typ.clone() })
+            })
             .collect::<Result<_, _>>()?,
     };
     Ok(ResultMeta { keyspace: s.keyspace.clone(), table: s.name.clone(), columns })
@@ -790,24 +869,27 @@ pub fn prepare_info(store: &Store, env: &Env, parsed: &Parsed) -> Result<PrepInf
             vec![]
         }
     };
-    let insert_specs = |ins: &Insert, set: &mut dyn FnMut(&Term, &str, &CqlType)| -> Result<(Arc<TableSchema>, Vec<u16>), CqlError> {
-        let s = resolve_schema(store, env, &ins.table)?;
-        for (n, t) in ins.columns.iter().zip(&ins.values) {
-            let (_, c) = column(&s, n)?;
-            set(t, n, &c.typ);
-        }
-        if let Some(t) = &ins.ttl {
-            set(t, "[ttl]", &CqlType::Int);
-        }
-        if let Some(t) = &ins.timestamp {
-            set(t, "[timestamp]", &CqlType::BigInt);
-        }
-        let pk = pk_marker(&s, &|name| ins.columns.iter().position(|c| c == name).and_then(|p| match ins.values[p] {
-            Term::Marker(m) => Some(m),
-            _ => None,
-        }));
-        Ok((s, pk))
-    };
+    let insert_specs =
+        |ins: &Insert, set: &mut dyn FnMut(&Term, &str, &CqlType)| -> Result<(Arc<TableSchema>, Vec<u16>), CqlError> {
+            let s = resolve_schema(store, env, &ins.table)?;
+            for (n, t) in ins.columns.iter().zip(&ins.values) {
+                let (_, c) = column(&s, n)?;
+                set(t, n, &c.typ);
+            }
+            if let Some(t) = &ins.ttl {
+                set(t, "[ttl]", &CqlType::Int);
+            }
+            if let Some(t) = &ins.timestamp {
+                set(t, "[timestamp]", &CqlType::BigInt);
+            }
+            let pk = pk_marker(&s, &|name| {
+                ins.columns.iter().position(|c| c == name).and_then(|p| match ins.values[p] {
+                    Term::Marker(m) => Some(m),
+                    _ => None,
+                })
+            });
+            Ok((s, pk))
+        };
     match &parsed.stmt {
         Statement::Insert(ins) => {
             let (s, pk) = insert_specs(ins, &mut set)?;
@@ -889,7 +971,12 @@ fn text_map(v: &OptValue, what: &str) -> Result<BTreeMap<String, String>, CqlErr
     Ok(m)
 }
 
-fn create_keyspace(store: &mut Store, name: &str, if_not_exists: bool, options: &[(String, OptValue)]) -> Result<Outcome, CqlError> {
+fn create_keyspace(
+    store: &mut Store,
+    name: &str,
+    if_not_exists: bool,
+    options: &[(String, OptValue)],
+) -> Result<Outcome, CqlError> {
     validate_name("Keyspace", name)?;
     let mut replication = None;
     let mut durable_writes = true;
@@ -899,30 +986,50 @@ fn create_keyspace(store: &mut Store, name: &str, if_not_exists: bool, options: 
             "durable_writes" => {
                 durable_writes = match v {
                     OptValue::Lit(Literal::Bool(b)) => *b,
-                    OptValue::Lit(Literal::Str(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => s.eq_ignore_ascii_case("true"),
+                    OptValue::Lit(Literal::Str(s))
+                        if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+                    {
+                        s.eq_ignore_ascii_case("true")
+                    }
                     _ => return Err(CqlError::new(code::SYNTAX_ERROR, "durable_writes must be true or false")),
                 }
             }
             other => return Err(CqlError::new(code::SYNTAX_ERROR, format!("Unknown property '{other}'"))),
         }
     }
-    let mut replication = replication.ok_or_else(|| CqlError::new(code::CONFIG_ERROR, "Missing mandatory option 'replication'"))?;
-    let class = replication.remove("class").ok_or_else(|| CqlError::new(code::CONFIG_ERROR, "Missing replication strategy class"))?;
+    let mut replication =
+        replication.ok_or_else(|| CqlError::new(code::CONFIG_ERROR, "Missing mandatory option 'replication'"))?;
+    let class = replication
+        .remove("class")
+        .ok_or_else(|| CqlError::new(code::CONFIG_ERROR, "Missing replication strategy class"))?;
     let full = match class.as_str() {
         "SimpleStrategy" | "org.apache.cassandra.locator.SimpleStrategy" => {
-            let rf = replication.get("replication_factor").ok_or_else(|| CqlError::new(code::CONFIG_ERROR, "SimpleStrategy requires a replication_factor strategy option."))?;
+            let rf = replication.get("replication_factor").ok_or_else(|| {
+                CqlError::new(code::CONFIG_ERROR, "SimpleStrategy requires a replication_factor strategy option.")
+            })?;
             if rf.parse::<u32>().is_err() || replication.len() != 1 {
-                return Err(CqlError::new(code::CONFIG_ERROR, "SimpleStrategy takes exactly one option, replication_factor, a non-negative integer"));
+                return Err(CqlError::new(
+                    code::CONFIG_ERROR,
+                    "SimpleStrategy takes exactly one option, replication_factor, a non-negative integer",
+                ));
             }
             "org.apache.cassandra.locator.SimpleStrategy"
         }
         "NetworkTopologyStrategy" | "org.apache.cassandra.locator.NetworkTopologyStrategy" => {
             if let Some((dc, _)) = replication.iter().find(|(_, v)| v.parse::<u32>().is_err()) {
-                return Err(CqlError::new(code::CONFIG_ERROR, format!("Replication factor for data center {dc} must be a non-negative integer")));
+                return Err(CqlError::new(
+                    code::CONFIG_ERROR,
+                    format!("Replication factor for data center {dc} must be a non-negative integer"),
+                ));
             }
             "org.apache.cassandra.locator.NetworkTopologyStrategy"
         }
-        other => return Err(CqlError::new(code::CONFIG_ERROR, format!("Unable to find replication strategy class '{other}'"))),
+        other => {
+            return Err(CqlError::new(
+                code::CONFIG_ERROR,
+                format!("Unable to find replication strategy class '{other}'"),
+            ))
+        }
     };
     replication.insert("class".into(), full.into());
     if system::is_system_keyspace(name) || store.keyspaces.contains_key(name) {
@@ -935,7 +1042,9 @@ fn create_keyspace(store: &mut Store, name: &str, if_not_exists: bool, options: 
             extra: ErrorExtra::AlreadyExists { keyspace: name.into(), table: String::new() },
         });
     }
-    store.keyspaces.insert(name.into(), Keyspace { name: name.into(), replication, durable_writes, tables: BTreeMap::new() });
+    store
+        .keyspaces
+        .insert(name.into(), Keyspace { name: name.into(), replication, durable_writes, tables: BTreeMap::new() });
     store.bump_schema_version();
     Ok(Outcome::SchemaChange { change: "CREATED", target: "KEYSPACE", keyspace: name.into(), table: None })
 }
@@ -954,7 +1063,10 @@ fn table_options(opts: &[(String, OptValue)]) -> Result<TableOptions, CqlError> 
             "default_time_to_live" => {
                 o.default_ttl = non_negative_int(v)?;
                 if o.default_ttl > MAX_TTL {
-                    return Err(CqlError::new(code::CONFIG_ERROR, format!("default_time_to_live must be less than or equal to {MAX_TTL} (got {})", o.default_ttl)));
+                    return Err(CqlError::new(
+                        code::CONFIG_ERROR,
+                        format!("default_time_to_live must be less than or equal to {MAX_TTL} (got {})", o.default_ttl),
+                    ));
                 }
             }
             "gc_grace_seconds" => o.gc_grace_seconds = non_negative_int(v)?,
@@ -968,7 +1080,12 @@ fn table_options(opts: &[(String, OptValue)]) -> Result<TableOptions, CqlError> 
                     OptValue::Lit(Literal::Map(pairs)) => {
                         let mut m = text_map(v, name)?;
                         if name == "compaction" {
-                            let class = m.get("class").ok_or_else(|| CqlError::new(code::CONFIG_ERROR, "Missing sub-option 'class' for the 'compaction' option."))?;
+                            let class = m.get("class").ok_or_else(|| {
+                                CqlError::new(
+                                    code::CONFIG_ERROR,
+                                    "Missing sub-option 'class' for the 'compaction' option.",
+                                )
+                            })?;
                             if !class.contains('.') {
                                 let full = format!("org.apache.cassandra.db.compaction.{class}");
                                 m.insert("class".into(), full);
@@ -983,7 +1100,9 @@ fn table_options(opts: &[(String, OptValue)]) -> Result<TableOptions, CqlError> 
                     Ok(Some(b)) => {
                         o.typed.insert(name.clone(), b);
                     }
-                    _ => return Err(CqlError::new(code::CONFIG_ERROR, format!("Invalid value for table option {name}"))),
+                    _ => {
+                        return Err(CqlError::new(code::CONFIG_ERROR, format!("Invalid value for table option {name}")))
+                    }
                 }
             }
             None => o.opaque.push((name.clone(), format!("{v:?}"))),
@@ -1027,10 +1146,14 @@ fn create_table(store: &mut Store, env: &Env, ct: &CreateTable) -> Result<Outcom
     let mut desc = vec![false; ct.clustering_key.len()];
     for (i, (name, d)) in ct.clustering_order.iter().enumerate() {
         if !ct.clustering_key.contains(name) {
-            return invalid(format!("Only clustering key columns can be defined in CLUSTERING ORDER directive: {name}"));
+            return invalid(format!(
+                "Only clustering key columns can be defined in CLUSTERING ORDER directive: {name}"
+            ));
         }
         if ct.clustering_key[i] != *name {
-            return invalid("The order of columns in the CLUSTERING ORDER directive must match that of the clustering columns");
+            return invalid(
+                "The order of columns in the CLUSTERING ORDER directive must match that of the clustering columns",
+            );
         }
         desc[i] = *d;
     }

@@ -118,13 +118,18 @@ fn range_bounds_on_both_orders() {
 #[test]
 fn prefix_and_slice_on_two_clustering_columns() {
     let mut db = Db::new();
-    db.ok("CREATE TABLE t (p int, a text, b int, v int, PRIMARY KEY (p, a, b)) WITH CLUSTERING ORDER BY (a ASC, b DESC)");
+    db.ok(
+        "CREATE TABLE t (p int, a text, b int, v int, PRIMARY KEY (p, a, b)) WITH CLUSTERING ORDER BY (a ASC, b DESC)",
+    );
     for (a, b) in [("x", 1), ("x", 2), ("x", 3), ("y", 1), ("w", 9), ("x\u{0}", 7)] {
         db.ok(&format!("INSERT INTO t (p, a, b, v) VALUES (1, '{a}', {b}, {b})"));
     }
     let rows = db.rows("SELECT a, b FROM t WHERE p = 1");
     let got: Vec<(String, i64)> = rows.iter().map(|r| (as_text(&r[0]), as_i64(&r[1]))).collect();
-    let want: Vec<(String, i64)> = [("w", 9), ("x", 3), ("x", 2), ("x", 1), ("x\u{0}", 7), ("y", 1)].iter().map(|(a, b)| (a.to_string(), *b)).collect();
+    let want: Vec<(String, i64)> = [("w", 9), ("x", 3), ("x", 2), ("x", 1), ("x\u{0}", 7), ("y", 1)]
+        .iter()
+        .map(|(a, b)| (a.to_string(), *b))
+        .collect();
     assert_eq!(got, want);
     assert_eq!(db.ints("SELECT b FROM t WHERE p = 1 AND a = 'x'"), vec![3, 2, 1]);
     assert_eq!(db.ints("SELECT b FROM t WHERE p = 1 AND a = 'x' AND b >= 2"), vec![3, 2]);
@@ -142,10 +147,14 @@ fn limit_applies_after_order_by() {
     let mut db = Db::new();
     db.seg_table("ASC");
     assert_eq!(db.ints("SELECT msn FROM seg WHERE s = 'x' AND b = 0 ORDER BY msn DESC LIMIT 2"), vec![5, 4]);
-    assert_eq!(db.ints("SELECT msn FROM seg WHERE s = 'x' AND b = 0 AND msn >= 2 ORDER BY msn DESC LIMIT 2"), vec![5, 4]);
+    assert_eq!(
+        db.ints("SELECT msn FROM seg WHERE s = 'x' AND b = 0 AND msn >= 2 ORDER BY msn DESC LIMIT 2"),
+        vec![5, 4]
+    );
     assert_eq!(db.ints("SELECT msn FROM seg WHERE s = 'x' AND b = 0 AND msn < 5 ORDER BY msn DESC LIMIT 1"), vec![4]);
     assert_eq!(db.ints("SELECT msn FROM seg WHERE s = 'x' AND b = 0 LIMIT 2"), vec![1, 2]);
-    let r = db.rows_v("SELECT msn FROM seg WHERE s = ? AND b = ? ORDER BY msn DESC LIMIT ?", &[text("x"), big(0), int(3)]);
+    let r =
+        db.rows_v("SELECT msn FROM seg WHERE s = ? AND b = ? ORDER BY msn DESC LIMIT ?", &[text("x"), big(0), int(3)]);
     assert_eq!(r.iter().map(|r| as_i64(&r[0])).collect::<Vec<_>>(), vec![5, 4, 3]);
     assert_eq!(db.err("SELECT msn FROM seg WHERE s = 'x' AND b = 0 LIMIT 0").code, code::INVALID);
     // ORDER BY needs the partition restricted.
@@ -175,11 +184,23 @@ fn paging_resumes_after_the_last_row() {
     let q = "SELECT msn FROM seg WHERE s = 'x' AND b = 0";
     assert_eq!(pages(&mut db, q, &[], 2), vec![vec![1, 2], vec![3, 4], vec![5]]);
     // Exactly full last page: no empty extra page, no state.
-    assert_eq!(pages(&mut db, "SELECT msn FROM seg WHERE s = 'x' AND b = 0 AND msn <= 4", &[], 2), vec![vec![1, 2], vec![3, 4]]);
-    assert_eq!(pages(&mut db, "SELECT msn FROM seg WHERE s = 'x' AND b = 0 ORDER BY msn DESC", &[], 2), vec![vec![5, 4], vec![3, 2], vec![1]]);
+    assert_eq!(
+        pages(&mut db, "SELECT msn FROM seg WHERE s = 'x' AND b = 0 AND msn <= 4", &[], 2),
+        vec![vec![1, 2], vec![3, 4]]
+    );
+    assert_eq!(
+        pages(&mut db, "SELECT msn FROM seg WHERE s = 'x' AND b = 0 ORDER BY msn DESC", &[], 2),
+        vec![vec![5, 4], vec![3, 2], vec![1]]
+    );
     // LIMIT counts across pages.
-    assert_eq!(pages(&mut db, "SELECT msn FROM seg WHERE s = 'x' AND b = 0 LIMIT 3", &[], 2), vec![vec![1, 2], vec![3]]);
-    assert_eq!(pages(&mut db, "SELECT msn FROM seg WHERE s = 'x' AND b = 0 AND msn > 1 ORDER BY msn DESC LIMIT 3", &[], 2), vec![vec![5, 4], vec![3]]);
+    assert_eq!(
+        pages(&mut db, "SELECT msn FROM seg WHERE s = 'x' AND b = 0 LIMIT 3", &[], 2),
+        vec![vec![1, 2], vec![3]]
+    );
+    assert_eq!(
+        pages(&mut db, "SELECT msn FROM seg WHERE s = 'x' AND b = 0 AND msn > 1 ORDER BY msn DESC LIMIT 3", &[], 2),
+        vec![vec![5, 4], vec![3]]
+    );
     // Whole-table scans page across partitions.
     let all: Vec<i64> = pages(&mut db, "SELECT msn FROM seg", &[], 2).concat();
     let mut sorted = all.clone();
@@ -280,10 +301,19 @@ fn null_deletes_and_unset_keeps() {
     assert_eq!((r[0][0].clone(), as_text(&r[0][1])), (None, "b1".to_string()));
     // The row marker keeps a row with only null cells visible.
     db.okv("INSERT INTO t (k, a, b) VALUES (?, ?, ?)", &[int(2), Value::Null, Value::Null]);
-    assert_eq!(db.rows("SELECT * FROM t WHERE k = 2"), vec![vec![Some(Bytes::copy_from_slice(&2i32.to_be_bytes())), None, None]]);
+    assert_eq!(
+        db.rows("SELECT * FROM t WHERE k = 2"),
+        vec![vec![Some(Bytes::copy_from_slice(&2i32.to_be_bytes())), None, None]]
+    );
     // Keys must be set and non-null.
-    assert_eq!(db.run("INSERT INTO t (k, a) VALUES (?, ?)", &[Value::Null, text("x")]).unwrap_err().code, code::INVALID);
-    assert_eq!(db.run("INSERT INTO t (k, a) VALUES (?, ?)", &[Value::Unset, text("x")]).unwrap_err().code, code::INVALID);
+    assert_eq!(
+        db.run("INSERT INTO t (k, a) VALUES (?, ?)", &[Value::Null, text("x")]).unwrap_err().code,
+        code::INVALID
+    );
+    assert_eq!(
+        db.run("INSERT INTO t (k, a) VALUES (?, ?)", &[Value::Unset, text("x")]).unwrap_err().code,
+        code::INVALID
+    );
     assert_eq!(db.run("SELECT a FROM t WHERE k = ?", &[Value::Null]).unwrap_err().code, code::INVALID);
 }
 
@@ -310,12 +340,12 @@ fn errors_for_unsupported_and_invalid_statements() {
         assert_eq!(db.err(q).code, code::SYNTAX_ERROR, "{q}");
     }
     let invalid = [
-        "INSERT INTO seg (s, msn) VALUES ('x', 1)",                       // partition key part missing
-        "INSERT INTO seg (s, b) VALUES ('x', 1)",                         // clustering key missing
-        "INSERT INTO seg (s, b, msn, nope) VALUES ('x', 1, 1, 1)",        // unknown column
-        "INSERT INTO seg (s, b, msn) VALUES ('x', 'text', 1)",            // wrong literal type
-        "SELECT * FROM seg WHERE s = 'x'",                                // partial partition key
-        "SELECT * FROM seg WHERE v = 'x'",                                // regular column
+        "INSERT INTO seg (s, msn) VALUES ('x', 1)", // partition key part missing
+        "INSERT INTO seg (s, b) VALUES ('x', 1)",   // clustering key missing
+        "INSERT INTO seg (s, b, msn, nope) VALUES ('x', 1, 1, 1)", // unknown column
+        "INSERT INTO seg (s, b, msn) VALUES ('x', 'text', 1)", // wrong literal type
+        "SELECT * FROM seg WHERE s = 'x'",          // partial partition key
+        "SELECT * FROM seg WHERE v = 'x'",          // regular column
         "SELECT * FROM seg WHERE s = 'x' AND b = 0 AND msn = 1 AND msn > 0",
         "SELECT * FROM seg WHERE s = 'x' AND b = 0 AND msn > 1 AND msn > 0",
         "SELECT * FROM seg WHERE s = 'x' AND b = 0 ORDER BY v",
@@ -324,7 +354,7 @@ fn errors_for_unsupported_and_invalid_statements() {
         "SELECT nope FROM seg",
         "INSERT INTO system.local (key) VALUES ('x')",
         "USE nope",
-        "CREATE TABLE seg2 (k int)",                                       // no primary key
+        "CREATE TABLE seg2 (k int)", // no primary key
         "CREATE TABLE seg2 (k int, PRIMARY KEY (z))",
         "CREATE TABLE seg2 (k int, c int, PRIMARY KEY (k, c)) WITH CLUSTERING ORDER BY (k DESC)",
     ];
@@ -338,19 +368,33 @@ fn errors_for_unsupported_and_invalid_statements() {
     // Bind-count mismatch.
     assert_eq!(db.run("SELECT * FROM seg WHERE s = ? AND b = ?", &[text("x")]).unwrap_err().code, code::INVALID);
     // A value of the wrong size for the column type.
-    assert_eq!(db.run("SELECT * FROM seg WHERE s = ? AND b = ?", &[text("x"), int(0)]).unwrap_err().code, code::INVALID);
+    assert_eq!(
+        db.run("SELECT * FROM seg WHERE s = ? AND b = ?", &[text("x"), int(0)]).unwrap_err().code,
+        code::INVALID
+    );
 }
 
 #[test]
 fn ddl_if_not_exists_already_exists_and_drop() {
     let mut db = Db::new();
-    assert!(matches!(db.ok("CREATE TABLE t (k int PRIMARY KEY)"), Outcome::SchemaChange { change: "CREATED", target: "TABLE", .. }));
+    assert!(matches!(
+        db.ok("CREATE TABLE t (k int PRIMARY KEY)"),
+        Outcome::SchemaChange { change: "CREATED", target: "TABLE", .. }
+    ));
     assert_eq!(db.ok("CREATE TABLE IF NOT EXISTS t (k int PRIMARY KEY)"), Outcome::Void);
     let e = db.err("CREATE TABLE t (k int PRIMARY KEY)");
     assert_eq!(e.code, code::ALREADY_EXISTS);
     assert_eq!(e.extra, ErrorExtra::AlreadyExists { keyspace: "ks".into(), table: "t".into() });
-    assert_eq!(db.err("CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}").code, code::ALREADY_EXISTS);
-    assert_eq!(db.ok("CREATE KEYSPACE IF NOT EXISTS ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"), Outcome::Void);
+    assert_eq!(
+        db.err("CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}").code,
+        code::ALREADY_EXISTS
+    );
+    assert_eq!(
+        db.ok(
+            "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
+        ),
+        Outcome::Void
+    );
     db.ok("INSERT INTO t (k) VALUES (1)");
     db.ok("TRUNCATE t");
     assert!(db.rows("SELECT * FROM t").is_empty());
@@ -403,7 +447,9 @@ fn project_schema_and_prepared_metadata() {
     let rows = db.rows("SELECT default_time_to_live, gc_grace_seconds, compaction FROM system_schema.tables WHERE keyspace_name = 'dvr' AND table_name = 'segment_index'");
     assert_eq!((as_i64(&rows[0][0]), as_i64(&rows[0][1])), (9000, 3600));
     let compaction = rows[0][2].clone().unwrap();
-    assert!(std::str::from_utf8(&compaction).unwrap().contains("org.apache.cassandra.db.compaction.TimeWindowCompactionStrategy"));
+    assert!(std::str::from_utf8(&compaction)
+        .unwrap()
+        .contains("org.apache.cassandra.db.compaction.TimeWindowCompactionStrategy"));
     assert_eq!(db.store.keyspaces["dvr"].table_count(), 3);
 }
 
@@ -431,9 +477,14 @@ fn system_tables_describe_the_node_and_schema() {
             ("v".into(), "regular".into(), -1, "none".into(), "blob".into()),
         ]
     );
-    let ks: Vec<String> = db.rows("SELECT keyspace_name FROM system_schema.keyspaces").iter().map(|r| as_text(&r[0])).collect();
+    let ks: Vec<String> =
+        db.rows("SELECT keyspace_name FROM system_schema.keyspaces").iter().map(|r| as_text(&r[0])).collect();
     assert!(ks.contains(&"ks".to_string()) && ks.contains(&"system".to_string()));
-    let v: Vec<String> = db.rows("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name IN ('ks', 'nope')").iter().map(|r| as_text(&r[0])).collect();
+    let v: Vec<String> = db
+        .rows("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name IN ('ks', 'nope')")
+        .iter()
+        .map(|r| as_text(&r[0]))
+        .collect();
     assert_eq!(v, vec!["ks"]);
     for t in ["views", "types", "functions", "aggregates", "indexes", "triggers", "dropped_columns"] {
         assert!(db.rows(&format!("SELECT * FROM system_schema.{t}")).is_empty(), "{t}");
@@ -453,7 +504,10 @@ fn count_in_and_text_batch() {
     assert_eq!(as_i64(&db.rows("SELECT COUNT(*) FROM seg")[0][0]), 6);
     assert_eq!(as_i64(&db.rows("SELECT count(*) FROM seg WHERE s = 'x' AND b = 0 AND msn > 2")[0][0]), 3);
     assert_eq!(db.ints("SELECT msn FROM seg WHERE s = 'x' AND b IN (0, 1) AND msn >= 5").len(), 2);
-    let list = Value::Set(Bytes::from([&2i32.to_be_bytes()[..], &8i32.to_be_bytes(), &0i64.to_be_bytes(), &8i32.to_be_bytes(), &1i64.to_be_bytes()].concat()));
+    let list = Value::Set(Bytes::from(
+        [&2i32.to_be_bytes()[..], &8i32.to_be_bytes(), &0i64.to_be_bytes(), &8i32.to_be_bytes(), &1i64.to_be_bytes()]
+            .concat(),
+    ));
     assert_eq!(db.rows_v("SELECT msn FROM seg WHERE s = 'x' AND b IN ?", &[list]).len(), 6);
     db.ok("BEGIN BATCH INSERT INTO seg (s, b, msn) VALUES ('y', 0, 1); INSERT INTO seg (s, b, msn) VALUES ('y', 0, 2); APPLY BATCH");
     assert_eq!(db.ints("SELECT msn FROM seg WHERE s = 'y' AND b = 0"), vec![1, 2]);
@@ -477,11 +531,85 @@ fn use_sets_keyspace_and_unqualified_names_need_one() {
 fn random_statements_never_panic() {
     // Token soup from CQL's vocabulary: every outcome must be Ok or a clean error.
     let words = [
-        "SELECT", "INSERT", "INTO", "VALUES", "FROM", "WHERE", "AND", "ORDER", "BY", "LIMIT", "ALLOW", "FILTERING", "CREATE", "TABLE",
-        "KEYSPACE", "IF", "NOT", "EXISTS", "DROP", "TRUNCATE", "USE", "PRIMARY", "KEY", "WITH", "CLUSTERING", "ASC", "DESC", "USING",
-        "TTL", "TIMESTAMP", "IN", "COUNT", "(", ")", "*", ",", "=", "<", ">", "<=", ">=", "?", "'x'", "1", "-1", "0x00", "1.5", "{",
-        "}", ":", "[", "]", ";", ".", "t", "ks", "seg", "s", "b", "msn", "v", "int", "text", "blob", "map", "<text,text>", "null",
-        "true", "\"Q\"", "BEGIN", "BATCH", "APPLY", "frozen", "set", "list", "system", "local", "system_schema", "columns",
+        "SELECT",
+        "INSERT",
+        "INTO",
+        "VALUES",
+        "FROM",
+        "WHERE",
+        "AND",
+        "ORDER",
+        "BY",
+        "LIMIT",
+        "ALLOW",
+        "FILTERING",
+        "CREATE",
+        "TABLE",
+        "KEYSPACE",
+        "IF",
+        "NOT",
+        "EXISTS",
+        "DROP",
+        "TRUNCATE",
+        "USE",
+        "PRIMARY",
+        "KEY",
+        "WITH",
+        "CLUSTERING",
+        "ASC",
+        "DESC",
+        "USING",
+        "TTL",
+        "TIMESTAMP",
+        "IN",
+        "COUNT",
+        "(",
+        ")",
+        "*",
+        ",",
+        "=",
+        "<",
+        ">",
+        "<=",
+        ">=",
+        "?",
+        "'x'",
+        "1",
+        "-1",
+        "0x00",
+        "1.5",
+        "{",
+        "}",
+        ":",
+        "[",
+        "]",
+        ";",
+        ".",
+        "t",
+        "ks",
+        "seg",
+        "s",
+        "b",
+        "msn",
+        "v",
+        "int",
+        "text",
+        "blob",
+        "map",
+        "<text,text>",
+        "null",
+        "true",
+        "\"Q\"",
+        "BEGIN",
+        "BATCH",
+        "APPLY",
+        "frozen",
+        "set",
+        "list",
+        "system",
+        "local",
+        "system_schema",
+        "columns",
     ];
     let mut db = Db::new();
     db.seg_table("DESC");

@@ -48,7 +48,10 @@ pub enum ReadError {
     Io(std::io::Error),
     /// The header is not a request frame we can even skip; the connection must close.
     /// Carries the stream id (when known) and a message for a last error frame.
-    Fatal { stream: i16, message: String },
+    Fatal {
+        stream: i16,
+        message: String,
+    },
 }
 
 /// Reads one frame. A frame of another protocol version is returned as is (with its body) so
@@ -64,11 +67,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Frame, ReadEr
     r.read_exact(&mut h[1..]).await.map_err(ReadError::Io)?;
     let stream = i16::from_be_bytes([h[2], h[3]]);
     if h[0] & RESPONSE != 0 {
-        return Err(ReadError::Fatal { stream, message: "Invalid frame: a response frame was sent to the server".into() });
+        return Err(ReadError::Fatal {
+            stream,
+            message: "Invalid frame: a response frame was sent to the server".into(),
+        });
     }
     let len = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) as usize;
     if len > MAX_BODY {
-        return Err(ReadError::Fatal { stream, message: format!("Request is too big: length {len} exceeds maximum allowed length {MAX_BODY}") });
+        return Err(ReadError::Fatal {
+            stream,
+            message: format!("Request is too big: length {len} exceeds maximum allowed length {MAX_BODY}"),
+        });
     }
     let mut body = BytesMut::zeroed(len);
     r.read_exact(&mut body).await.map_err(ReadError::Io)?;
@@ -262,7 +271,8 @@ pub fn error_body(e: &CqlError) -> BytesMut {
 
 pub fn supported_body() -> BytesMut {
     let mut b = BytesMut::new();
-    let opts: [(&str, &[&str]); 3] = [("CQL_VERSION", &[crate::system::CQL_VERSION]), ("COMPRESSION", &[]), ("PROTOCOL_VERSIONS", &["4/v4"])];
+    let opts: [(&str, &[&str]); 3] =
+        [("CQL_VERSION", &[crate::system::CQL_VERSION]), ("COMPRESSION", &[]), ("PROTOCOL_VERSIONS", &["4/v4"])];
     b.put_u16(opts.len() as u16);
     for (k, vs) in opts {
         put_string(&mut b, k);

@@ -98,7 +98,10 @@ fn lex(src: &str) -> Result<Vec<Tok>, ParseError> {
             if !hex.len().is_multiple_of(2) {
                 return syntax(format!("blob literal 0x{hex} has an odd number of digits"));
             }
-            let bytes = (0..hex.len()).step_by(2).map(|k| u8::from_str_radix(&hex[k..k + 2], 16)).collect::<Result<Vec<_>, _>>();
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|k| u8::from_str_radix(&hex[k..k + 2], 16))
+                .collect::<Result<Vec<_>, _>>();
             match bytes {
                 Ok(b) => out.push(Tok::Hex(b)),
                 Err(_) => return syntax("bad blob literal"),
@@ -152,7 +155,10 @@ fn lex(src: &str) -> Result<Vec<Tok>, ParseError> {
             let mut text = String::new();
             loop {
                 if j >= s.len() {
-                    return syntax(format!("unterminated {} literal", if c == '\'' { "string" } else { "quoted identifier" }));
+                    return syntax(format!(
+                        "unterminated {} literal",
+                        if c == '\'' { "string" } else { "quoted identifier" }
+                    ));
                 }
                 if s[j] == c {
                     if s.get(j + 1) == Some(&c) {
@@ -203,7 +209,9 @@ fn lex(src: &str) -> Result<Vec<Tok>, ParseError> {
             i += 2;
             continue;
         }
-        let sym1 = ["(", ")", ",", ";", ".", "=", "<", ">", "*", "{", "}", "[", "]", ":", "-", "+"].into_iter().find(|x| x.starts_with(c));
+        let sym1 = ["(", ")", ",", ";", ".", "=", "<", ">", "*", "{", "}", "[", "]", ":", "-", "+"]
+            .into_iter()
+            .find(|x| x.starts_with(c));
         match sym1 {
             Some(x) => out.push(Tok::Sym(x)),
             None => return syntax(format!("unexpected character '{c}'")),
@@ -231,9 +239,16 @@ pub enum Op {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Relation {
-    Cmp { col: String, op: Op, value: Term },
+    Cmp {
+        col: String,
+        op: Op,
+        value: Term,
+    },
     /// `col IN (a, b)` or `col IN ?` (a single marker bound to a list).
-    In { col: String, values: InValues },
+    In {
+        col: String,
+        values: InValues,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -303,15 +318,28 @@ pub struct CreateTable {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     Use(String),
-    CreateKeyspace { name: String, if_not_exists: bool, options: Vec<(String, OptValue)> },
+    CreateKeyspace {
+        name: String,
+        if_not_exists: bool,
+        options: Vec<(String, OptValue)>,
+    },
     CreateTable(CreateTable),
-    DropKeyspace { name: String, if_exists: bool },
-    DropTable { table: QualName, if_exists: bool },
+    DropKeyspace {
+        name: String,
+        if_exists: bool,
+    },
+    DropTable {
+        table: QualName,
+        if_exists: bool,
+    },
     Truncate(QualName),
     Insert(Insert),
     Select(Select),
     /// `BEGIN [UNLOGGED|LOGGED] BATCH ... APPLY BATCH` as query text (what cqlsh sends).
-    Batch { inserts: Vec<Insert>, timestamp: Option<Term> },
+    Batch {
+        inserts: Vec<Insert>,
+        timestamp: Option<Term>,
+    },
 }
 
 /// A parsed statement and how many bind markers it has.
@@ -602,9 +630,8 @@ impl P {
                 }
                 Ok((CqlType::Map(Box::new(k), Box::new(v)), false))
             }
-            "counter" | "decimal" | "varint" | "date" | "time" | "smallint" | "tinyint" | "duration" | "tuple" | "vector" => {
-                unsupported(format!("type {name}"))
-            }
+            "counter" | "decimal" | "varint" | "date" | "time" | "smallint" | "tinyint" | "duration" | "tuple"
+            | "vector" => unsupported(format!("type {name}")),
             other => unsupported(format!("type {other} (user-defined types)")),
         }
     }
@@ -629,7 +656,8 @@ impl P {
             if self.is_kw("PRIMARY") && self.is_kw_at(1, "KEY") {
                 self.pos += 2;
                 self.expect_sym("(")?;
-                let partition = if matches!(self.peek(), Some(Tok::Sym("("))) { self.ident_list()? } else { vec![self.ident()?] };
+                let partition =
+                    if matches!(self.peek(), Some(Tok::Sym("("))) { self.ident_list()? } else { vec![self.ident()?] };
                 let mut clustering = Vec::new();
                 while self.accept_sym(",") {
                     clustering.push(self.ident()?);
@@ -761,7 +789,9 @@ impl P {
                     Ok(Term::Lit(Literal::Set(items)))
                 }
             }
-            Some(Tok::Ident(s)) if matches!(self.peek(), Some(Tok::Sym("("))) => unsupported(format!("function call {s}()")),
+            Some(Tok::Ident(s)) if matches!(self.peek(), Some(Tok::Sym("("))) => {
+                unsupported(format!("function call {s}()"))
+            }
             t => {
                 if t.is_some() {
                     self.pos -= 1;
@@ -983,7 +1013,11 @@ impl P {
             }
             match self.statement()? {
                 Statement::Insert(i) => inserts.push(i),
-                _ => return Err(ParseError::Unsupported("Invalid statement in batch: only INSERT statements are supported by hls-dvr-cqlnode".into())),
+                _ => {
+                    return Err(ParseError::Unsupported(
+                        "Invalid statement in batch: only INSERT statements are supported by hls-dvr-cqlnode".into(),
+                    ))
+                }
             }
         }
         Ok(Statement::Batch { inserts, timestamp })
@@ -1037,7 +1071,15 @@ mod tests {
 
     #[test]
     fn unsupported_and_syntax_errors() {
-        for s in ["UPDATE t SET a = 1 WHERE k = 1", "DELETE FROM t WHERE k = 1", "ALTER TABLE t ADD x int", "CREATE INDEX ON t (v)", "INSERT INTO t (k) VALUES (1) IF NOT EXISTS", "SELECT * FROM t WHERE token(k) > 0", "SELECT writetime(v) FROM t"] {
+        for s in [
+            "UPDATE t SET a = 1 WHERE k = 1",
+            "DELETE FROM t WHERE k = 1",
+            "ALTER TABLE t ADD x int",
+            "CREATE INDEX ON t (v)",
+            "INSERT INTO t (k) VALUES (1) IF NOT EXISTS",
+            "SELECT * FROM t WHERE token(k) > 0",
+            "SELECT writetime(v) FROM t",
+        ] {
             assert!(matches!(parse(s), Err(ParseError::Unsupported(_))), "{s}");
         }
         for s in ["SELEKT * FROM t", "SELECT * FROM", "INSERT INTO t (a) VALUES ('x", "SELECT * FROM t garbage"] {

@@ -224,7 +224,10 @@ async fn connection(sock: TcpStream, shared: Arc<Shared>) {
                 let _ = tx.send(reply(CqlError::protocol("Unexpected AUTH_RESPONSE: authentication is not enabled")));
             }
             _ if !ready => {
-                let _ = tx.send(reply(CqlError::protocol(format!("Unexpected message with opcode {:#04x}, expecting STARTUP or OPTIONS", f.opcode))));
+                let _ = tx.send(reply(CqlError::protocol(format!(
+                    "Unexpected message with opcode {:#04x}, expecting STARTUP or OPTIONS",
+                    f.opcode
+                ))));
             }
             opcode::REGISTER => {
                 // Events are never sent (the schema only changes through this node's clients),
@@ -289,10 +292,20 @@ async fn request(shared: &Shared, conn: &Conn, op: u8, stream: i16, body: Body) 
 }
 
 fn params(q: &frame::QueryParams) -> Params {
-    Params { page_size: q.page_size.and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0), paging_state: q.paging_state.clone(), timestamp: q.timestamp }
+    Params {
+        page_size: q.page_size.and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0),
+        paging_state: q.paging_state.clone(),
+        timestamp: q.timestamp,
+    }
 }
 
-fn run(shared: &Shared, conn: &Conn, parsed: &Parsed, keyspace: Option<String>, q: &frame::QueryParams) -> Result<bytes::BytesMut, CqlError> {
+fn run(
+    shared: &Shared,
+    conn: &Conn,
+    parsed: &Parsed,
+    keyspace: Option<String>,
+    q: &frame::QueryParams,
+) -> Result<bytes::BytesMut, CqlError> {
     let env = Env { keyspace: keyspace.as_deref(), local_ip: conn.local_ip, me: &shared.me };
     let out = exec::execute(&mut lock(&shared.store), &env, parsed, &q.values, &params(q), now_millis())?;
     match &out {
@@ -389,7 +402,10 @@ fn batch(shared: &Shared, conn: &Conn, mut body: Body) -> Result<bytes::BytesMut
         body.u16()?;
     }
     let timestamp = if f & 0x20 != 0 { Some(body.i64()?) } else { None };
-    let items: Vec<BatchItem> = owned.iter().map(|(s, v)| BatchItem { parsed: &s.parsed, keyspace: s.keyspace.clone(), values: v.clone() }).collect();
+    let items: Vec<BatchItem> = owned
+        .iter()
+        .map(|(s, v)| BatchItem { parsed: &s.parsed, keyspace: s.keyspace.clone(), values: v.clone() })
+        .collect();
     let env = Env { keyspace: conn_ks.as_deref(), local_ip: conn.local_ip, me: &shared.me };
     let out = exec::execute_batch(&mut lock(&shared.store), &env, &items, timestamp, now_millis())?;
     Ok(frame::result_body(&out, false))

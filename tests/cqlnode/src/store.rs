@@ -80,15 +80,26 @@ impl TableSchema {
         let mut columns = Vec::new();
         for (i, n) in partition_key.iter().enumerate() {
             if let Some((n, t, f)) = find(n) {
-                columns.push(ColumnDef { name: n.clone(), typ: t.clone(), frozen: *f, kind: ColumnKind::PartitionKey(i) });
+                columns.push(ColumnDef {
+                    name: n.clone(),
+                    typ: t.clone(),
+                    frozen: *f,
+                    kind: ColumnKind::PartitionKey(i),
+                });
             }
         }
         for (i, n) in clustering_key.iter().enumerate() {
             if let Some((n, t, f)) = find(n) {
-                columns.push(ColumnDef { name: n.clone(), typ: t.clone(), frozen: *f, kind: ColumnKind::Clustering(i) });
+                columns.push(ColumnDef {
+                    name: n.clone(),
+                    typ: t.clone(),
+                    frozen: *f,
+                    kind: ColumnKind::Clustering(i),
+                });
             }
         }
-        let mut regular: Vec<&(String, CqlType, bool)> = cols.iter().filter(|c| !partition_key.contains(&c.0) && !clustering_key.contains(&c.0)).collect();
+        let mut regular: Vec<&(String, CqlType, bool)> =
+            cols.iter().filter(|c| !partition_key.contains(&c.0) && !clustering_key.contains(&c.0)).collect();
         regular.sort_by(|a, b| a.0.cmp(&b.0));
         for (n, t, f) in regular {
             columns.push(ColumnDef { name: n.clone(), typ: t.clone(), frozen: *f, kind: ColumnKind::Regular });
@@ -263,7 +274,13 @@ pub struct ReadPlan {
 
 impl ReadPlan {
     pub fn all() -> Self {
-        ReadPlan { partitions: None, lower: Bound::Unbounded, upper: Bound::Unbounded, reversed: false, filters: vec![] }
+        ReadPlan {
+            partitions: None,
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            reversed: false,
+            filters: vec![],
+        }
     }
 }
 
@@ -313,7 +330,9 @@ fn upper_min(a: Bound<Vec<u8>>, before: &[u8]) -> Bound<Vec<u8>> {
 fn bounds_empty(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
     match (lo, hi) {
         (Bound::Included(a), Bound::Included(b)) => a > b,
-        (Bound::Included(a), Bound::Excluded(b)) | (Bound::Excluded(a), Bound::Included(b)) | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
+        (Bound::Included(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b))
+        | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
         _ => false,
     }
 }
@@ -334,14 +353,20 @@ impl Table {
         let pkey = self.schema.part_key(&w.pk);
         let cks = self.schema.clustering_sort_key(&w.ck);
         let part = self.partitions.entry(pkey).or_insert_with(|| Partition { pk: w.pk.clone(), rows: BTreeMap::new() });
-        let row = part.rows.entry(cks).or_insert_with(|| Row { ck: w.ck.clone(), marker: None, cells: vec![None; ncols] });
+        let row =
+            part.rows.entry(cks).or_insert_with(|| Row { ck: w.ck.clone(), marker: None, cells: vec![None; ncols] });
         let marker = Liveness { ts: w.ts, expires_ms };
         if row.marker.is_none_or(|m| marker.supersedes(&m)) {
             row.marker = Some(marker);
         }
         for (idx, value) in w.cells {
             // A tombstone never expires; TTL only applies to live values.
-            let cell = Cell { ts: w.ts, expires_ms: if value.is_some() { expires_ms } else { None }, value, deleted_ms: now_ms };
+            let cell = Cell {
+                ts: w.ts,
+                expires_ms: if value.is_some() { expires_ms } else { None },
+                value,
+                deleted_ms: now_ms,
+            };
             let slot = &mut row.cells[idx];
             match slot {
                 Some(old) if !cell.supersedes(old, now_ms) => {}
@@ -370,7 +395,13 @@ impl Table {
 
     /// Reads rows matching `plan`, starting after `after` (a previous page's last row), up to
     /// `max` rows. Returns the rows with their positions and whether more rows match.
-    pub fn read(&self, plan: &ReadPlan, after: Option<&Position>, max: Option<usize>, now_ms: i64) -> (Vec<ReadRow>, bool) {
+    pub fn read(
+        &self,
+        plan: &ReadPlan,
+        after: Option<&Position>,
+        max: Option<usize>,
+        now_ms: i64,
+    ) -> (Vec<ReadRow>, bool) {
         let mut out = Vec::new();
         let parts: Vec<(&PartKey, &Partition)> = match &plan.partitions {
             None => match after {
@@ -400,7 +431,8 @@ impl Table {
                 continue;
             }
             let range = part.rows.range((lo, hi));
-            let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Row)>> = if plan.reversed { Box::new(range.rev()) } else { Box::new(range) };
+            let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Row)>> =
+                if plan.reversed { Box::new(range.rev()) } else { Box::new(range) };
             for (ck, row) in iter {
                 let Some(values) = self.live_row(part, row, now_ms) else { continue };
                 if !plan.filters.iter().all(|f| self.filter_matches(f, &values)) {

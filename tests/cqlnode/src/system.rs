@@ -104,8 +104,18 @@ const TABLE_OPTION_COLUMNS: &[(&str, &str)] = &[
 ];
 
 const SYSTEM_SCHEMA: &[Def] = &[
-    ("keyspaces", &["keyspace_name"], &[], &[("keyspace_name", "text"), ("durable_writes", "boolean"), ("replication", MAP_TT)]),
-    ("tables", &["keyspace_name"], &["table_name"], &[("keyspace_name", "text"), ("table_name", "text"), ("flags", "frozen<set<text>>"), ("id", "uuid")]),
+    (
+        "keyspaces",
+        &["keyspace_name"],
+        &[],
+        &[("keyspace_name", "text"), ("durable_writes", "boolean"), ("replication", MAP_TT)],
+    ),
+    (
+        "tables",
+        &["keyspace_name"],
+        &["table_name"],
+        &[("keyspace_name", "text"), ("table_name", "text"), ("flags", "frozen<set<text>>"), ("id", "uuid")],
+    ),
     (
         "columns",
         &["keyspace_name"],
@@ -135,7 +145,12 @@ const SYSTEM_SCHEMA: &[Def] = &[
             ("where_clause", "text"),
         ],
     ),
-    ("types", &["keyspace_name"], &["type_name"], &[("keyspace_name", "text"), ("type_name", "text"), ("field_names", LIST_T), ("field_types", LIST_T)]),
+    (
+        "types",
+        &["keyspace_name"],
+        &["type_name"],
+        &[("keyspace_name", "text"), ("type_name", "text"), ("field_names", LIST_T), ("field_types", LIST_T)],
+    ),
     (
         "functions",
         &["keyspace_name"],
@@ -166,13 +181,36 @@ const SYSTEM_SCHEMA: &[Def] = &[
             ("state_type", "text"),
         ],
     ),
-    ("indexes", &["keyspace_name"], &["table_name", "index_name"], &[("keyspace_name", "text"), ("table_name", "text"), ("index_name", "text"), ("kind", "text"), ("options", MAP_TT)]),
-    ("triggers", &["keyspace_name"], &["table_name", "trigger_name"], &[("keyspace_name", "text"), ("table_name", "text"), ("trigger_name", "text"), ("options", MAP_TT)]),
+    (
+        "indexes",
+        &["keyspace_name"],
+        &["table_name", "index_name"],
+        &[
+            ("keyspace_name", "text"),
+            ("table_name", "text"),
+            ("index_name", "text"),
+            ("kind", "text"),
+            ("options", MAP_TT),
+        ],
+    ),
+    (
+        "triggers",
+        &["keyspace_name"],
+        &["table_name", "trigger_name"],
+        &[("keyspace_name", "text"), ("table_name", "text"), ("trigger_name", "text"), ("options", MAP_TT)],
+    ),
     (
         "dropped_columns",
         &["keyspace_name"],
         &["table_name", "column_name"],
-        &[("keyspace_name", "text"), ("table_name", "text"), ("column_name", "text"), ("dropped_time", "timestamp"), ("kind", "text"), ("type", "text")],
+        &[
+            ("keyspace_name", "text"),
+            ("table_name", "text"),
+            ("column_name", "text"),
+            ("dropped_time", "timestamp"),
+            ("kind", "text"),
+            ("type", "text"),
+        ],
     ),
 ];
 
@@ -273,7 +311,14 @@ pub fn snapshot(store: &Store, me: &NodeIdentity, local_ip: IpAddr, ks: &str, na
         ),
         ("system_schema", "keyspaces") => {
             for ks in ["system", "system_schema"] {
-                put(&mut t, vec![("keyspace_name", enc_text(ks)), ("durable_writes", enc_bool(true)), ("replication", enc_text_map([("class", "org.apache.cassandra.locator.LocalStrategy")]))]);
+                put(
+                    &mut t,
+                    vec![
+                        ("keyspace_name", enc_text(ks)),
+                        ("durable_writes", enc_bool(true)),
+                        ("replication", enc_text_map([("class", "org.apache.cassandra.locator.LocalStrategy")])),
+                    ],
+                );
             }
             for k in store.keyspaces.values() {
                 put(
@@ -306,7 +351,9 @@ pub fn snapshot(store: &Store, me: &NodeIdentity, local_ip: IpAddr, ks: &str, na
                 for c in &s.columns {
                     let (kind, pos, order) = match c.kind {
                         crate::store::ColumnKind::PartitionKey(i) => ("partition_key", i as i32, "none"),
-                        crate::store::ColumnKind::Clustering(i) => ("clustering", i as i32, if s.clustering_desc[i] { "desc" } else { "asc" }),
+                        crate::store::ColumnKind::Clustering(i) => {
+                            ("clustering", i as i32, if s.clustering_desc[i] { "desc" } else { "asc" })
+                        }
                         crate::store::ColumnKind::Regular => ("regular", -1, "none"),
                     };
                     put(
@@ -362,7 +409,9 @@ fn default_table_option(name: &str, o: &TableOptions) -> Option<Bytes> {
             ("max_threshold", "32"),
             ("min_threshold", "4"),
         ]),
-        "compression" => enc_text_map([("chunk_length_in_kb", "16"), ("class", "org.apache.cassandra.io.compress.LZ4Compressor")]),
+        "compression" => {
+            enc_text_map([("chunk_length_in_kb", "16"), ("class", "org.apache.cassandra.io.compress.LZ4Compressor")])
+        }
         "crc_check_chance" => enc_double(1.0),
         "default_time_to_live" => enc_int(o.default_ttl as i32),
         "extensions" => enc_text_map([]),
@@ -393,7 +442,10 @@ mod tests {
                     assert!(parse_type(t).is_ok(), "{ks}.{}.{n}: {t}", d.0);
                 }
                 let s = schema(ks, d.0).unwrap();
-                assert_eq!(s.columns.len(), d.3.len() + if d.0 == "tables" && ks == "system_schema" { TABLE_OPTION_COLUMNS.len() } else { 0 });
+                assert_eq!(
+                    s.columns.len(),
+                    d.3.len() + if d.0 == "tables" && ks == "system_schema" { TABLE_OPTION_COLUMNS.len() } else { 0 }
+                );
             }
         }
         for (n, t) in TABLE_OPTION_COLUMNS {

@@ -128,7 +128,9 @@ impl CqlType {
                 n => Err(format!("invalid inet value of {n} bytes (expected 4 or 16)")),
             },
             CqlType::Blob => Ok(()),
-            CqlType::Text => std::str::from_utf8(v).map(|_| ()).map_err(|_| "String didn't validate: not UTF-8".to_string()),
+            CqlType::Text => {
+                std::str::from_utf8(v).map(|_| ()).map_err(|_| "String didn't validate: not UTF-8".to_string())
+            }
             CqlType::Ascii => {
                 if v.is_ascii() {
                     Ok(())
@@ -146,7 +148,11 @@ impl CqlType {
             CqlType::Map(k, val) => {
                 let elems = split_collection(v, 2)?;
                 for (i, el) in elems.into_iter().enumerate() {
-                    if i % 2 == 0 { k.validate(el)? } else { val.validate(el)? }
+                    if i % 2 == 0 {
+                        k.validate(el)?
+                    } else {
+                        val.validate(el)?
+                    }
                 }
                 Ok(())
             }
@@ -267,7 +273,10 @@ impl CqlType {
             },
             (CqlType::List(e), Literal::List(items)) => encode_collection(items.iter().map(|i| e.from_literal(i)))?,
             (CqlType::Set(e), Literal::Set(items)) => {
-                let mut enc = items.iter().map(|i| e.from_literal(i)?.ok_or_else(null_in_collection)).collect::<Result<Vec<_>, _>>()?;
+                let mut enc = items
+                    .iter()
+                    .map(|i| e.from_literal(i)?.ok_or_else(null_in_collection))
+                    .collect::<Result<Vec<_>, _>>()?;
                 enc.sort_by(|a, b| e.compare(a, b));
                 enc.dedup();
                 encode_collection(enc.into_iter().map(|b| Ok(Some(b))))?
@@ -550,12 +559,18 @@ mod tests {
 
     #[test]
     fn literals_and_validation() {
-        assert_eq!(CqlType::Int.from_literal(&Literal::Int("-2".into())).unwrap().unwrap().as_ref(), &(-2i32).to_be_bytes());
+        assert_eq!(
+            CqlType::Int.from_literal(&Literal::Int("-2".into())).unwrap().unwrap().as_ref(),
+            &(-2i32).to_be_bytes()
+        );
         assert!(CqlType::Int.from_literal(&Literal::Int("3000000000".into())).is_err());
         assert!(CqlType::Int.from_literal(&Literal::Str("x".into())).is_err());
         let m = CqlType::Map(Box::new(CqlType::Text), Box::new(CqlType::Text));
         let v = m
-            .from_literal(&Literal::Map(vec![(Literal::Str("b".into()), Literal::Str("2".into())), (Literal::Str("a".into()), Literal::Str("1".into()))]))
+            .from_literal(&Literal::Map(vec![
+                (Literal::Str("b".into()), Literal::Str("2".into())),
+                (Literal::Str("a".into()), Literal::Str("1".into())),
+            ]))
             .unwrap()
             .unwrap();
         assert_eq!(Some(v.clone()), enc_text_map([("a", "1"), ("b", "2")]));

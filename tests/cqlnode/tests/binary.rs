@@ -19,10 +19,12 @@ fn wait(child: &mut std::process::Child, limit: Duration) -> Option<std::process
 
 #[test]
 fn prints_address_serves_and_exits_zero_on_sigterm() {
-    let mut child = Command::new(BIN).args(["--listen", "127.0.0.1:0", "--delay-ms", "1"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        Command::new(BIN).args(["--listen", "127.0.0.1:0", "--delay-ms", "1"]).stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("bad first line {line:?}")).to_string();
+    let addr =
+        line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("bad first line {line:?}")).to_string();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let s = scylla::client::session_builder::SessionBuilder::new().known_node(&addr).build().await.unwrap();

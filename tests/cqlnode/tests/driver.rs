@@ -39,9 +39,24 @@ async fn with_schema() -> (Node, Session) {
 async fn insert_index(s: &Session, msns: impl IntoIterator<Item = i64>) {
     let p = s.prepare(INSERT_INDEX).await.unwrap();
     for m in msns {
-        s.execute_unpaged(&p, ("live", "720p", 0i64, m, 2_000_000i64, CqlTimestamp(1_700_000_000_000 + m * 2000), m == 3, 0i64, 0i64, 1000 + m, CqlTimestamp(0)))
-            .await
-            .unwrap();
+        s.execute_unpaged(
+            &p,
+            (
+                "live",
+                "720p",
+                0i64,
+                m,
+                2_000_000i64,
+                CqlTimestamp(1_700_000_000_000 + m * 2000),
+                m == 3,
+                0i64,
+                0i64,
+                1000 + m,
+                CqlTimestamp(0),
+            ),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -86,7 +101,11 @@ impl std::io::Write for Logs {
 async fn connects_fast_and_cleanly() {
     let logs = Logs::default();
     let w = logs.clone();
-    let sub = tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_ansi(false).with_writer(move || w.clone()).finish();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
     let _guard = tracing::subscriber::set_default(sub);
 
     let node = Node::spawn("127.0.0.1:0").unwrap();
@@ -107,7 +126,10 @@ async fn connects_fast_and_cleanly() {
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(connect_time < Duration::from_millis(1000), "connect took {connect_time:?}");
     assert!(ddl_time < Duration::from_millis(2000), "DDL took {ddl_time:?}");
-    let bad: Vec<&str> = logs.lines().filter(|l| l.contains("WARN") || l.contains("ERROR") || l.to_lowercase().contains("schema agreement")).collect();
+    let bad: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.to_lowercase().contains("schema agreement"))
+        .collect();
     assert!(bad.is_empty(), "driver complained:\n{}", bad.join("\n"));
 }
 
@@ -117,7 +139,9 @@ async fn prepared_inserts_and_one_mib_blob() {
     let ins = s.prepare(INSERT_CHUNK).await.unwrap();
     let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     s.execute_unpaged(&ins, ("live", "720p", 7i64, 0i32, (1i64 << 20) + 3, 2i32, 1i32 << 20, &big)).await.unwrap();
-    s.execute_unpaged(&ins, ("live", "720p", 7i64, 1i32, (1i64 << 20) + 3, 2i32, 1i32 << 20, vec![1u8, 2, 3])).await.unwrap();
+    s.execute_unpaged(&ins, ("live", "720p", 7i64, 1i32, (1i64 << 20) + 3, 2i32, 1i32 << 20, vec![1u8, 2, 3]))
+        .await
+        .unwrap();
     let sel = s.prepare("SELECT size, chunks, chunk_size, data FROM ks.segment_chunks WHERE stream = ? AND rendition = ? AND msn = ? AND chunk = ?").await.unwrap();
     let r = s.execute_unpaged(&sel, ("live", "720p", 7i64, 0i32)).await.unwrap().into_rows_result().unwrap();
     let (size, chunks, chunk_size, data): (i64, i32, i32, Vec<u8>) = r.single_row().unwrap();
@@ -134,10 +158,32 @@ async fn prepared_inserts_and_one_mib_blob() {
         .await
         .unwrap();
     for r in ["1080p", "720p"] {
-        let v = ("live", r, "fmp4", 2i32, 5_000_000i64, "avc1.64001f,mp4a.40.2", "1280x720", 29.97f64, 100i64, 0i64, CqlTimestamp(1_700_000_000_000), "file:///x", 100i64, 12345i64, 99i64);
-        s.execute_unpaged(&ins, (v.0, v.1, v.2, v.3, v.4, v.5, v.6, v.7, v.8, v.9, v.10, v.11, v.12, v.13, v.14, CqlTimestamp(5))).await.unwrap();
+        let v = (
+            "live",
+            r,
+            "fmp4",
+            2i32,
+            5_000_000i64,
+            "avc1.64001f,mp4a.40.2",
+            "1280x720",
+            29.97f64,
+            100i64,
+            0i64,
+            CqlTimestamp(1_700_000_000_000),
+            "file:///x",
+            100i64,
+            12345i64,
+            99i64,
+        );
+        s.execute_unpaged(
+            &ins,
+            (v.0, v.1, v.2, v.3, v.4, v.5, v.6, v.7, v.8, v.9, v.10, v.11, v.12, v.13, v.14, CqlTimestamp(5)),
+        )
+        .await
+        .unwrap();
     }
-    let sel = s.prepare("SELECT rendition, container, frame_rate, head_pdt FROM ks.streams WHERE stream = ?").await.unwrap();
+    let sel =
+        s.prepare("SELECT rendition, container, frame_rate, head_pdt FROM ks.streams WHERE stream = ?").await.unwrap();
     let r = s.execute_unpaged(&sel, ("live",)).await.unwrap().into_rows_result().unwrap();
     let rows: Vec<(String, String, f64, CqlTimestamp)> = r.rows().unwrap().collect::<Result<_, _>>().unwrap();
     assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec!["1080p", "720p"]);
@@ -147,10 +193,38 @@ async fn prepared_inserts_and_one_mib_blob() {
     assert_eq!(r.single_row::<(i64, String)>().unwrap(), (100, "avc1.64001f,mp4a.40.2".to_string()));
 
     // Unset leaves the previous value; null deletes it.
-    s.execute_unpaged(&ins, ("live", "720p", MaybeUnset::Unset::<&str>, MaybeUnset::Unset::<i32>, MaybeUnset::Unset::<i64>, None::<&str>, MaybeUnset::Unset::<&str>, MaybeUnset::Unset::<f64>, 101i64, MaybeUnset::Unset::<i64>, MaybeUnset::Unset::<CqlTimestamp>, MaybeUnset::Unset::<&str>, MaybeUnset::Unset::<i64>, MaybeUnset::Unset::<i64>, MaybeUnset::Unset::<i64>, MaybeUnset::Unset::<CqlTimestamp>))
+    s.execute_unpaged(
+        &ins,
+        (
+            "live",
+            "720p",
+            MaybeUnset::Unset::<&str>,
+            MaybeUnset::Unset::<i32>,
+            MaybeUnset::Unset::<i64>,
+            None::<&str>,
+            MaybeUnset::Unset::<&str>,
+            MaybeUnset::Unset::<f64>,
+            101i64,
+            MaybeUnset::Unset::<i64>,
+            MaybeUnset::Unset::<CqlTimestamp>,
+            MaybeUnset::Unset::<&str>,
+            MaybeUnset::Unset::<i64>,
+            MaybeUnset::Unset::<i64>,
+            MaybeUnset::Unset::<i64>,
+            MaybeUnset::Unset::<CqlTimestamp>,
+        ),
+    )
+    .await
+    .unwrap();
+    let r = s
+        .query_unpaged(
+            "SELECT head_msn, codecs, container FROM ks.streams WHERE stream = 'live' AND rendition = '720p'",
+            (),
+        )
         .await
+        .unwrap()
+        .into_rows_result()
         .unwrap();
-    let r = s.query_unpaged("SELECT head_msn, codecs, container FROM ks.streams WHERE stream = 'live' AND rendition = '720p'", ()).await.unwrap().into_rows_result().unwrap();
     assert_eq!(r.single_row::<(i64, Option<String>, String)>().unwrap(), (101, None, "fmp4".to_string()));
 }
 
@@ -171,11 +245,19 @@ async fn range_selects_order_by_desc_and_limit() {
     assert_eq!(msns(&s, &format!("{base} AND msn > ?"), (key.0, key.1, key.2, 2i64)).await, vec![3, 4, 5]);
     assert_eq!(msns(&s, &format!("{base} AND msn >= ?"), (key.0, key.1, key.2, 2i64)).await, vec![2, 3, 4, 5]);
     assert_eq!(msns(&s, &format!("{base} ORDER BY msn DESC LIMIT ?"), (key.0, key.1, key.2, 2i32)).await, vec![5, 4]);
-    assert_eq!(msns(&s, &format!("{base} AND msn > ? ORDER BY msn DESC LIMIT ?"), (key.0, key.1, key.2, 3i64, 1i32)).await, vec![5]);
+    assert_eq!(
+        msns(&s, &format!("{base} AND msn > ? ORDER BY msn DESC LIMIT ?"), (key.0, key.1, key.2, 3i64, 1i32)).await,
+        vec![5]
+    );
     assert_eq!(msns(&s, &format!("{base} AND msn >= ? LIMIT ?"), (key.0, key.1, key.2, 2i64, 2i32)).await, vec![2, 3]);
     assert_eq!(msns(&s, &format!("{base} AND msn > ?"), (key.0, key.1, 1i64, 0i64)).await, Vec::<i64>::new());
     // Simple (unprepared) statements with bound values work too.
-    let r = s.query_unpaged(format!("{base} AND msn < ? ORDER BY msn DESC"), (key.0, key.1, key.2, 3i64)).await.unwrap().into_rows_result().unwrap();
+    let r = s
+        .query_unpaged(format!("{base} AND msn < ? ORDER BY msn DESC"), (key.0, key.1, key.2, 3i64))
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
     assert_eq!(r.rows::<(i64,)>().unwrap().map(|r| r.unwrap().0).collect::<Vec<_>>(), vec![2, 1]);
 }
 
@@ -187,30 +269,67 @@ async fn paging_with_page_size_two() {
     let mut p = s.prepare(q).await.unwrap();
     p.set_page_size(2);
     let before = node.requests();
-    let got: Vec<(i64,)> = s.execute_iter(p.clone(), ("live", "720p", 0i64)).await.unwrap().rows_stream::<(i64,)>().unwrap().try_collect().await.unwrap();
+    let got: Vec<(i64,)> = s
+        .execute_iter(p.clone(), ("live", "720p", 0i64))
+        .await
+        .unwrap()
+        .rows_stream::<(i64,)>()
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(got.into_iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(node.requests() - before, 4, "7 rows in pages of 2");
 
     let st = Statement::new(format!("{q} ORDER BY msn DESC")).with_page_size(2);
-    let got: Vec<(i64,)> = s.query_iter(st, ("live", "720p", 0i64)).await.unwrap().rows_stream::<(i64,)>().unwrap().try_collect().await.unwrap();
+    let got: Vec<(i64,)> = s
+        .query_iter(st, ("live", "720p", 0i64))
+        .await
+        .unwrap()
+        .rows_stream::<(i64,)>()
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(got.into_iter().map(|r| r.0).collect::<Vec<_>>(), vec![7, 6, 5, 4, 3, 2, 1]);
 
     // A whole-table scan pages across partitions.
     insert_index(&s, []).await;
-    s.query_unpaged("INSERT INTO ks.segment_index (stream, rendition, bucket, msn) VALUES ('other', '720p', 0, 100)", ()).await.unwrap();
+    s.query_unpaged(
+        "INSERT INTO ks.segment_index (stream, rendition, bucket, msn) VALUES ('other', '720p', 0, 100)",
+        (),
+    )
+    .await
+    .unwrap();
     let st = Statement::new("SELECT msn FROM ks.segment_index").with_page_size(2);
-    let mut all: Vec<i64> = s.query_iter(st, ()).await.unwrap().rows_stream::<(i64,)>().unwrap().map_ok(|r| r.0).try_collect().await.unwrap();
+    let mut all: Vec<i64> = s
+        .query_iter(st, ())
+        .await
+        .unwrap()
+        .rows_stream::<(i64,)>()
+        .unwrap()
+        .map_ok(|r| r.0)
+        .try_collect()
+        .await
+        .unwrap();
     all.sort();
     assert_eq!(all, vec![1, 2, 3, 4, 5, 6, 7, 100]);
 
     // Single pages with explicit paging state.
     let mut p = s.prepare(format!("{q} LIMIT 5")).await.unwrap();
     p.set_page_size(3);
-    let (r, state) = s.execute_single_page(&p, ("live", "720p", 0i64), scylla::response::PagingState::start()).await.unwrap();
-    assert_eq!(r.into_rows_result().unwrap().rows::<(i64,)>().unwrap().map(|r| r.unwrap().0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let (r, state) =
+        s.execute_single_page(&p, ("live", "720p", 0i64), scylla::response::PagingState::start()).await.unwrap();
+    assert_eq!(
+        r.into_rows_result().unwrap().rows::<(i64,)>().unwrap().map(|r| r.unwrap().0).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     let scylla::response::PagingStateResponse::HasMorePages { state } = state else { panic!("more pages expected") };
     let (r, state) = s.execute_single_page(&p, ("live", "720p", 0i64), state).await.unwrap();
-    assert_eq!(r.into_rows_result().unwrap().rows::<(i64,)>().unwrap().map(|r| r.unwrap().0).collect::<Vec<_>>(), vec![4, 5]);
+    assert_eq!(
+        r.into_rows_result().unwrap().rows::<(i64,)>().unwrap().map(|r| r.unwrap().0).collect::<Vec<_>>(),
+        vec![4, 5]
+    );
     assert!(state.finished(), "LIMIT 5 reached");
 }
 
@@ -223,14 +342,24 @@ async fn batches_of_prepared_and_simple_inserts() {
         let mut b = Batch::new(kind);
         b.append_statement(ins.clone());
         b.append_statement(ins.clone());
-        b.append_statement("INSERT INTO ks.segment_chunks (stream, rendition, msn, chunk, data) VALUES ('live', '720p', ?, 2, 0xff)");
+        b.append_statement(
+            "INSERT INTO ks.segment_chunks (stream, rendition, msn, chunk, data) VALUES ('live', '720p', ?, 2, 0xff)",
+        );
         let v = (
             ("live", "720p", msn, 0i32, 6i64, 3i32, 2i32, vec![0u8, 1]),
             ("live", "720p", msn, 1i32, 6i64, 3i32, 2i32, vec![2u8, 3]),
             (msn,),
         );
         s.batch(&b, v).await.unwrap();
-        let r = s.query_unpaged("SELECT chunk, data FROM ks.segment_chunks WHERE stream = 'live' AND rendition = '720p' AND msn = ?", (msn,)).await.unwrap().into_rows_result().unwrap();
+        let r = s
+            .query_unpaged(
+                "SELECT chunk, data FROM ks.segment_chunks WHERE stream = 'live' AND rendition = '720p' AND msn = ?",
+                (msn,),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
         let rows: Vec<(i32, Vec<u8>)> = r.rows().unwrap().collect::<Result<_, _>>().unwrap();
         assert_eq!(rows, vec![(0, vec![0, 1]), (1, vec![2, 3]), (2, vec![0xff])]);
     }
@@ -240,7 +369,15 @@ async fn batches_of_prepared_and_simple_inserts() {
     b.append_statement("INSERT INTO ks.segment_chunks (stream, msn, chunk) VALUES ('live', 3, 0)");
     let e = s.batch(&b, (("live", "720p", 3i64, 0i32, 6i64, 3i32, 2i32, vec![0u8]), ())).await.unwrap_err();
     assert_eq!(db_error(&e), Some(&DbError::Invalid), "{e}");
-    let r = s.query_unpaged("SELECT chunk FROM ks.segment_chunks WHERE stream = 'live' AND rendition = '720p' AND msn = 3", ()).await.unwrap().into_rows_result().unwrap();
+    let r = s
+        .query_unpaged(
+            "SELECT chunk FROM ks.segment_chunks WHERE stream = 'live' AND rendition = '720p' AND msn = 3",
+            (),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
     assert_eq!(r.rows_num(), 0);
 }
 
@@ -255,7 +392,8 @@ async fn unsupported_statements_give_db_errors_not_hangs() {
         ("SELECT * FROM ks.nope", DbError::Invalid),
         ("THIS IS NOT CQL", DbError::SyntaxError),
     ] {
-        let e = tokio::time::timeout(Duration::from_secs(5), s.query_unpaged(q, ())).await.expect("no hang").unwrap_err();
+        let e =
+            tokio::time::timeout(Duration::from_secs(5), s.query_unpaged(q, ())).await.expect("no hang").unwrap_err();
         assert_eq!(db_error(&e), Some(&want), "{q}: {e}");
     }
     let e = s.prepare("SELECT nope FROM ks.streams").await.unwrap_err();
@@ -299,9 +437,12 @@ async fn prepared_statements_survive_drop_and_recreate_with_new_columns() {
 async fn set_down_then_recovery() {
     let (node, s) = with_schema().await;
     insert_index(&s, [1]).await;
-    let p = s.prepare("SELECT msn FROM ks.segment_index WHERE stream = ? AND rendition = ? AND bucket = ?").await.unwrap();
+    let p =
+        s.prepare("SELECT msn FROM ks.segment_index WHERE stream = ? AND rendition = ? AND bucket = ?").await.unwrap();
     node.set_down(true);
-    let e = tokio::time::timeout(Duration::from_secs(10), s.execute_unpaged(&p, ("live", "720p", 0i64))).await.expect("fails fast, no hang");
+    let e = tokio::time::timeout(Duration::from_secs(10), s.execute_unpaged(&p, ("live", "720p", 0i64)))
+        .await
+        .expect("fails fast, no hang");
     assert!(e.is_err(), "node is down");
     node.set_down(false);
     // The driver reconnects on its own; data and prepared statements survived.
@@ -352,10 +493,17 @@ async fn fail_next_and_delay_and_request_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_expires_through_the_driver() {
     let (_node, s) = with_schema().await;
-    s.query_unpaged("INSERT INTO ks.streams (stream, rendition, head_msn) VALUES ('t', 'a', 1) USING TTL ?", (1i32,)).await.unwrap();
+    s.query_unpaged("INSERT INTO ks.streams (stream, rendition, head_msn) VALUES ('t', 'a', 1) USING TTL ?", (1i32,))
+        .await
+        .unwrap();
     s.query_unpaged("INSERT INTO ks.streams (stream, rendition, head_msn) VALUES ('t', 'b', 2)", ()).await.unwrap();
     let count = || async {
-        s.query_unpaged("SELECT rendition FROM ks.streams WHERE stream = 't'", ()).await.unwrap().into_rows_result().unwrap().rows_num()
+        s.query_unpaged("SELECT rendition FROM ks.streams WHERE stream = 't'", ())
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .rows_num()
     };
     assert_eq!(count().await, 2);
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -211,7 +211,8 @@ fn random_request_bodies_get_answers_not_crashes() {
             });
         }
         s.write_all(&frame(4, n, op, &body)).unwrap();
-        let (ver, stream, _, _) = read(&mut s).unwrap_or_else(|e| panic!("no answer to frame {n} (opcode {op:#x}, body {body:?}): {e}"));
+        let (ver, stream, _, _) =
+            read(&mut s).unwrap_or_else(|e| panic!("no answer to frame {n} (opcode {op:#x}, body {body:?}): {e}"));
         assert_eq!((ver, stream), (0x84, n));
     }
 }

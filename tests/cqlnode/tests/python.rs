@@ -6,7 +6,8 @@ use std::process::Command;
 
 #[test]
 fn datastax_python_driver() {
-    let have = Command::new("python3").args(["-c", "import cassandra"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let have =
+        Command::new("python3").args(["-c", "import cassandra"]).output().map(|o| o.status.success()).unwrap_or(false);
     assert!(have, "python3 cannot import cassandra: run scripts/setup (pip install cassandra-driver)");
     let node = Node::spawn("127.0.0.1:0").unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python_check.py");

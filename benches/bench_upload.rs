@@ -63,7 +63,10 @@ fn load_source(src: &Path) -> Vec<Rend> {
             let segs = m
                 .entries
                 .iter()
-                .map(|e| Seg { bytes: fs::read(pl.parent().unwrap().join(&e.uri)).unwrap(), duration_us: e.duration_us })
+                .map(|e| Seg {
+                    bytes: fs::read(pl.parent().unwrap().join(&e.uri)).unwrap(),
+                    duration_us: e.duration_us,
+                })
                 .collect();
             Rend { name: Path::new(uri).file_stem().unwrap().to_string_lossy().into_owned(), segs }
         })
@@ -170,10 +173,8 @@ fn main() {
     let up_started_ms = wall_ms();
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let store = Arc::new(
-        rt.block_on(Store::connect(&StoreConfig::new(vec![nodes.clone()], &ks)))
-            .expect("connect prober"),
-    );
+    let store =
+        Arc::new(rt.block_on(Store::connect(&StoreConfig::new(vec![nodes.clone()], &ks))).expect("connect prober"));
 
     // The prober: every `probe`, each rendition's index rows after the last one seen.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -190,7 +191,8 @@ fn main() {
                 if bucket_of(now - 30_000) != buckets[0] {
                     buckets.insert(0, bucket_of(now - 30_000));
                 }
-                let keys: Vec<(usize, usize)> = (0..streams).flat_map(|s| (0..rends.len()).map(move |r| (s, r))).collect();
+                let keys: Vec<(usize, usize)> =
+                    (0..streams).flat_map(|s| (0..rends.len()).map(move |r| (s, r))).collect();
                 let reads = futures::stream::iter(keys.into_iter().map(|(s, r)| {
                     let (store, rends, buckets) = (store.clone(), rends.clone(), buckets.clone());
                     let after = last.get(&(s, r)).copied();
@@ -335,9 +337,8 @@ fn main() {
     let direct = {
         use futures::StreamExt;
         use hls_dvr::store::{BlobKind, IndexEntry};
-        let jobs: Vec<(usize, usize, i64)> = (0..streams)
-            .flat_map(|s| (0..nrend).flat_map(move |r| (0..backlog).map(move |n| (s, r, n))))
-            .collect();
+        let jobs: Vec<(usize, usize, i64)> =
+            (0..streams).flat_map(|s| (0..nrend).flat_map(move |r| (0..backlog).map(move |n| (s, r, n)))).collect();
         let t = Instant::now();
         rt.block_on(
             futures::stream::iter(jobs.into_iter().map(|(s, r, n)| {
