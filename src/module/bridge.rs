@@ -139,10 +139,11 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
 /// Stops the runtime and closes the eventfd. In-flight requests are gone by now.
 pub fn stop() {
     let Some(w) = WORKER.with(|w| w.borrow_mut().take()) else { return };
+    // Tasks first: none may write to the eventfd once its number is closed (and maybe reused).
+    w.runtime.shutdown_timeout(Duration::from_millis(500));
     EVENT_FD.store(-1, Ordering::Release);
     // SAFETY: the connection was created by `start` on this thread and is closed once.
     unsafe { ngx_close_connection(w.conn) };
-    w.runtime.shutdown_timeout(Duration::from_millis(500));
 }
 
 #[derive(Debug)]

@@ -3,6 +3,12 @@
 //! A request's state (`Ctx`) lives in its pool's cleanup data. The cleanup cancels the job and the
 //! timer, so however nginx frees the request (client abort, HTTP/2 reset, timeout), nothing
 //! touches it afterwards: a late reply finds no pending id and is dropped.
+//!
+//! Safety: every function here runs on the worker's nginx thread and takes a request `r` that is
+//! alive for the call: nginx guarantees it for the handlers it calls (content handler, write and
+//! timer events, which the cleanup disarms), and the bridge only delivers a reply for an id still
+//! pending, which the cleanup removes before the pool is freed. Buffers handed to nginx point into
+//! `Bytes` kept in the `Ctx` (or into the request pool), so they outlive every use nginx makes.
 
 use std::ffi::c_void;
 use std::mem::{size_of, MaybeUninit};
