@@ -208,4 +208,37 @@ mod tests {
         assert_eq!(parse_range("bytes=a-b", 100), ByteRange::Whole);
         assert_eq!(parse_range("bytes=0-0", 0), ByteRange::Unsatisfiable);
     }
+
+    #[test]
+    fn random_paths_and_ranges_never_panic() {
+        // Paths and headers come from anyone: nothing may panic, and what parses must round-trip.
+        let alphabet = b"ab09_-./%\\\0 ~:+=,tsm4ix8nd\xff";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..50_000 {
+            let len = (next() % 40) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok(route) = parse(&text) {
+                let again = match route {
+                    Route::Master { stream } => format!("{stream}/master.m3u8"),
+                    Route::Media { stream, rendition } => format!("{stream}/{rendition}/index.m3u8"),
+                    Route::Segment { stream, rendition, msn, ext } => {
+                        format!("{stream}/{rendition}/{msn}.{}", if ext == SegmentExt::Ts { "ts" } else { "m4s" })
+                    }
+                    Route::Init { stream, rendition, msn } => format!("{stream}/{rendition}/init-{msn}.mp4"),
+                };
+                assert_eq!(again, text);
+            }
+            let len = next() % 5000;
+            if let ByteRange::Part { start, end } = parse_range(&format!("bytes={text}"), len) {
+                assert!(start <= end && end < len, "{text:?} over {len}: {start}-{end}");
+            }
+        }
+    }
 }
