@@ -156,7 +156,7 @@ enum Kind {
     Fmp4,
 }
 
-/// A live ffmpeg segmenter: two renditions, real-time, 1 s segments, with a master playlist.
+/// A live ffmpeg segmenter: two renditions, real-time, with a master playlist.
 struct Ffmpeg {
     child: Option<Child>,
 }
@@ -164,6 +164,12 @@ struct Ffmpeg {
 impl Ffmpeg {
     /// `list`: extra list options (defaults to the whole event in the playlist).
     fn start(dir: &Path, kind: Kind, seconds: u32, list: &[&str]) -> Ffmpeg {
+        Self::start_with(dir, kind, seconds, 1, list)
+    }
+
+    /// `seg_secs`-second segments (a keyframe every segment).
+    fn start_with(dir: &Path, kind: Kind, seconds: u32, seg_secs: u32, list: &[&str]) -> Ffmpeg {
+        let gop = (25 * seg_secs).to_string();
         let ext = if kind == Kind::Ts { "ts" } else { "m4s" };
         let mut cmd = Command::new("ffmpeg");
         cmd.current_dir(dir)
@@ -171,10 +177,10 @@ impl Ffmpeg {
             .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
             .args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
             .args(["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0"])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
             .args(["-s:v:1", "160x90", "-b:v:0", "300k", "-b:v:1", "100k", "-c:a", "aac", "-b:a", "48k"])
             .args(["-t", &seconds.to_string()])
-            .args(["-f", "hls", "-hls_time", "1", "-hls_flags"]);
+            .args(["-f", "hls", "-hls_time", &seg_secs.to_string(), "-hls_flags"]);
         let flags = if list.contains(&"delete_segments") {
             "program_date_time+independent_segments+delete_segments"
         } else {
@@ -341,7 +347,8 @@ fn run_and_compare(test: &str, kind: Kind) {
     let s = Scratch::new(test);
     let dir = s.dir("live");
     let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
-    Ffmpeg::start(&dir, kind, 5, &[]).finish();
+    // 2 s segments, as segmenters are usually set up.
+    Ffmpeg::start_with(&dir, kind, 10, 2, &[]).finish();
     let r = Reader::new(&cql, &ks);
     for rend in ["out_0", "out_1"] {
         let files = listed(&dir.join(format!("{rend}.m3u8")));
@@ -354,7 +361,7 @@ fn run_and_compare(test: &str, kind: Kind) {
         assert_eq!(h.head_msn, files.len() as i64 - 1);
         assert_eq!(h.source.uri, files.last().unwrap().uri);
         assert_eq!(h.container, if kind == Kind::Ts { Container::Ts } else { Container::Fmp4 });
-        assert_eq!(h.target_duration, 1);
+        assert_eq!(h.target_duration, 2);
         assert_eq!(h.resolution.as_deref(), Some(if rend == "out_0" { "320x180" } else { "160x90" }));
         assert!(h.codecs.as_deref().is_some_and(|c| c.contains("avc1") && c.contains("mp4a")), "{:?}", h.codecs);
         // The master's BANDWIDTH, not a measured one.
