@@ -154,32 +154,28 @@ fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-macro_rules! main_directive {
-    ($fn:ident, $name:literal, |$conf:ident, $args:ident| $body:expr) => {
+/// A directive handler: `$conf` is the module's configuration of type `$ty` at the level the
+/// directive's `conf` offset names, `$args` its arguments.
+macro_rules! directive_fn {
+    ($fn:ident, $name:literal, $ty:ty, |$conf:ident, $args:ident| $body:expr) => {
         pub unsafe extern "C" fn $fn(
             cf: *mut ngx_conf_t,
             _cmd: *mut ngx::ffi::ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            // SAFETY: nginx passes this module's main conf, created by create_main_conf.
-            let $conf = &mut *(conf as *mut MainConf);
+            // SAFETY: nginx passes the configuration this module created for that level.
+            let $conf = &mut *(conf as *mut $ty);
             directive(cf, $name, |$args| $body)
         }
     };
 }
 
+macro_rules! main_directive {
+    ($fn:ident, $name:literal, $($rest:tt)*) => { directive_fn!($fn, $name, MainConf, $($rest)*); };
+}
+
 macro_rules! loc_directive {
-    ($fn:ident, $name:literal, |$conf:ident, $args:ident| $body:expr) => {
-        pub unsafe extern "C" fn $fn(
-            cf: *mut ngx_conf_t,
-            _cmd: *mut ngx::ffi::ngx_command_t,
-            conf: *mut c_void,
-        ) -> *mut c_char {
-            // SAFETY: nginx passes this module's location conf, created by create_loc_conf.
-            let $conf = &mut *(conf as *mut LocConf);
-            directive(cf, $name, |$args| $body)
-        }
-    };
+    ($fn:ident, $name:literal, $($rest:tt)*) => { directive_fn!($fn, $name, LocConf, $($rest)*); };
 }
 
 main_directive!(set_cassandra, "hls_dvr_cassandra", |c, a| {

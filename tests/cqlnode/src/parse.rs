@@ -427,6 +427,24 @@ impl P {
         }
     }
     /// An identifier: unquoted ones are case-insensitive (lowercased), quoted ones kept.
+    /// `col [ASC|DESC] [, col [ASC|DESC]]...`, as (column, descending) pairs.
+    fn orderings(&mut self) -> Result<Vec<(String, bool)>, ParseError> {
+        let mut out = Vec::new();
+        loop {
+            let c = self.ident()?;
+            let desc = if self.accept_kw("DESC") {
+                true
+            } else {
+                self.accept_kw("ASC"); // the default, optional
+                false
+            };
+            out.push((c, desc));
+            if !self.accept_sym(",") {
+                return Ok(out);
+            }
+        }
+    }
+
     fn ident(&mut self) -> Result<String, ParseError> {
         match self.next() {
             Some(Tok::Ident(s)) => Ok(s.to_lowercase()),
@@ -702,19 +720,7 @@ impl P {
                     self.expect_kw("ORDER")?;
                     self.expect_kw("BY")?;
                     self.expect_sym("(")?;
-                    loop {
-                        let c = self.ident()?;
-                        let desc = if self.accept_kw("DESC") {
-                            true
-                        } else {
-                            self.accept_kw("ASC");
-                            false
-                        };
-                        clustering_order.push((c, desc));
-                        if !self.accept_sym(",") {
-                            break;
-                        }
-                    }
+                    clustering_order.extend(self.orderings()?);
                     self.expect_sym(")")?;
                 } else if self.accept_kw("COMPACT") {
                     return unsupported("COMPACT STORAGE");
@@ -919,19 +925,7 @@ impl P {
         let mut order_by = Vec::new();
         if self.accept_kw("ORDER") {
             self.expect_kw("BY")?;
-            loop {
-                let c = self.ident()?;
-                let desc = if self.accept_kw("DESC") {
-                    true
-                } else {
-                    self.accept_kw("ASC");
-                    false
-                };
-                order_by.push((c, desc));
-                if !self.accept_sym(",") {
-                    break;
-                }
-            }
+            order_by = self.orderings()?;
         }
         if self.is_kw("PER") {
             return unsupported("PER PARTITION LIMIT");
