@@ -5,6 +5,7 @@
 //! `ngx-http-hls-dvr-module` package in `src/module`, a thin layer on top.
 
 pub mod duration;
+pub mod index_cache;
 pub mod playlist;
 pub mod route;
 pub mod schema;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
+use crate::index_cache::IndexCache;
 use crate::playlist;
 use crate::store::{BlobKind, BlobMeta, Store, StoreError};
 use crate::window;
@@ -52,6 +53,11 @@ fn playlist_max_age(target_duration: i64) -> u32 {
 }
 
 pub async fn run(store: &Store, job: Job) -> Result<Reply, StoreError> {
+    run_with(store, None, job).await
+}
+
+/// [`run`], reading media playlists' index rows through the worker's [`IndexCache`] when given.
+pub async fn run_with(store: &Store, index: Option<&IndexCache>, job: Job) -> Result<Reply, StoreError> {
     match job {
         Job::Master { stream } => {
             let renditions = store.renditions(&stream).await?;
@@ -67,8 +73,14 @@ pub async fn run(store: &Store, job: Job) -> Result<Reply, StoreError> {
             };
             let now = now_ms();
             let min_us = 3 * (r.target_duration.max(1) as i64) * 1_000_000;
-            let entries =
-                store.index_range(&stream, &rendition, window::read_from_ms(now, window_us, min_us), now).await?;
+            let from = window::read_from_ms(now, window_us, min_us);
+            let entries = match index {
+                Some(cache) => {
+                    let key = format!("{stream}/{rendition}/{window_us}");
+                    cache.range(store, key, &stream, &rendition, r.head_msn, from, now).await?
+                }
+                None => store.index_range(&stream, &rendition, from, now).await?,
+            };
             let win = window::select(&entries, window_us, min_us);
             if win.is_empty() {
                 return Ok(Reply::NotFound(format!("no segments of {stream:?}/{rendition:?} in the window")));
@@ -133,14 +145,19 @@ impl PlaylistCache {
     }
 }
 
-/// [`run`], with playlists going through the worker's cache (when its ttl is not zero).
-pub async fn run_cached(store: Arc<Store>, cache: &PlaylistCache, job: Job) -> Result<Reply, StoreError> {
+/// [`run_with`], with playlists going through the worker's cache (when its ttl is not zero).
+pub async fn run_cached(
+    store: Arc<Store>,
+    cache: &PlaylistCache,
+    index: Option<&'static IndexCache>,
+    job: Job,
+) -> Result<Reply, StoreError> {
     match job {
         Job::Master { .. } | Job::Media { .. } if !cache.ttl.is_zero() => {
             let key = format!("{job:?}");
-            cache.get(key, move || async move { run(&store, job).await }).await
+            cache.get(key, move || async move { run_with(&store, index, job).await }).await
         }
-        job => run(&store, job).await,
+        job => run_with(&store, index, job).await,
     }
 }
 

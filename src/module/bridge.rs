@@ -22,6 +22,7 @@ use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
 use crate::config::MainConf;
+use hls_dvr::index_cache::IndexCache;
 use hls_dvr::serve::{self, Job, PlaylistCache, Reply};
 use hls_dvr::store::{Store, StoreError};
 
@@ -35,8 +36,9 @@ static QUEUE: Mutex<Vec<Msg>> = Mutex::new(Vec::new());
 static EVENT_FD: AtomicI32 = AtomicI32::new(-1);
 /// Set by the runtime once connected.
 static STORE: OnceCell<Arc<Store>> = OnceCell::new();
-/// The worker's playlist cache, used on the runtime only.
+/// The worker's playlist cache and index copies, used on the runtime only.
 static PLAYLISTS: OnceCell<PlaylistCache> = OnceCell::new();
+static INDEX: OnceCell<IndexCache> = OnceCell::new();
 
 fn push(msg: Msg) {
     let was_empty = {
@@ -107,6 +109,7 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
     EVENT_FD.store(fd, Ordering::Release);
 
     let _ = PLAYLISTS.set(PlaylistCache::new(main.playlist_cache()));
+    let _ = INDEX.set(IndexCache::new());
     let cfg = main.store_config();
     runtime.spawn(async move {
         let mut backoff = Duration::from_millis(200);
@@ -169,8 +172,8 @@ pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u6
         let task = w.runtime.spawn(async move {
             let res = match store_within(wait).await {
                 Some(store) => match PLAYLISTS.get() {
-                    Some(cache) => serve::run_cached(store, cache, job).await,
-                    None => serve::run(&store, job).await,
+                    Some(cache) => serve::run_cached(store, cache, INDEX.get(), job).await,
+                    None => serve::run_with(&store, INDEX.get(), job).await,
                 },
                 None => Err(StoreError::Unavailable("not connected to the store".into())),
             };
