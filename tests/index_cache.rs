@@ -41,7 +41,7 @@ fn index_copy_matches_full_reads_and_reads_little() {
     let from = now - 3 * BUCKET_MS;
     // 60 rows over the last 30 minutes: four buckets.
     let mut head = -1;
-    let mut write = |msn: i64, added: i64| {
+    let write = |msn: i64, added: i64| {
         rt.block_on(store.write_index("s", "r", &row(msn, added))).unwrap();
     };
     for msn in 0..60 {

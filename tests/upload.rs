@@ -6,45 +6,20 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{keyspace, Cql};
+use hls_dvr::serve::now_ms;
 use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, Store, StoreConfig};
 use hls_dvr::upload::source::{parse_duration_us, parse_pdt};
-use hls_dvr_cqlnode::Node;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hls-dvr-upload");
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 // ---------------------------------------------------------------------------------------------
-// Fixtures
+// Fixtures (the store and keyspaces come from tests/common)
 // ---------------------------------------------------------------------------------------------
-
-/// Where the store is: a node of our own, or the cluster in HLS_DVR_CASSANDRA.
-struct Cql {
-    nodes: String,
-    node: Option<Node>,
-}
-
-impl Cql {
-    fn start() -> Cql {
-        match std::env::var("HLS_DVR_CASSANDRA") {
-            Ok(n) if !n.trim().is_empty() => Cql { nodes: n, node: None },
-            _ => {
-                let node = Node::spawn("127.0.0.1:0").expect("start CQL node");
-                Cql { nodes: node.addr().to_string(), node: Some(node) }
-            }
-        }
-    }
-}
-
-/// A unique keyspace per test (and per run, for a shared cluster).
-fn keyspace(test: &str) -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 100_000_000;
-    format!("up_{test}_{}_{t}", std::process::id() % 100_000)
-}
 
 /// A fresh scratch folder, removed when the test passes.
 struct Scratch(PathBuf);
@@ -98,7 +73,7 @@ struct Uploader {
 impl Uploader {
     fn start(cql: &Cql, ks: &str, streams: &[(&str, &Path)], extra: &[&str], log: PathBuf) -> Uploader {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--cassandra", &cql.nodes, "--keyspace", ks, "--poll-interval", "100ms"]);
+        cmd.args(["--cassandra", &cql.addr, "--keyspace", ks, "--poll-interval", "100ms"]);
         for (name, dir) in streams {
             cmd.arg("--stream").arg(name).arg(dir);
         }
@@ -267,7 +242,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 fn schema(cql: &Cql, ks: &str) {
     let out = Command::new(BIN)
-        .args(["schema", "--cassandra", &cql.nodes, "--keyspace", ks, "--dvr-depth", "1h"])
+        .args(["schema", "--cassandra", &cql.addr, "--keyspace", ks, "--dvr-depth", "1h"])
         .output()
         .unwrap();
     assert!(out.status.success(), "schema failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -283,7 +258,7 @@ struct Reader {
 impl Reader {
     fn new(cql: &Cql, ks: &str) -> Reader {
         let rt = rt();
-        let nodes = cql.nodes.split(',').map(|s| s.trim().to_string()).collect();
+        let nodes = cql.addr.split(',').map(|s| s.trim().to_string()).collect();
         let store = rt.block_on(Store::connect(&StoreConfig::new(nodes, ks))).expect("connect reader");
         Reader { rt, store, since_ms: now_ms() - 60_000 }
     }
@@ -310,15 +285,14 @@ impl Reader {
     fn wait_for(&self, stream: &str, rendition: &str, n: usize, within: Duration) -> Vec<IndexEntry> {
         let t = Instant::now();
         loop {
-            let idx = self.index(stream, rendition);
-            if idx.len() >= n {
-                return idx;
-            }
-            assert!(
-                t.elapsed() < within,
-                "{stream}/{rendition}: {} of {n} segments stored after {within:?}",
-                idx.len()
-            );
+            // The reader's own session may still be reconnecting after an outage: retry.
+            let res = self.rt.block_on(self.store.index_range(stream, rendition, self.since_ms, now_ms() + 60_000));
+            let idx = match res {
+                Ok(idx) if idx.len() >= n => return idx,
+                Ok(idx) => format!("{} of {n} segments stored", idx.len()),
+                Err(e) => format!("reading the index: {e}"),
+            };
+            assert!(t.elapsed() < within, "{stream}/{rendition}: {idx} after {within:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -748,7 +722,7 @@ fn unusable_store_exits_1_with_a_clear_message() {
     // Reachable, but no schema: preparing fails.
     let cql = Cql::start();
     let out = Command::new(BIN)
-        .args(["--cassandra", &cql.nodes, "--keyspace", &keyspace("noschema"), "--stream", "a"])
+        .args(["--cassandra", &cql.addr, "--keyspace", &keyspace("noschema"), "--stream", "a"])
         .arg(&dir)
         .output()
         .unwrap();
