@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::schema::bucket_of;
-use crate::store::{IndexEntry, Store, StoreError};
+use crate::store::{sort_newest_per_msn, IndexEntry, Store, StoreError};
 
 /// Copies unused for this long are dropped (streams that ended, renditions nobody watches).
 const IDLE: Duration = Duration::from_secs(600);
@@ -66,15 +66,7 @@ impl IndexCache {
                     (from..=bucket_of(now_ms)).map(|b| store.index_bucket(stream, rendition, b, Some(last.msn)));
                 let mut new: Vec<IndexEntry> =
                     futures::future::try_join_all(reads).await?.into_iter().flatten().collect();
-                new.sort_by_key(|e| (e.msn, e.added_ms));
-                new.dedup_by(|later, earlier| {
-                    if later.msn == earlier.msn {
-                        std::mem::swap(later, earlier);
-                        true
-                    } else {
-                        false
-                    }
-                });
+                sort_newest_per_msn(&mut new);
                 match new.first() {
                     Some(n) if n.msn != last.msn + 1 => true,
                     _ => {

@@ -660,17 +660,7 @@ impl Store {
         let reads = buckets.map(|b| self.index_bucket(stream, rendition, b, None));
         let parts = futures::future::try_join_all(reads).await?;
         let mut all: Vec<IndexEntry> = parts.into_iter().flatten().collect();
-        // An uploader that crashed between an index write and its head write rewrites that row,
-        // possibly into a later bucket: keep the newest copy of each msn.
-        all.sort_by_key(|e| (e.msn, e.added_ms));
-        all.dedup_by(|later, earlier| {
-            if later.msn == earlier.msn {
-                std::mem::swap(later, earlier);
-                true
-            } else {
-                false
-            }
-        });
+        sort_newest_per_msn(&mut all);
         Ok(all)
     }
 
@@ -764,6 +754,20 @@ impl Store {
             ))),
         }
     }
+}
+
+/// Sorts index rows by msn, keeping the newest copy of each: an uploader that crashed between an
+/// index write and its head write rewrites that row, possibly into a later bucket.
+pub fn sort_newest_per_msn(rows: &mut Vec<IndexEntry>) {
+    rows.sort_by_key(|e| (e.msn, e.added_ms));
+    rows.dedup_by(|later, earlier| {
+        if later.msn == earlier.msn {
+            std::mem::swap(later, earlier);
+            true
+        } else {
+            false
+        }
+    });
 }
 
 fn check_chunk(meta: &BlobMeta, i: u32, data: &[u8]) -> Result<(), StoreError> {

@@ -2,13 +2,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use hls_dvr::index_cache::IndexCache;
-use hls_dvr::schema::{Replication, SchemaOptions, BUCKET_MS};
+use hls_dvr::schema::BUCKET_MS;
 use hls_dvr::serve::now_ms;
-use hls_dvr::store::{create_schema, IndexEntry, Store, StoreConfig};
+use hls_dvr::store::IndexEntry;
 
 fn row(msn: i64, added_ms: i64) -> IndexEntry {
     IndexEntry {
@@ -28,14 +26,7 @@ fn index_copy_matches_full_reads_and_reads_little() {
     let cql = Cql::start();
     let ks = keyspace("idx");
     let rt = rt();
-    let opts = SchemaOptions {
-        keyspace: ks.clone(),
-        replication: Replication::Simple(1),
-        durable_writes: false,
-        dvr_depth: Duration::from_secs(7200),
-    };
-    rt.block_on(create_schema(std::slice::from_ref(&cql.addr), &opts)).unwrap();
-    let store = rt.block_on(Store::connect(&StoreConfig::new(vec![cql.addr.clone()], &ks))).unwrap();
+    let store = schema_and_store(&cql, &ks, &rt);
     let cache = IndexCache::new();
     let now = now_ms();
     let from = now - 3 * BUCKET_MS;

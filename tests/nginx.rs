@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use hls_dvr::schema::{Replication, SchemaOptions};
 use hls_dvr::serve::now_ms;
-use hls_dvr::store::{create_schema, BlobKind, Container, IndexEntry, Rendition, SourcePos, Store, StoreConfig};
+use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, SourcePos, Store};
 
 /// Deterministic bytes that differ per segment and per offset.
 fn blob(seed: u64, len: usize) -> Bytes {
@@ -44,17 +43,7 @@ impl Fixture {
         let cql = Cql::start();
         let ks = keyspace(tag);
         let rt = rt();
-        let opts = SchemaOptions {
-            keyspace: ks.clone(),
-            replication: Replication::Simple(1),
-            durable_writes: false,
-            dvr_depth: Duration::from_secs(7200),
-        };
-        rt.block_on(create_schema(std::slice::from_ref(&cql.addr), &opts)).expect("schema");
-        let store = rt
-            .block_on(Store::connect(&StoreConfig::new(vec![cql.addr.clone()], &ks)))
-            .expect("connect")
-            .with_chunk_size(64 * 1024);
+        let store = schema_and_store(&cql, &ks, &rt).with_chunk_size(64 * 1024);
         let f = Fixture { cql, ks, rt, store };
         let data: Vec<Bytes> = (0..segments).map(|i| blob(i as u64 + 1, seg_len + i as usize * 1000)).collect();
         let now = now_ms();

@@ -347,6 +347,20 @@ pub fn master_playlist(text: &str) -> m3u8_rs::MasterPlaylist {
     }
 }
 
+/// A fresh keyspace (2 h DVR depth) created through the store layer, and a store connected to it.
+pub fn schema_and_store(cql: &Cql, ks: &str, rt: &tokio::runtime::Runtime) -> hls_dvr::store::Store {
+    use hls_dvr::schema::{Replication, SchemaOptions};
+    use hls_dvr::store::{create_schema, Store, StoreConfig};
+    let opts = SchemaOptions {
+        keyspace: ks.to_string(),
+        replication: Replication::Simple(1),
+        durable_writes: false,
+        dvr_depth: Duration::from_secs(7200),
+    };
+    rt.block_on(create_schema(std::slice::from_ref(&cql.addr), &opts)).expect("schema");
+    rt.block_on(Store::connect(&StoreConfig::new(vec![cql.addr.clone()], ks))).expect("connect")
+}
+
 /// A tokio runtime for tests that talk to the store directly.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
