@@ -6,27 +6,15 @@
 
 use std::fmt;
 
+use crate::store::Container;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
     Master { stream: &'a str },
     Media { stream: &'a str, rendition: &'a str },
-    Segment { stream: &'a str, rendition: &'a str, msn: i64, ext: SegmentExt },
+    /// A media segment; its extension names the container the player expects.
+    Segment { stream: &'a str, rendition: &'a str, msn: i64, container: Container },
     Init { stream: &'a str, rendition: &'a str, msn: i64 },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SegmentExt {
-    Ts,
-    M4s,
-}
-
-impl SegmentExt {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            SegmentExt::Ts => "video/mp2t",
-            SegmentExt::M4s => "video/iso.segment",
-        }
-    }
 }
 
 pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -78,16 +66,14 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
             if let Some(n) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
                 return Ok(Route::Init { stream, rendition, msn: msn(n)? });
             }
-            let (n, ext) = if let Some(n) = file.strip_suffix(".ts") {
-                (n, SegmentExt::Ts)
-            } else if let Some(n) = file.strip_suffix(".m4s") {
-                (n, SegmentExt::M4s)
-            } else {
+            let Some((n, container)) =
+                file.rsplit_once('.').and_then(|(n, ext)| Some((n, Container::from_segment_ext(ext)?)))
+            else {
                 return Err(BadPath(format!(
                     "unknown file {file:?} (expected index.m3u8, MSN.ts, MSN.m4s or init-MSN.mp4)"
                 )));
             };
-            Ok(Route::Segment { stream, rendition, msn: msn(n)?, ext })
+            Ok(Route::Segment { stream, rendition, msn: msn(n)?, container })
         }
         _ => {
             Err(BadPath("expected STREAM/master.m3u8, STREAM/RENDITION/index.m3u8 or STREAM/RENDITION/SEGMENT".into()))
@@ -156,11 +142,11 @@ mod tests {
         assert_eq!(parse("demo/hd/index.m3u8"), Ok(Route::Media { stream: "demo", rendition: "hd" }));
         assert_eq!(
             parse("demo/hd/42.ts"),
-            Ok(Route::Segment { stream: "demo", rendition: "hd", msn: 42, ext: SegmentExt::Ts })
+            Ok(Route::Segment { stream: "demo", rendition: "hd", msn: 42, container: Container::Ts })
         );
         assert_eq!(
             parse("demo/out_1/0.m4s"),
-            Ok(Route::Segment { stream: "demo", rendition: "out_1", msn: 0, ext: SegmentExt::M4s })
+            Ok(Route::Segment { stream: "demo", rendition: "out_1", msn: 0, container: Container::Fmp4 })
         );
         assert_eq!(parse("demo/hd/init-7.mp4"), Ok(Route::Init { stream: "demo", rendition: "hd", msn: 7 }));
     }
@@ -228,8 +214,8 @@ mod tests {
                 let again = match route {
                     Route::Master { stream } => format!("{stream}/master.m3u8"),
                     Route::Media { stream, rendition } => format!("{stream}/{rendition}/index.m3u8"),
-                    Route::Segment { stream, rendition, msn, ext } => {
-                        format!("{stream}/{rendition}/{msn}.{}", if ext == SegmentExt::Ts { "ts" } else { "m4s" })
+                    Route::Segment { stream, rendition, msn, container } => {
+                        format!("{stream}/{rendition}/{msn}.{}", container.segment_ext())
                     }
                     Route::Init { stream, rendition, msn } => format!("{stream}/{rendition}/init-{msn}.mp4"),
                 };

@@ -45,7 +45,7 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     std::fs::copy(browser_dir.join(js), page_dir.path().join(js)).unwrap();
     let page_port = free_port();
     let ng = Nginx::start(
-        &cql,
+        &cql.addr,
         &ks,
         2,
         &format!(

@@ -7,10 +7,19 @@ use std::process::Command;
 
 use common::*;
 
-/// Runs `nginx -t` on a configuration built from http-level and location-level lines.
+/// Runs `nginx -t` on a configuration built from http-level and location-level lines; the http
+/// lines are line 6 of nginx.conf.
 fn nginx_t(http: &str, location: &str) -> (bool, String) {
+    nginx_t_with(&[], http, location)
+}
+
+/// [`nginx_t`] with `files` (name, contents) written beside nginx.conf first.
+fn nginx_t_with(files: &[(&str, &[u8])], http: &str, location: &str) -> (bool, String) {
     let dir = TempDir::new("conf");
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let conf = format!(
         "load_module {};\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
          http {{\n  access_log off;\n  {http}\n  server {{\n    listen 127.0.0.1:1;\n    {location}\n  }}\n}}\n",
@@ -41,6 +50,16 @@ fn good_configurations_pass() {
          location /live/ { hls_dvr; hls_dvr_window 1h30m; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; }",
     );
     assert!(ok, "{err}");
+    // Production cluster settings: credentials from a file, TLS with a client certificate, a
+    // local datacenter; relative file names are relative to nginx.conf's folder.
+    let (cert, key) = self_signed();
+    let files: &[(&str, &[u8])] = &[("pw", b"secret\n"), ("ca.pem", &cert), ("client.pem", &cert), ("client.key", &key)];
+    let secure = format!(
+        "{STORE} hls_dvr_username dvr; hls_dvr_password_file pw; hls_dvr_tls_ca ca.pem; \
+         hls_dvr_tls_cert client.pem; hls_dvr_tls_key client.key; hls_dvr_local_dc eu-west-1;"
+    );
+    let (ok, err) = nginx_t_with(files, &secure, "location /live/ { hls_dvr; }");
+    assert!(ok, "{err}");
     // Without any hls_dvr location the store directives are harmless.
     let (ok, err) = nginx_t("", "location / { return 204; }");
     assert!(ok, "{err}");
@@ -66,11 +85,55 @@ fn mistakes_fail_with_clear_messages() {
         (STORE, "location ~ ^/live/ { hls_dvr; }", "must be in a prefix location"),
         (STORE, "location /live/ { hls_dvr; hls_dvr; }", "is duplicate"),
         (STORE, "location /live/ { hls_dvr on; }", "invalid number of arguments"),
+        (&format!("{STORE} hls_dvr_username dvr;"), "", "\"hls_dvr_username\" needs \"hls_dvr_password_file\""),
+        (&format!("{STORE} hls_dvr_local_dc \"dc 1\";"), "", "is not a datacenter name"),
+        (&format!("{STORE} hls_dvr_username a; hls_dvr_username b;"), "", "is duplicate"),
     ];
     for (http, location, want) in cases {
         let (ok, err) = nginx_t(http, location);
         assert!(!ok, "accepted: http {{ {http} }} server {{ {location} }}");
         assert!(err.contains(want), "for http {{ {http} }} server {{ {location} }}\nwanted {want:?} in:\n{err}");
         assert!(err.contains("[emerg]") && err.contains("nginx.conf:"), "no directive line in:\n{err}");
+    }
+}
+
+/// A certificate and key made with the openssl command line, for configurations that need PEM.
+fn self_signed() -> (Vec<u8>, Vec<u8>) {
+    let dir = TempDir::new("pem");
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hls-dvr-test"])
+        .arg("-keyout")
+        .arg(dir.path().join("k.pem"))
+        .arg("-out")
+        .arg(dir.path().join("c.pem"))
+        .output()
+        .expect("openssl");
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    (std::fs::read(dir.path().join("c.pem")).unwrap(), std::fs::read(dir.path().join("k.pem")).unwrap())
+}
+
+#[test]
+fn unusable_connection_files_fail_with_their_line() {
+    let (cert, key) = self_signed();
+    let files: &[(&str, &[u8])] = &[("junk.pem", b"not a certificate\n"), ("cert.pem", &cert), ("key.pem", &key)];
+    let cases = [
+        // A file that cannot be read: the directive's own line (6).
+        ("hls_dvr_username dvr; hls_dvr_password_file /nonexistent/pw;", "cannot read /nonexistent/pw", true),
+        ("hls_dvr_tls_ca /nonexistent/ca.pem;", "cannot read /nonexistent/ca.pem", true),
+        ("hls_dvr_tls_ca ca.pem;", "ca.pem: No such file", true),
+        // Files that do not go together or do not parse: named once the http block is read.
+        ("hls_dvr_tls_ca junk.pem;", "CA", false),
+        ("hls_dvr_tls_cert cert.pem; hls_dvr_tls_key key.pem;", "need \"hls_dvr_tls_ca\"", false),
+        ("hls_dvr_tls_ca cert.pem; hls_dvr_tls_cert cert.pem;", "needs its private key", false),
+        ("hls_dvr_tls_ca cert.pem; hls_dvr_tls_cert cert.pem; hls_dvr_tls_key junk.pem;", "client key", false),
+    ];
+    for (http, want, line6) in cases {
+        let (ok, err) = nginx_t_with(files, &format!("{STORE} {http}"), "location /live/ { hls_dvr; }");
+        assert!(!ok, "accepted: {http}");
+        assert!(err.contains(want), "for {http}\nwanted {want:?} in:\n{err}");
+        assert!(err.contains("[emerg]"), "{err}");
+        if line6 {
+            assert!(err.contains("nginx.conf:6"), "not reported at its line: {err}");
+        }
     }
 }

@@ -25,7 +25,7 @@ fn start(container: Container, tag: &str) -> Live {
     let dir = TempDir::new(tag);
     let ffmpeg = ffmpeg_live(dir.path(), container, 1);
     let up = uploader(&cql, &ks, "demo", dir.path(), &[]);
-    let ng = Nginx::start(&cql, &ks, 2, "", "hls_dvr_window 1h;");
+    let ng = Nginx::start(&cql.addr, &ks, 2, "", "hls_dvr_window 1h;");
     Live { dir: dir.path().to_path_buf(), _dir: dir, _ffmpeg: ffmpeg, _uploader: up, ng, _cql: cql }
 }
 

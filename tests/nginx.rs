@@ -84,7 +84,7 @@ impl Fixture {
 #[test]
 fn serves_playlists_segments_and_clear_errors() {
     let (f, data) = Fixture::new("serve", 10, 150_000);
-    let ng = Nginx::start(&f.cql, &f.ks, 2, "hls_dvr_timeout 2s;", "hls_dvr_window 12s;");
+    let ng = Nginx::start(&f.cql.addr, &f.ks, 2, "hls_dvr_timeout 2s;", "hls_dvr_window 12s;");
     ng.wait_ready("/live/demo/master.m3u8");
 
     let m = get(&ng.url("/live/demo/master.m3u8"));
@@ -186,8 +186,8 @@ fn serves_playlists_segments_and_clear_errors() {
 #[test]
 fn store_outage_is_503_and_slow_store_is_504_within_the_timeout() {
     let (f, _) = Fixture::new("faults", 4, 10_000);
-    let Some(node) = f.cql.node() else { return }; // needs the test node's fault injection
-    let ng = Nginx::start(&f.cql, &f.ks, 2, "hls_dvr_timeout 1s; hls_dvr_playlist_cache off;", "");
+    let Some(node) = f.cql.proxy() else { return };
+    let ng = Nginx::start(&node.addr(), &f.ks, 2, "hls_dvr_timeout 1s; hls_dvr_playlist_cache off;", "");
     ng.wait_ready("/live/demo/master.m3u8");
     assert_eq!(get(&ng.url("/live/demo/hi/index.m3u8")).status, 200);
 
@@ -239,7 +239,7 @@ fn corrupt_store_data_is_an_error_not_a_truncated_segment() {
     // 13: metadata that cannot be (size beyond chunks * chunk_size).
     row(13, 0, 1_000_000, 1, 65_536, Some(vec![0; 65_536]));
 
-    let ng = Nginx::start(&f.cql, &f.ks, 1, "", "");
+    let ng = Nginx::start(&f.cql.addr, &f.ks, 1, "", "");
     ng.wait_ready("/live/demo/master.m3u8");
     match http("GET", &ng.url("/live/demo/hi/10.ts"), &[]) {
         Err(e) => assert!(e.to_string().contains("short body"), "{e}"),
@@ -260,11 +260,10 @@ fn corrupt_store_data_is_an_error_not_a_truncated_segment() {
 #[test]
 fn client_disconnects_mid_segment_do_not_hurt_the_worker() {
     let (f, data) = Fixture::new("abort", 2, 4 * 1024 * 1024);
-    let ng = Nginx::start(&f.cql, &f.ks, 2, "", "");
+    let Some(node) = f.cql.proxy() else { return };
+    let ng = Nginx::start(&node.addr(), &f.ks, 2, "", "");
     ng.wait_ready("/live/demo/master.m3u8");
-    if let Some(node) = f.cql.node() {
-        node.set_delay(Duration::from_millis(5)); // stretch the 64-chunk stream out
-    }
+    node.set_delay(Duration::from_millis(5)); // stretch the 64-chunk stream out
     for i in 0..30 {
         let mut s = TcpStream::connect(("127.0.0.1", ng.port)).unwrap();
         write!(s, "GET /live/demo/hi/{}.ts HTTP/1.1\r\nHost: x\r\n\r\n", i % 2).unwrap();
@@ -278,9 +277,7 @@ fn client_disconnects_mid_segment_do_not_hurt_the_worker() {
         write!(s, "GET /live/demo/hi/1.ts HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         drop(s);
     }
-    if let Some(node) = f.cql.node() {
-        node.set_delay(Duration::ZERO);
-    }
+    node.set_delay(Duration::ZERO);
     std::thread::sleep(Duration::from_millis(500));
     let r = get(&ng.url("/live/demo/hi/1.ts"));
     assert!(r.status == 200 && r.body == data[1]);
@@ -292,11 +289,10 @@ fn client_disconnects_mid_segment_do_not_hurt_the_worker() {
 #[test]
 fn reload_under_load_loses_no_request() {
     let (f, data) = Fixture::new("reload", 6, 300_000);
-    let ng = Nginx::start(&f.cql, &f.ks, 2, "", "");
+    let Some(node) = f.cql.proxy() else { return };
+    let ng = Nginx::start(&node.addr(), &f.ks, 2, "", "");
     ng.wait_ready("/live/demo/master.m3u8");
-    if let Some(node) = f.cql.node() {
-        node.set_delay(Duration::from_millis(20)); // keep requests in flight across reloads
-    }
+    node.set_delay(Duration::from_millis(20)); // keep requests in flight across reloads
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
     let data = Arc::new(data);
@@ -347,7 +343,7 @@ fn reload_under_load_loses_no_request() {
 #[test]
 fn two_workers_both_serve() {
     let (f, _) = Fixture::new("workers", 3, 1000);
-    let ng = Nginx::start(&f.cql, &f.ks, 2, "", "");
+    let ng = Nginx::start(&f.cql.addr, &f.ks, 2, "", "");
     ng.wait_ready("/live/demo/master.m3u8");
     // Each worker connects on its own; connections spread over both.
     let log_has_both = || {
@@ -369,17 +365,16 @@ fn two_workers_both_serve() {
 fn http2_clients_that_vanish_mid_segment_do_not_hurt_the_worker() {
     let (f, data) = Fixture::new("h2", 2, 4 * 1024 * 1024);
     let h2_port = free_port();
+    let Some(node) = f.cql.proxy() else { return };
     let ng = Nginx::start(
-        &f.cql,
+        &node.addr(),
         &f.ks,
         2,
         &format!("server {{ listen 127.0.0.1:{h2_port} http2; location /live/ {{ hls_dvr; }} }}"),
         "",
     );
     ng.wait_ready("/live/demo/master.m3u8");
-    if let Some(node) = f.cql.node() {
-        node.set_delay(Duration::from_millis(5)); // 64 chunks: the stream takes a while
-    }
+    node.set_delay(Duration::from_millis(5)); // 64 chunks: the stream takes a while
     // Several streams per connection, the client giving up at different points (RST/close).
     let url = format!("http://127.0.0.1:{h2_port}/live/demo/hi/1.ts");
     let curls: Vec<_> = (0..12)
@@ -395,9 +390,7 @@ fn http2_clients_that_vanish_mid_segment_do_not_hurt_the_worker() {
     for mut c in curls {
         let _ = c.wait();
     }
-    if let Some(node) = f.cql.node() {
-        node.set_delay(Duration::ZERO);
-    }
+    node.set_delay(Duration::ZERO);
     // HTTP/2 still serves whole segments afterwards, and so does HTTP/1.1.
     let out = std::process::Command::new("curl")
         .args(["-s", "--http2-prior-knowledge", "-w", "%{http_version} %{http_code}", "-o"])

@@ -1,6 +1,6 @@
 //! The uploader end to end: the built `hls-dvr-upload` binary on a folder that a live ffmpeg
-//! writes, against the in-memory CQL node (or the cluster named by `HLS_DVR_CASSANDRA`), read back
-//! through the store layer and compared byte for byte with what ffmpeg wrote.
+//! writes, against Cassandra (tests/common), read back through the store layer and compared byte
+//! for byte with what ffmpeg wrote.
 
 use std::fs;
 use std::io::Read;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{keyspace, Cql};
+use common::{keyspace, rt, Cql};
 use hls_dvr::serve::now_ms;
 use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, Store, StoreConfig};
 use hls_dvr::upload::source::{parse_duration_us, parse_pdt};
@@ -71,9 +71,10 @@ struct Uploader {
 }
 
 impl Uploader {
-    fn start(cql: &Cql, ks: &str, streams: &[(&str, &Path)], extra: &[&str], log: PathBuf) -> Uploader {
+    /// `store`: contact points (the cluster's or a proxy's).
+    fn start(store: &str, ks: &str, streams: &[(&str, &Path)], extra: &[&str], log: PathBuf) -> Uploader {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--cassandra", &cql.addr, "--keyspace", ks, "--poll-interval", "100ms"]);
+        cmd.args(["--cassandra", store, "--keyspace", ks, "--poll-interval", "100ms"]);
         for (name, dir) in streams {
             cmd.arg("--stream").arg(name).arg(dir);
         }
@@ -236,16 +237,8 @@ fn listed(playlist: &Path) -> Vec<Listed> {
     out
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
-}
-
 fn schema(cql: &Cql, ks: &str) {
-    let out = Command::new(BIN)
-        .args(["schema", "--cassandra", &cql.addr, "--keyspace", ks, "--dvr-depth", "1h"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "schema failed: {}", String::from_utf8_lossy(&out.stderr));
+    common::create_schema(cql, ks, "1h");
 }
 
 /// Reads the store back.
@@ -320,7 +313,7 @@ fn run_and_compare(test: &str, kind: Kind) {
     schema(&cql, &ks);
     let s = Scratch::new(test);
     let dir = s.dir("live");
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
+    let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
     // 2 s segments, as segmenters are usually set up.
     Ffmpeg::start_with(&dir, kind, 10, 2, &[]).finish();
     let r = Reader::new(&cql, &ks);
@@ -375,7 +368,7 @@ fn segmenter_restart_gives_a_discontinuity_and_increasing_msns() {
     schema(&cql, &ks);
     let s = Scratch::new("restart");
     let dir = s.dir("live");
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
+    let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
     let r = Reader::new(&cql, &ks);
 
     // First run, killed mid-stream.
@@ -433,7 +426,7 @@ fn segmenter_restarted_while_uploader_was_down_is_noticed_on_resume() {
     let dir = s.dir("live");
     let log = s.0.join("uploader.log");
     let r = Reader::new(&cql, &ks);
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], log.clone());
     let ff = Ffmpeg::start(&dir, Kind::Ts, 60, &[]);
     let pl = dir.join("out_0.m3u8");
     let t = Instant::now();
@@ -454,7 +447,7 @@ fn segmenter_restarted_while_uploader_was_down_is_noticed_on_resume() {
     Ffmpeg::start(&dir, Kind::Ts, n1 as u32 + 3, &[]).finish();
     let second = listed(&pl);
     assert!(second.len() > n1 && second.iter().any(|l| l.uri == head.source.uri));
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], log.clone());
     let idx = r.wait_for("live", "out_0", n1 + second.len(), Duration::from_secs(8));
     up.stop();
     assert_eq!(idx.len(), n1 + second.len());
@@ -471,7 +464,7 @@ fn without_a_master_each_media_playlist_is_a_rendition_with_measured_bandwidth()
     schema(&cql, &ks);
     let s = Scratch::new("nomaster");
     let dir = s.dir("live");
-    let up = Uploader::start(&cql, &ks, &[("cam-1", &dir)], &[], s.0.join("uploader.log"));
+    let up = Uploader::start(&cql.addr, &ks, &[("cam-1", &dir)], &[], s.0.join("uploader.log"));
     // One rendition, no master playlist, a playlist name that needs sanitizing.
     let st = Command::new("ffmpeg")
         .current_dir(&dir)
@@ -527,14 +520,13 @@ fn uploader_killed_and_restarted_loses_and_duplicates_nothing() {
     let s = Scratch::new("crash");
     let dir = s.dir("live");
     // A slow store makes the kill land mid-segment (between blob, index and head writes).
-    if let Some(n) = &cql.node {
-        n.set_delay(Duration::from_millis(40));
-    }
+    let Some(slow) = cql.proxy() else { return };
+    slow.set_delay(Duration::from_millis(40));
     let log = s.0.join("uploader.log");
     let ff = Ffmpeg::start(&dir, Kind::Ts, 9, &[]);
     let r = Reader::new(&cql, &ks);
     for round in 0..2 {
-        let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+        let up = Uploader::start(&slow.addr(), &ks, &[("live", &dir)], &[], log.clone());
         r.wait_for("live", "out_0", 2 + 3 * round, Duration::from_secs(20));
         r.wait_for("live", "out_1", 2 + 3 * round, Duration::from_secs(20));
         std::thread::sleep(Duration::from_millis(130));
@@ -542,7 +534,7 @@ fn uploader_killed_and_restarted_loses_and_duplicates_nothing() {
         // Segments pile up while no uploader runs.
         std::thread::sleep(Duration::from_millis(1500));
     }
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let up = Uploader::start(&slow.addr(), &ks, &[("live", &dir)], &[], log.clone());
     ff.finish();
     for rend in ["out_0", "out_1"] {
         let files = listed(&dir.join(format!("{rend}.m3u8")));
@@ -566,16 +558,13 @@ fn uploader_killed_and_restarted_loses_and_duplicates_nothing() {
 #[test]
 fn store_outage_of_seconds_loses_nothing() {
     let cql = Cql::start();
-    let Some(node) = &cql.node else {
-        eprintln!("skipped: needs the in-memory node's set_down");
-        return;
-    };
+    let Some(node) = cql.proxy() else { return };
     let ks = keyspace("outage");
     schema(&cql, &ks);
     let s = Scratch::new("outage");
     let dir = s.dir("live");
     let log = s.0.join("uploader.log");
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let up = Uploader::start(&node.addr(), &ks, &[("live", &dir)], &[], log.clone());
     let ff = Ffmpeg::start(&dir, Kind::Ts, 9, &[]);
     let r = Reader::new(&cql, &ks);
     r.wait_for("live", "out_0", 2, Duration::from_secs(20));
@@ -602,7 +591,13 @@ fn delete_after_upload_removes_stored_media_segments_only() {
     schema(&cql, &ks);
     let s = Scratch::new("delete");
     let dir = s.dir("live");
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &["--delete-after-upload"], s.0.join("uploader.log"));
+    let up = Uploader::start(
+        &cql.addr,
+        &ks,
+        &[("live", &dir)],
+        &["--delete-after-upload"],
+        s.0.join("uploader.log"),
+    );
     Ffmpeg::start(&dir, Kind::Fmp4, 4, &[]).finish();
     let r = Reader::new(&cql, &ks);
     let files = listed(&dir.join("out_0.m3u8"));
@@ -634,12 +629,12 @@ fn uploader_down_longer_than_the_live_window_resumes_with_a_discontinuity() {
     let ff =
         Ffmpeg::start(&dir, Kind::Ts, 11, &["-hls_list_size", "2", "-hls_delete_threshold", "1", "delete_segments"]);
     let r = Reader::new(&cql, &ks);
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], log.clone());
     let before = r.wait_for("live", "out_0", 3, Duration::from_secs(20)).len();
     up.kill();
     // Long enough for the stored head to leave the 2-segment window and be deleted.
     std::thread::sleep(Duration::from_secs(5));
-    let up = Uploader::start(&cql, &ks, &[("live", &dir)], &[], log.clone());
+    let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], log.clone());
     ff.finish();
     let last = listed(&dir.join("out_0.m3u8"));
     let idx = r.wait_for("live", "out_0", before + 3, Duration::from_secs(20));

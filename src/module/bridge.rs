@@ -1,4 +1,5 @@
-//! The bridge between nginx's event loop and the worker's tokio runtime (DESIGN.md section 3).
+//! The bridge between nginx's event loop and the worker's tokio runtime (ARCHITECTURE.md,
+//! "The thread bridge").
 //!
 //! nginx thread → runtime: a job (owned data) and a request id. Runtime → nginx thread: the id and
 //! the reply, pushed on a queue, and a write to the module's own eventfd, which nginx's event loop
@@ -24,7 +25,7 @@ use tokio::task::AbortHandle;
 use crate::config::MainConf;
 use hls_dvr::index_cache::IndexCache;
 use hls_dvr::serve::{self, Job, PlaylistCache, Reply};
-use hls_dvr::store::{Store, StoreError};
+use hls_dvr::store::{Op, Store, StoreError};
 
 enum Msg {
     Done(u64, Result<Reply, StoreError>),
@@ -113,18 +114,21 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
     let cfg = main.store_config();
     runtime.spawn(async move {
         let mut backoff = Duration::from_millis(200);
+        // Requests answer 503 meanwhile; the log says why once, not once per retry.
+        let mut last_error = String::new();
         loop {
             match Store::connect(&cfg).await {
                 Ok(s) => {
                     let _ = STORE.set(Arc::new(s));
-                    log(
-                        NGX_LOG_NOTICE,
-                        format!("hls_dvr: connected to {} keyspace {}", cfg.nodes.join(","), cfg.keyspace),
-                    );
+                    log(NGX_LOG_NOTICE, format!("hls_dvr: connected to {} keyspace {}", cfg.describe(), cfg.keyspace));
                     return;
                 }
                 Err(e) => {
-                    log(NGX_LOG_ERR, format!("hls_dvr: {e}; retrying in {backoff:?}"));
+                    let e = e.to_string();
+                    if e != last_error {
+                        log(NGX_LOG_ERR, format!("hls_dvr: {e}; retrying until it works"));
+                        last_error = e;
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -142,12 +146,20 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
 /// Stops the runtime and closes the eventfd. In-flight requests are gone by now.
 pub fn stop() {
     let Some(w) = WORKER.with(|w| w.borrow_mut().take()) else { return };
+    if let Some(store) = STORE.get() {
+        // SAFETY: exit_process runs on the worker's nginx thread, where the cycle is live.
+        let log = unsafe { (*ngx_cycle).log };
+        ngx_log_error!(NGX_LOG_NOTICE, log, "hls_dvr: store reads of this worker: {}", store.latencies().summary(&Op::READS));
+    }
     // Tasks first: none may write to the eventfd once its number is closed (and maybe reused).
     w.runtime.shutdown_timeout(Duration::from_millis(500));
     EVENT_FD.store(-1, Ordering::Release);
     // SAFETY: the connection was created by `start` on this thread and is closed once.
     unsafe { ngx_close_connection(w.conn) };
 }
+
+/// Why a job failed before reaching the store: the reason was logged once, by the connect loop.
+pub const NOT_CONNECTED: &str = "not connected to the store";
 
 #[derive(Debug)]
 pub enum Refused {
@@ -175,7 +187,7 @@ pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u6
                     Some(cache) => serve::run_cached(store, cache, INDEX.get(), job).await,
                     None => serve::run_with(&store, INDEX.get(), job).await,
                 },
-                None => Err(StoreError::Unavailable("not connected to the store".into())),
+                None => Err(StoreError::Unavailable(NOT_CONNECTED.into())),
             };
             push(Msg::Done(id, res));
         });

@@ -9,6 +9,12 @@
 //!     hls_dvr_connect_timeout 5s;
 //!     hls_dvr_max_in_flight 1024;                     # per worker, then 503
 //!     hls_dvr_playlist_cache 500ms;                   # per worker; off to disable
+//!     hls_dvr_username hls_dvr;                       # PasswordAuthenticator
+//!     hls_dvr_password_file /etc/nginx/cassandra.pw;  # its first line
+//!     hls_dvr_tls_ca /etc/nginx/cassandra-ca.pem;     # TLS, verified against this CA
+//!     hls_dvr_tls_cert /etc/nginx/client.pem;         # client certificate, if the cluster wants one
+//!     hls_dvr_tls_key /etc/nginx/client.key;
+//!     hls_dvr_local_dc dc1;                           # only this datacenter's nodes
 //!     server {
 //!         location /live/ {
 //!             hls_dvr;
@@ -20,6 +26,7 @@
 //! ```
 
 use std::ffi::{c_char, c_void};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
@@ -28,7 +35,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigEr
 use ngx::ngx_conf_log_error;
 use scylla::statement::Consistency;
 
-use hls_dvr::store::{parse_consistency, parse_nodes, StoreConfig};
+use hls_dvr::store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, StoreConfig, Tls};
 
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,6 +52,16 @@ pub struct MainConf {
     pub connect_timeout: Option<Duration>,
     pub max_in_flight: Option<usize>,
     pub playlist_cache: Option<Duration>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub local_dc: Option<String>,
+    /// Read from the files above once the http block is parsed, by the master: workers may
+    /// not be allowed to read them after dropping privileges.
+    pub credentials: Option<Credentials>,
+    pub tls: Option<Tls>,
     /// Some location says `hls_dvr`: workers need a runtime and a session.
     pub used: bool,
 }
@@ -64,6 +81,9 @@ impl MainConf {
         c.read_consistency = self.consistency.unwrap_or(Consistency::LocalQuorum);
         c.read_timeout = self.timeout();
         c.connect_timeout = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        c.credentials = self.credentials.clone();
+        c.tls = self.tls.clone();
+        c.local_dc = self.local_dc.clone();
         c
     }
 }
@@ -146,6 +166,24 @@ fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), String> {
     Ok(())
 }
 
+/// A file named in nginx.conf, relative to the configuration's prefix as nginx's own file
+/// directives are, and readable now (so `nginx -t` names the directive's line when it is not).
+///
+/// # Safety
+/// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
+unsafe fn conf_file(cf: *mut ngx_conf_t, name: &str) -> Result<PathBuf, String> {
+    let path = Path::new(name);
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        let prefix = (*(*cf).cycle).conf_prefix;
+        let prefix = if prefix.len == 0 { &[][..] } else { std::slice::from_raw_parts(prefix.data, prefix.len) };
+        Path::new(std::str::from_utf8(prefix).map_err(|_| "the configuration prefix is not UTF-8")?).join(path)
+    };
+    std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     let d = hls_dvr::duration::parse(s)?;
     if d.is_zero() {
@@ -217,6 +255,35 @@ main_directive!(set_playlist_cache, "hls_dvr_playlist_cache", |c, a| {
     once(&mut c.playlist_cache, d)
 });
 
+main_directive!(set_username, "hls_dvr_username", |c, a| {
+    if a[0].is_empty() {
+        return Err("expects a user name".into());
+    }
+    once(&mut c.username, a[0].to_string())
+});
+
+// The file directives take `cf`, to resolve relative names as nginx does.
+macro_rules! file_directive {
+    ($fn:ident, $name:literal, $field:ident) => {
+        pub unsafe extern "C" fn $fn(
+            cf: *mut ngx_conf_t,
+            _cmd: *mut ngx::ffi::ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
+            // SAFETY: nginx passes this module's main conf.
+            let c = &mut *(conf as *mut MainConf);
+            directive(cf, $name, |a| once(&mut c.$field, conf_file(cf, a[0])?))
+        }
+    };
+}
+
+file_directive!(set_password_file, "hls_dvr_password_file", password_file);
+file_directive!(set_tls_ca, "hls_dvr_tls_ca", tls_ca);
+file_directive!(set_tls_cert, "hls_dvr_tls_cert", tls_cert);
+file_directive!(set_tls_key, "hls_dvr_tls_key", tls_key);
+
+main_directive!(set_local_dc, "hls_dvr_local_dc", |c, a| once(&mut c.local_dc, parse_datacenter(a[0])?));
+
 loc_directive!(set_window, "hls_dvr_window", |c, a| {
     let d = duration(a[0])?;
     if d < Duration::from_secs(1) {
@@ -263,16 +330,30 @@ pub unsafe extern "C" fn set_hls_dvr(
     })
 }
 
-/// After the whole http block is read: a DVR location needs a store to talk to.
-pub fn check_main(c: &MainConf) -> Result<(), &'static str> {
+/// After the whole http block is read: a DVR location needs a store to talk to, and the
+/// connection's files must make sense together.
+pub fn check_main(c: &mut MainConf) -> Result<(), String> {
+    c.credentials = match (&c.username, &c.password_file) {
+        (Some(u), Some(f)) => Some(Credentials::from_file(u, f).map_err(|e| format!("\"hls_dvr_password_file\": {e}"))?),
+        (None, None) => None,
+        (Some(_), None) => return Err("\"hls_dvr_username\" needs \"hls_dvr_password_file\"".into()),
+        (None, Some(_)) => return Err("\"hls_dvr_password_file\" needs \"hls_dvr_username\"".into()),
+    };
+    c.tls = match &c.tls_ca {
+        Some(ca) => Some(Tls::load(ca, c.tls_cert.as_deref(), c.tls_key.as_deref()).map_err(|e| format!("hls_dvr TLS: {e}"))?),
+        None if c.tls_cert.is_some() || c.tls_key.is_some() => {
+            return Err("\"hls_dvr_tls_cert\" and \"hls_dvr_tls_key\" need \"hls_dvr_tls_ca\"".into())
+        }
+        None => None,
+    };
     if !c.used {
         return Ok(());
     }
     if c.nodes.is_empty() {
-        return Err("\"hls_dvr\" is used but \"hls_dvr_cassandra HOST:PORT ...;\" is missing in the http block");
+        return Err("\"hls_dvr\" is used but \"hls_dvr_cassandra HOST:PORT ...;\" is missing in the http block".into());
     }
     if c.keyspace.is_none() {
-        return Err("\"hls_dvr\" is used but \"hls_dvr_keyspace NAME;\" is missing in the http block");
+        return Err("\"hls_dvr\" is used but \"hls_dvr_keyspace NAME;\" is missing in the http block".into());
     }
     Ok(())
 }

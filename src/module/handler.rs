@@ -181,9 +181,9 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         Route::Media { stream, rendition } => {
             (Job::Media { stream: stream.into(), rendition: rendition.into(), window_us }, Want::Playlist)
         }
-        Route::Segment { stream, rendition, msn, ext } => (
+        Route::Segment { stream, rendition, msn, container } => (
             Job::BlobFirst { kind: BlobKind::Segment, stream: stream.into(), rendition: rendition.into(), msn },
-            Want::Blob(ext.content_type()),
+            Want::Blob(container.content_type()),
         ),
         Route::Init { stream, rendition, msn } => (
             Job::BlobFirst { kind: BlobKind::Init, stream: stream.into(), rendition: rendition.into(), msn },
@@ -290,7 +290,12 @@ pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, S
     }
     match res {
         Err(e) => {
-            ngx_log_error!(NGX_LOG_ERR, (*c).log, "hls_dvr: {}", e);
+            // Without a session, the connect loop has logged why once; each request needs no line.
+            let level = match &e {
+                StoreError::Unavailable(m) if m == bridge::NOT_CONNECTED => NGX_LOG_INFO,
+                _ => NGX_LOG_ERR,
+            };
+            ngx_log_error!(level, (*c).log, "hls_dvr: {}", e);
             let rc = if (*r).header_sent() == 0 { status_for(&e) } else { NGX_ERROR };
             ngx_http_finalize_request(r, rc);
         }

@@ -29,7 +29,7 @@ impl HttpModule for HlsDvr {
 
     unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
         // SAFETY: nginx passes the main conf this module created.
-        let c = &*(conf as *const MainConf);
+        let c = &mut *(conf as *mut MainConf);
         match config::check_main(c) {
             Ok(()) => std::ptr::null_mut(),
             Err(msg) => {
@@ -68,7 +68,7 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
     ngx_command_t { name, type_, set: Some(set), conf, offset: 0, post: std::ptr::null_mut() }
 }
 
-static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 11] = [
+static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 17] = [
     command(
         ngx_string!("hls_dvr_cassandra"),
         MAIN | NGX_CONF_1MORE as ngx_uint_t,
@@ -109,6 +109,42 @@ static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 11] = [
         ngx_string!("hls_dvr_playlist_cache"),
         MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
         config::set_playlist_cache,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_username"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_username,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_password_file"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_password_file,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_tls_ca"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_tls_ca,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_tls_cert"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_tls_cert,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_tls_key"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_tls_key,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_local_dc"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_local_dc,
         NGX_HTTP_MAIN_CONF_OFFSET,
     ),
     command(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use scylla::statement::Consistency;
 
 use crate::schema::{is_identifier, Replication, SchemaOptions};
-use crate::store::{parse_consistency, parse_nodes};
+use crate::store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, StoreConfig, Tls};
 
 use super::source::valid_name;
 
@@ -14,12 +14,12 @@ pub const USAGE: &str = "\
 hls-dvr-upload: uploads live HLS segments from segmenter output folders into Cassandra / ScyllaDB.
 
 USAGE:
-  hls-dvr-upload schema --cassandra HOST:PORT[,HOST:PORT...] --keyspace K
+  hls-dvr-upload schema --cassandra HOST:PORT[,HOST:PORT...] --keyspace K [CONNECTION]
         [--replication SimpleStrategy:1|NetworkTopologyStrategy:dc1=3,...]
         [--durable-writes true|false] [--dvr-depth 2h]
       Creates the keyspace and tables (idempotent).
 
-  hls-dvr-upload --cassandra HOST:PORT[,...] --keyspace K
+  hls-dvr-upload --cassandra HOST:PORT[,...] --keyspace K [CONNECTION]
         --stream NAME DIR [--stream NAME DIR ...] [--config FILE]
         [--max-concurrent 16] [--poll-interval 200ms] [--delete-after-upload]
         [--write-consistency LOCAL_QUORUM] [--write-timeout 5s]
@@ -29,6 +29,13 @@ USAGE:
 OPTIONS:
   --cassandra LIST        contact points
   --keyspace K            keyspace (letters, digits, _; starts with a letter)
+  CONNECTION, for production clusters:
+  --username U            PasswordAuthenticator user; needs --password-file
+  --password-file FILE    the password, on the file's first line
+  --tls-ca FILE           TLS to the cluster, trusting the CA certificate(s) in FILE (PEM)
+  --tls-cert FILE         client certificate (PEM), with --tls-key, for clusters that require one
+  --tls-key FILE          its private key (PEM)
+  --local-dc DC           send requests to this datacenter's nodes only (token-aware either way)
   --stream NAME DIR       a stream: NAME is [A-Za-z0-9_-]{1,64}, DIR must exist
   --config FILE           more streams, one \"NAME DIR\" a line, # comments; relative DIRs are
                           relative to FILE's folder
@@ -53,22 +60,62 @@ pub struct StreamSpec {
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Clone)]
-pub struct RunOptions {
+/// How to reach the cluster, as given. Files are read by [`Connection::store_config`].
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
     pub nodes: Vec<String>,
     pub keyspace: String,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub local_dc: Option<String>,
+    pub write_consistency: Option<Consistency>,
+    pub write_timeout: Option<Duration>,
+}
+
+impl Connection {
+    /// Reads the password and TLS files; errors name the flag and the file.
+    pub fn store_config(&self) -> Result<StoreConfig, String> {
+        let mut c = StoreConfig::new(self.nodes.clone(), &self.keyspace);
+        c.credentials = match (&self.username, &self.password_file) {
+            (Some(u), Some(f)) => Some(Credentials::from_file(u, f).map_err(|e| format!("--password-file: {e}"))?),
+            (None, None) => None,
+            (Some(_), None) => return Err("--username needs --password-file".into()),
+            (None, Some(_)) => return Err("--password-file needs --username".into()),
+        };
+        c.tls = match &self.tls_ca {
+            Some(ca) => Some(Tls::load(ca, self.tls_cert.as_deref(), self.tls_key.as_deref()).map_err(|e| format!("TLS: {e}"))?),
+            None if self.tls_cert.is_some() || self.tls_key.is_some() => {
+                return Err("--tls-cert and --tls-key need --tls-ca".into())
+            }
+            None => None,
+        };
+        c.local_dc = self.local_dc.clone();
+        if let Some(w) = self.write_consistency {
+            c.write_consistency = w;
+        }
+        if let Some(t) = self.write_timeout {
+            c.write_timeout = t;
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub connection: Connection,
     pub streams: Vec<StreamSpec>,
     pub max_concurrent: usize,
     pub poll_interval: Duration,
     pub delete_after_upload: bool,
-    pub write_consistency: Consistency,
-    pub write_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub enum Command {
     Help,
-    Schema { nodes: Vec<String>, opts: SchemaOptions },
+    Schema { connection: Connection, opts: SchemaOptions },
     Run(RunOptions),
 }
 
@@ -116,13 +163,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     }
     let mut nodes = None;
     let mut keyspace = None;
+    let mut conn = Connection::default();
     let mut streams = Vec::new();
     let mut configs = Vec::new();
     let mut max_concurrent = 16usize;
     let mut poll_interval = Duration::from_millis(200);
     let mut delete_after_upload = false;
-    let mut write_consistency = Consistency::LocalQuorum;
-    let mut write_timeout = Duration::from_secs(5);
     let mut replication = Replication::Simple(1);
     let mut durable_writes = true;
     let mut dvr_depth = Duration::from_secs(7200);
@@ -153,6 +199,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                     ));
                 }
                 keyspace = Some(k);
+            }
+            "--username" => conn.username = Some(value("a user name")?),
+            "--password-file" => conn.password_file = Some(PathBuf::from(value("a file")?)),
+            "--tls-ca" => conn.tls_ca = Some(PathBuf::from(value("a file")?)),
+            "--tls-cert" => conn.tls_cert = Some(PathBuf::from(value("a file")?)),
+            "--tls-key" => conn.tls_key = Some(PathBuf::from(value("a file")?)),
+            "--local-dc" => {
+                conn.local_dc = Some(parse_datacenter(&value("a datacenter")?).map_err(|e| format!("--local-dc: {e}"))?)
             }
             "--stream" => {
                 if inline.is_some() {
@@ -190,15 +244,18 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 run_only.push(flag.to_string());
             }
             "--write-consistency" => {
-                write_consistency = parse_consistency(&value("a consistency level")?)
-                    .map_err(|e| format!("--write-consistency: {e}"))?;
+                conn.write_consistency = Some(
+                    parse_consistency(&value("a consistency level")?)
+                        .map_err(|e| format!("--write-consistency: {e}"))?,
+                );
                 run_only.push(flag.to_string());
             }
             "--write-timeout" => {
-                write_timeout = parse_duration(&value("a duration")?).map_err(|e| format!("--write-timeout: {e}"))?;
-                if write_timeout.is_zero() {
+                let t = parse_duration(&value("a duration")?).map_err(|e| format!("--write-timeout: {e}"))?;
+                if t.is_zero() {
                     return Err("--write-timeout must be positive".into());
                 }
+                conn.write_timeout = Some(t);
                 run_only.push(flag.to_string());
             }
             "--replication" => {
@@ -222,13 +279,15 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         }
     }
 
-    let nodes = nodes.ok_or("--cassandra HOST:PORT is required")?;
-    let keyspace = keyspace.ok_or("--keyspace is required")?;
+    conn.nodes = nodes.ok_or("--cassandra HOST:PORT is required")?;
+    let keyspace: String = keyspace.ok_or("--keyspace is required")?;
+    conn.keyspace = keyspace.clone();
     if schema {
         if let Some(f) = run_only.first() {
             return Err(format!("{f} is not an option of `schema`"));
         }
-        return Ok(Command::Schema { nodes, opts: SchemaOptions { keyspace, replication, durable_writes, dvr_depth } });
+        let opts = SchemaOptions { keyspace, replication, durable_writes, dvr_depth };
+        return Ok(Command::Schema { connection: conn, opts });
     }
     if let Some(f) = schema_only.first() {
         return Err(format!("{f} is an option of `hls-dvr-upload schema`"));
@@ -249,16 +308,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             return Err(format!("stream {:?} is given twice", s.name));
         }
     }
-    Ok(Command::Run(RunOptions {
-        nodes,
-        keyspace,
-        streams,
-        max_concurrent,
-        poll_interval,
-        delete_after_upload,
-        write_consistency,
-        write_timeout,
-    }))
+    Ok(Command::Run(RunOptions { connection: conn, streams, max_concurrent, poll_interval, delete_after_upload }))
 }
 
 /// Checks every stream folder exists.
@@ -297,11 +347,13 @@ mod tests {
 
     #[test]
     fn schema_command_defaults_and_options() {
-        let Command::Schema { nodes, opts } = parse(&v("schema --cassandra a:9042,b:9042 --keyspace dvr")).unwrap()
+        let Command::Schema { connection, opts } =
+            parse(&v("schema --cassandra a:9042,b:9042 --keyspace dvr")).unwrap()
         else {
             panic!()
         };
-        assert_eq!(nodes, vec!["a:9042", "b:9042"]);
+        assert_eq!(connection.nodes, vec!["a:9042", "b:9042"]);
+        assert_eq!(connection.keyspace, "dvr");
         assert_eq!(opts.keyspace, "dvr");
         assert_eq!(opts.replication, Replication::Simple(1));
         assert!(opts.durable_writes);
@@ -331,11 +383,13 @@ mod tests {
         assert_eq!(o.max_concurrent, 4);
         assert_eq!(o.poll_interval, Duration::from_millis(50));
         assert!(o.delete_after_upload);
-        assert_eq!(o.write_consistency, Consistency::One);
-        assert_eq!(o.write_timeout, Duration::from_secs(2));
+        let cfg = o.connection.store_config().unwrap();
+        assert_eq!(cfg.write_consistency, Consistency::One);
+        assert_eq!(cfg.write_timeout, Duration::from_secs(2));
+        assert!(cfg.credentials.is_none() && cfg.tls.is_none() && cfg.local_dc.is_none());
         let Command::Run(o) = parse(&v("--cassandra h:1 --keyspace k --stream a /x")).unwrap() else { panic!() };
         assert_eq!((o.max_concurrent, o.poll_interval, o.delete_after_upload), (16, Duration::from_millis(200), false));
-        assert_eq!(o.write_consistency, Consistency::LocalQuorum);
+        assert_eq!(o.connection.store_config().unwrap().write_consistency, Consistency::LocalQuorum);
         assert!(matches!(parse(&v("--help")), Ok(Command::Help)));
         assert!(matches!(parse(&v("--cassandra h:1 -h")), Ok(Command::Help)));
     }
@@ -361,6 +415,29 @@ mod tests {
         assert!(err("schema --cassandra h:1 --keyspace k --durable-writes maybe").contains("durable"));
         assert!(err("--cassandra h:1 --keyspace k stray").contains("unexpected"));
         assert!(err("--cassandra h:1 --keyspace k --config /nonexistent/file").contains("/nonexistent/file"));
+    }
+
+    #[test]
+    fn connection_options_read_their_files_and_pair_up() {
+        let pw = std::env::temp_dir().join(format!("hls-dvr-args-pw-{}", std::process::id()));
+        std::fs::write(&pw, "secret\n").unwrap();
+        let base = "--cassandra h:1 --keyspace k --stream a /x";
+        let conn = |extra: &str| match parse(&v(&format!("{base} {extra}"))).unwrap() {
+            Command::Run(o) => o.connection,
+            _ => panic!(),
+        };
+        let c = conn(&format!("--username dvr --password-file {} --local-dc dc1", pw.display()));
+        let cfg = c.store_config().unwrap();
+        assert_eq!(cfg.credentials.as_ref().map(|c| c.username.as_str()), Some("dvr"));
+        assert_eq!(cfg.local_dc.as_deref(), Some("dc1"));
+        assert!(conn("--username dvr").store_config().unwrap_err().contains("--password-file"));
+        assert!(conn(&format!("--password-file {}", pw.display())).store_config().unwrap_err().contains("--username"));
+        let missing = conn("--username dvr --password-file /nonexistent/pw").store_config().unwrap_err();
+        assert!(missing.contains("/nonexistent/pw"), "{missing}");
+        assert!(conn("--tls-ca /nonexistent/ca.pem").store_config().unwrap_err().contains("/nonexistent/ca.pem"));
+        assert!(conn("--tls-cert /x.pem --tls-key /x.key").store_config().unwrap_err().contains("--tls-ca"));
+        assert!(parse(&v(&format!("{base} --local-dc 'dc 1'"))).is_err());
+        let _ = std::fs::remove_file(pw);
     }
 
     #[test]

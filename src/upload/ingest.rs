@@ -66,7 +66,7 @@ pub struct InitState {
 
 /// One segment to store, with everything decided beforehand.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub struct Upload {
     pub stream: Arc<str>,
     pub uri: String,
     pub path: PathBuf,
@@ -151,34 +151,34 @@ where
     }
 }
 
-async fn read_segment(job: &Job) -> Result<Bytes, String> {
-    match file_id(&job.path) {
+async fn read_segment(upload: &Upload) -> Result<Bytes, String> {
+    match file_id(&upload.path) {
         None => return Err("file vanished before upload".into()),
-        Some(f) if f != job.file => {
-            return Err(format!("file was replaced before upload (listed {:?}, now {:?})", job.file, f))
+        Some(f) if f != upload.file => {
+            return Err(format!("file was replaced before upload (listed {:?}, now {:?})", upload.file, f))
         }
         Some(_) => {}
     }
-    let data = tokio::fs::read(&job.path).await.map_err(|e| format!("cannot read: {e}"))?;
-    if data.len() as i64 != job.file.size {
-        return Err(format!("file changed while read ({} bytes, listed with {})", data.len(), job.file.size));
+    let data = tokio::fs::read(&upload.path).await.map_err(|e| format!("cannot read: {e}"))?;
+    if data.len() as i64 != upload.file.size {
+        return Err(format!("file changed while read ({} bytes, listed with {})", data.len(), upload.file.size));
     }
     Ok(Bytes::from(data))
 }
 
 /// Stores one segment. Returns once every row is written, the segment is lost, or on shutdown.
-pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
-    let data = match read_segment(&job).await {
+pub async fn store_segment(sh: Shared, upload: Upload) -> Outcome {
+    let data = match read_segment(&upload).await {
         Ok(d) => d,
         Err(why) => return Outcome::Lost(why),
     };
-    let (stream, rendition, msn) = (&*job.stream, job.head.name.as_str(), job.assigned.msn);
+    let (stream, rendition, msn) = (&*upload.stream, upload.head.name.as_str(), upload.assigned.msn);
     let store = &*sh.store;
     let mut permit = None;
 
     // 1. The init segment, when it changed (or is due for a refresh).
-    let mut init = job.init.clone();
-    if let Some((uri, path)) = &job.map {
+    let mut init = upload.init.clone();
+    if let Some((uri, path)) = &upload.map {
         let bytes = match tokio::fs::read(path).await {
             Ok(b) if !b.is_empty() => Some(Bytes::from(b)),
             Ok(_) | Err(_) => None,
@@ -186,7 +186,7 @@ pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
         let write = match bytes {
             Some(b) => init_to_write(b, init.as_ref(), msn, Instant::now()),
             None if init.is_some() => {
-                warn!("init segment {uri} unreadable; segment {} keeps the previous one", job.uri);
+                warn!("init segment {uri} unreadable; segment {} keeps the previous one", upload.uri);
                 None
             }
             None => return Outcome::Lost(format!("its init segment {uri} is unreadable")),
@@ -209,7 +209,7 @@ pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
     }
 
     // 2. The segment's bytes.
-    let what = format!("segment {} as {stream}/{rendition} {msn}", job.uri);
+    let what = format!("segment {} as {stream}/{rendition} {msn}", upload.uri);
     if retry(&sh, &mut permit, &what, || store.write_blob(BlobKind::Segment, stream, rendition, msn, &data))
         .await
         .is_err()
@@ -220,11 +220,11 @@ pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
     // 3. The index row: from now on readers may list it.
     let entry = IndexEntry {
         msn,
-        duration_us: job.duration_us,
-        pdt_ms: job.pdt_ms,
-        discontinuity: job.assigned.discontinuity,
-        disc_seq: job.assigned.disc_seq,
-        init_msn: job.map.as_ref().and(init.as_ref()).map(|i| i.msn),
+        duration_us: upload.duration_us,
+        pdt_ms: upload.pdt_ms,
+        discontinuity: upload.assigned.discontinuity,
+        disc_seq: upload.assigned.disc_seq,
+        init_msn: upload.map.as_ref().and(init.as_ref()).map(|i| i.msn),
         size: data.len() as i64,
         added_ms: now_ms(),
     };
@@ -236,17 +236,17 @@ pub async fn store_segment(sh: Shared, job: Job) -> Outcome {
     }
 
     // 4. The head: the resume point of a restarted uploader.
-    let mut head = job.head.clone();
+    let mut head = upload.head.clone();
     head.updated_ms = now_ms();
     if retry(&sh, &mut permit, &format!("head row after {what}"), || store.write_head(stream, &head)).await.is_err() {
         return Outcome::Aborted;
     }
     drop(permit);
-    debug!(msn, disc_seq = entry.disc_seq, duration_us = entry.duration_us, bytes = data.len(), "stored {}", job.uri);
+    debug!(msn, disc_seq = entry.disc_seq, duration_us = entry.duration_us, bytes = data.len(), "stored {}", upload.uri);
 
-    if sh.delete_after_upload && file_id(&job.path) == Some(job.file) {
-        if let Err(e) = tokio::fs::remove_file(&job.path).await {
-            warn!("cannot delete {} after upload: {e}", job.path.display());
+    if sh.delete_after_upload && file_id(&upload.path) == Some(upload.file) {
+        if let Err(e) = tokio::fs::remove_file(&upload.path).await {
+            warn!("cannot delete {} after upload: {e}", upload.path.display());
         }
     }
     Outcome::Stored { init, bytes: data.len() }

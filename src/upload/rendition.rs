@@ -14,7 +14,7 @@ use tracing::{debug, error, info, warn, Instrument, Span};
 
 use crate::store::{Container, Rendition, SourcePos};
 
-use super::ingest::{self, now_ms, Backoff, InitState, Job, Outcome, Shared};
+use super::ingest::{self, now_ms, Backoff, InitState, Upload, Outcome, Shared};
 use super::source::{self, file_id, FileId, MediaInfo, Parsed, VariantInfo};
 use super::tracker::{Assigned, Change, PdtChain, Seen, Sequencer, Tracker};
 
@@ -199,8 +199,8 @@ impl State {
         }
     }
 
-    /// The job for the oldest queued segment.
-    fn next_job(&mut self, spec: &Spec) -> Option<Job> {
+    /// The upload for the oldest queued segment.
+    fn next_upload(&mut self, spec: &Spec) -> Option<Upload> {
         let p = self.queue.front()?.clone();
         let a = self.seq.peek(p.discontinuity);
         let variant = spec.variant.lock().unwrap().clone();
@@ -226,7 +226,7 @@ impl State {
             updated_ms: 0,
         };
         self.current = Some((a, head.clone()));
-        Some(Job {
+        Some(Upload {
             stream: spec.stream.clone(),
             uri: p.uri,
             path: p.path,
@@ -306,8 +306,8 @@ pub async fn run(spec: Spec, sh: Shared) {
     let mut stopping = *shutdown.borrow();
     loop {
         if inflight.is_none() && !stopping {
-            if let Some(job) = st.next_job(&spec) {
-                inflight = Some(tokio::spawn(ingest::store_segment(sh.clone(), job).instrument(Span::current())));
+            if let Some(upload) = st.next_upload(&spec) {
+                inflight = Some(tokio::spawn(ingest::store_segment(sh.clone(), upload).instrument(Span::current())));
             }
         }
         if stopping && inflight.is_none() {

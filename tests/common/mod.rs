@@ -1,38 +1,59 @@
-//! What the integration tests share: a CQL store (the test node, or `HLS_DVR_CASSANDRA`), temp
-//! folders, ffmpeg as a live segmenter, the uploader, Debian's nginx with the built module, and a
-//! tiny HTTP/1.1 client (no dependency, and it lets tests misbehave like real clients do).
+//! What the integration tests share: a Cassandra cluster (`HLS_DVR_CASSANDRA`, or a local node
+//! that `scripts/cassandra` starts), a proxy in front of it for faults, temp folders, ffmpeg as a
+//! live segmenter, the uploader, Debian's nginx with the built module, and a tiny HTTP/1.1 client
+//! (no dependency, and it lets tests misbehave like real clients do).
 #![allow(dead_code)]
+
+pub mod proxy;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use hls_dvr_cqlnode::Node;
+use proxy::Proxy;
 
-/// The store the tests run against.
+/// The Cassandra cluster the tests run against.
 pub struct Cql {
-    pub node: Option<Node>,
+    /// Contact points, `host:port[,host:port...]`.
     pub addr: String,
 }
 
 impl Cql {
+    /// `HLS_DVR_CASSANDRA` when set (scripts/test sets it), else the local node of
+    /// `scripts/cassandra start`, started if needed and left running for the next test run.
     pub fn start() -> Cql {
-        match std::env::var("HLS_DVR_CASSANDRA") {
-            Ok(addr) if !addr.trim().is_empty() => Cql { node: None, addr },
+        static ADDR: OnceLock<String> = OnceLock::new();
+        let addr = ADDR.get_or_init(|| match std::env::var("HLS_DVR_CASSANDRA") {
+            Ok(addr) if !addr.trim().is_empty() => addr,
             _ => {
-                let node = Node::spawn("127.0.0.1:0").expect("start CQL node");
-                let addr = node.addr().to_string();
-                Cql { node: Some(node), addr }
+                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cassandra");
+                let out = Command::new(&script).arg("start").stderr(Stdio::inherit()).output().expect("scripts/cassandra");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let line = text.lines().last().unwrap_or("");
+                assert!(out.status.success(), "scripts/cassandra start failed: {text}");
+                line.strip_prefix("cassandra: ").expect("scripts/cassandra's last line").trim().to_string()
             }
-        }
+        });
+        Cql { addr: addr.clone() }
     }
 
-    /// The in-process node, for fault injection; None against a real cluster.
-    pub fn node(&self) -> Option<&Node> {
-        self.node.as_ref()
+    /// The first contact point.
+    pub fn first_node(&self) -> &str {
+        self.addr.split(',').next().unwrap_or("").trim()
+    }
+
+    /// A proxy in front of the first node, for faults. None when that node is not on this
+    /// machine: the caller skips its fault cases and says so.
+    pub fn proxy(&self) -> Option<Proxy> {
+        let p = Proxy::start(self.first_node());
+        if p.is_none() {
+            eprintln!("skipped: fault injection needs the Cassandra node on this machine, not {}", self.addr);
+        }
+        p
     }
 }
 
@@ -202,8 +223,9 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// `http_extra` goes into the http block, `loc_extra` into `location /live/`.
-    pub fn start(cql: &Cql, ks: &str, workers: u32, http_extra: &str, loc_extra: &str) -> Nginx {
+    /// `store`: contact points (a cluster's or a proxy's). `http_extra` goes into the http block,
+    /// `loc_extra` into `location /live/`.
+    pub fn start(store: &str, ks: &str, workers: u32, http_extra: &str, loc_extra: &str) -> Nginx {
         let dir = TempDir::new("nginx");
         let port = free_port();
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
@@ -217,7 +239,7 @@ impl Nginx {
                access_log {d}/logs/access.log;\n\
                client_body_temp_path {d}/tmp;\n\
                proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
-               hls_dvr_cassandra {cql};\n\
+               hls_dvr_cassandra {store};\n\
                hls_dvr_keyspace {ks};\n\
                {http_extra}\n\
                server {{\n\
@@ -228,7 +250,7 @@ impl Nginx {
              }}\n",
             module = module_path().display(),
             d = dir.path().display(),
-            cql = cql.addr,
+            store = store.replace(',', " "),
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
         let master = Proc(
@@ -357,8 +379,15 @@ pub fn schema_and_store(cql: &Cql, ks: &str, rt: &tokio::runtime::Runtime) -> hl
         durable_writes: false,
         dvr_depth: Duration::from_secs(7200),
     };
-    rt.block_on(create_schema(std::slice::from_ref(&cql.addr), &opts)).expect("schema");
-    rt.block_on(Store::connect(&StoreConfig::new(vec![cql.addr.clone()], ks))).expect("connect")
+    let cfg = StoreConfig::new(cql.addr.split(',').map(|s| s.trim().to_string()).collect(), ks);
+    rt.block_on(create_schema(&cfg, &opts)).expect("schema");
+    rt.block_on(Store::connect(&cfg)).expect("connect")
+}
+
+/// A store of keyspace `ks` reached through `addr` (a node's or a proxy's).
+pub fn store_at(addr: &str, ks: &str, rt: &tokio::runtime::Runtime) -> hls_dvr::store::Store {
+    use hls_dvr::store::{Store, StoreConfig};
+    rt.block_on(Store::connect(&StoreConfig::new(vec![addr.to_string()], ks))).expect("connect")
 }
 
 /// A tokio runtime for tests that talk to the store directly.

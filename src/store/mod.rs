@@ -1,0 +1,372 @@
+//! The store layer: typed rows over the `scylla` driver, shared by the uploader and the nginx module.
+//!
+//! Every statement is prepared once per session. Reads of the index are always bounded from below
+//! (by time bucket, and by sequence number where the caller knows one). Blobs are written in chunks
+//! of at most [`MAX_CHUNK`] bytes and read back chunk by chunk, each chunk checked against the
+//! segment's recorded size, so a missing chunk or a short read is an error, never a truncated segment.
+//!
+//! - [`connect`]: contact points, credentials, TLS, local datacenter; the schema command.
+//! - [`rows`]: the tables' contents as Rust types, read and written by column name.
+//! - [`error`]: what went wrong, sorted by what a caller can do about it.
+//! - [`latency`]: how long each kind of request takes.
+
+pub mod connect;
+pub mod error;
+pub mod latency;
+pub mod rows;
+
+use std::future::Future;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+
+pub use connect::{create_schema, parse_consistency, parse_datacenter, parse_nodes, Credentials, StoreConfig, Tls};
+pub use error::StoreError;
+pub use latency::{Latencies, Op};
+pub use rows::{BlobKind, BlobMeta, Container, IndexEntry, Rendition, SourcePos};
+
+use crate::schema::{bucket_of, is_identifier, MAX_CHUNK};
+use error::{exec_err, pager_err, row_err};
+use rows::{ChunkRow, ChunkWrite, HeadRow, HeadWrite, IndexRow, IndexWrite};
+
+struct Statements {
+    /// Per [`BlobKind`].
+    insert_chunk: [PreparedStatement; 2],
+    select_chunk: [PreparedStatement; 2],
+    insert_index: PreparedStatement,
+    insert_head: PreparedStatement,
+    select_heads: PreparedStatement,
+    select_head: PreparedStatement,
+    select_bucket: PreparedStatement,
+    select_bucket_after: PreparedStatement,
+}
+
+/// A connected store with its statements prepared.
+pub struct Store {
+    session: Session,
+    st: Statements,
+    chunk_size: usize,
+    latency: Latencies,
+}
+
+impl Store {
+    pub async fn connect(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        if !is_identifier(&cfg.keyspace) {
+            return Err(StoreError::Invalid(format!("bad keyspace name {:?}", cfg.keyspace)));
+        }
+        let session = connect::session(cfg).await?;
+        let ks = &cfg.keyspace;
+        let prep = |text: String, write: bool| {
+            let session = &session;
+            async move {
+                let mut p = session.prepare(text.as_str()).await.map_err(|e| {
+                    let m = format!("preparing {text:?}: {e} (was the schema created with `hls-dvr-upload schema`?)");
+                    StoreError::Invalid(m)
+                })?;
+                if write {
+                    p.set_consistency(cfg.write_consistency);
+                    p.set_request_timeout(Some(cfg.write_timeout));
+                } else {
+                    p.set_consistency(cfg.read_consistency);
+                    p.set_request_timeout(Some(cfg.read_timeout));
+                }
+                // Every statement is an upsert or a read: safe to retry on another node.
+                p.set_is_idempotent(true);
+                Ok::<_, StoreError>(p)
+            }
+        };
+        let chunk_insert = |kind: BlobKind| {
+            format!(
+                "INSERT INTO {ks}.{} (stream, rendition, msn, chunk, size, chunks, chunk_size, data) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                kind.table()
+            )
+        };
+        let chunk_select = |kind: BlobKind| {
+            format!(
+                "SELECT {} FROM {ks}.{} WHERE stream = ? AND rendition = ? AND msn = ? AND chunk = ?",
+                ChunkRow::COLUMNS,
+                kind.table()
+            )
+        };
+        let marks = |columns: &str| vec!["?"; columns.split(',').count()].join(", ");
+        let index_select = format!(
+            "SELECT {} FROM {ks}.segment_index WHERE stream = ? AND rendition = ? AND bucket = ?",
+            IndexRow::COLUMNS
+        );
+        let st = Statements {
+            insert_chunk: [prep(chunk_insert(BlobKind::Segment), true).await?, prep(chunk_insert(BlobKind::Init), true).await?],
+            select_chunk: [
+                prep(chunk_select(BlobKind::Segment), false).await?,
+                prep(chunk_select(BlobKind::Init), false).await?,
+            ],
+            insert_index: prep(
+                format!(
+                    "INSERT INTO {ks}.segment_index (stream, rendition, bucket, {}) VALUES (?, ?, ?, {})",
+                    IndexRow::COLUMNS,
+                    marks(IndexRow::COLUMNS)
+                ),
+                true,
+            )
+            .await?,
+            insert_head: prep(
+                format!(
+                    "INSERT INTO {ks}.streams (stream, {}) VALUES (?, {})",
+                    HeadRow::COLUMNS,
+                    marks(HeadRow::COLUMNS)
+                ),
+                true,
+            )
+            .await?,
+            select_heads: prep(format!("SELECT {} FROM {ks}.streams WHERE stream = ?", HeadRow::COLUMNS), false)
+                .await?,
+            select_head: prep(
+                format!("SELECT {} FROM {ks}.streams WHERE stream = ? AND rendition = ?", HeadRow::COLUMNS),
+                false,
+            )
+            .await?,
+            select_bucket: prep(index_select.clone(), false).await?,
+            select_bucket_after: prep(format!("{index_select} AND msn > ?"), false).await?,
+        };
+        Ok(Store { session, st, chunk_size: MAX_CHUNK, latency: Latencies::default() })
+    }
+
+    /// Smaller chunks, for tests that exercise multi-chunk blobs with small files.
+    pub fn with_chunk_size(mut self, chunk_size: usize) -> Self {
+        self.chunk_size = chunk_size.clamp(1, MAX_CHUNK);
+        self
+    }
+
+    /// How long this store's requests took, by kind.
+    pub fn latencies(&self) -> &Latencies {
+        &self.latency
+    }
+
+    async fn timed<T>(&self, op: Op, f: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = f.await;
+        self.latency.record(op, start.elapsed());
+        out
+    }
+
+    /// Writes a blob's chunks (concurrently). Only once this returns may an index row name it.
+    pub async fn write_blob(
+        &self,
+        kind: BlobKind,
+        stream: &str,
+        rendition: &str,
+        msn: i64,
+        data: &Bytes,
+    ) -> Result<(), StoreError> {
+        let meta = BlobMeta::for_size(data.len(), self.chunk_size);
+        let st = &self.st.insert_chunk[kind.index()];
+        let writes = (0..meta.chunks).map(|i| {
+            let start = i as usize * meta.chunk_size as usize;
+            let end = (start + meta.chunk_size as usize).min(data.len());
+            let row = ChunkWrite {
+                stream,
+                rendition,
+                msn,
+                chunk: i as i32,
+                size: meta.size as i64,
+                chunks: meta.chunks as i32,
+                chunk_size: meta.chunk_size as i32,
+                data: &data[start..end],
+            };
+            async move {
+                self.timed(Op::WriteChunk, self.session.execute_unpaged(st, row))
+                    .await
+                    .map_err(|e| exec_err("writing chunk", e))
+            }
+        });
+        // A few chunks in flight at once: enough to fill the pipe, not enough to swamp a node.
+        futures::stream::iter(writes).buffer_unordered(4).try_for_each(|_| async { Ok(()) }).await
+    }
+
+    pub async fn write_index(&self, stream: &str, rendition: &str, e: &IndexEntry) -> Result<(), StoreError> {
+        let row = IndexWrite { stream, rendition, bucket: bucket_of(e.added_ms), row: IndexRow::from_entry(e) };
+        self.timed(Op::WriteIndex, self.session.execute_unpaged(&self.st.insert_index, row))
+            .await
+            .map_err(|e| exec_err("writing index", e))?;
+        Ok(())
+    }
+
+    pub async fn write_head(&self, stream: &str, r: &Rendition) -> Result<(), StoreError> {
+        let row = HeadWrite { stream, row: HeadRow::from_rendition(r) };
+        self.timed(Op::WriteHead, self.session.execute_unpaged(&self.st.insert_head, row))
+            .await
+            .map_err(|e| exec_err("writing head", e))?;
+        Ok(())
+    }
+
+    /// All renditions of a stream, in name order.
+    pub async fn renditions(&self, stream: &str) -> Result<Vec<Rendition>, StoreError> {
+        let rows: Vec<HeadRow> = self
+            .timed(Op::ReadHead, async {
+                self.session
+                    .execute_iter(self.st.select_heads.clone(), (stream,))
+                    .await
+                    .map_err(|e| pager_err("reading stream", e))?
+                    .rows_stream::<HeadRow>()
+                    .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?
+                    .try_collect()
+                    .await
+                    .map_err(|e| row_err("reading stream", e))
+            })
+            .await?;
+        rows.into_iter().map(HeadRow::into_rendition).collect()
+    }
+
+    pub async fn rendition(&self, stream: &str, rendition: &str) -> Result<Option<Rendition>, StoreError> {
+        let res = self
+            .timed(Op::ReadHead, self.session.execute_unpaged(&self.st.select_head, (stream, rendition)))
+            .await
+            .map_err(|e| exec_err("reading head", e))?
+            .into_rows_result()
+            .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
+        let row = res.maybe_first_row::<HeadRow>().map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
+        row.map(HeadRow::into_rendition).transpose()
+    }
+
+    /// Index rows of one bucket, in msn order, optionally only those after `after`.
+    pub async fn index_bucket(
+        &self,
+        stream: &str,
+        rendition: &str,
+        bucket: i64,
+        after: Option<i64>,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        let rows: Vec<IndexRow> = self
+            .timed(Op::ReadIndex, async {
+                let pager = match after {
+                    Some(a) => {
+                        let values = (stream, rendition, bucket, a);
+                        self.session.execute_iter(self.st.select_bucket_after.clone(), values).await
+                    }
+                    None => self.session.execute_iter(self.st.select_bucket.clone(), (stream, rendition, bucket)).await,
+                }
+                .map_err(|e| pager_err("reading index", e))?;
+                pager
+                    .rows_stream::<IndexRow>()
+                    .map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?
+                    .try_collect()
+                    .await
+                    .map_err(|e| row_err("reading index", e))
+            })
+            .await?;
+        Ok(rows.into_iter().map(IndexRow::into_entry).collect())
+    }
+
+    /// Index rows added in `[from_ms, to_ms]` (whole buckets; callers trim), read concurrently and
+    /// returned in msn order without duplicates. The lower bound is what keeps reads off expired data.
+    pub async fn index_range(
+        &self,
+        stream: &str,
+        rendition: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        let buckets = bucket_of(from_ms)..=bucket_of(to_ms.max(from_ms));
+        let reads = buckets.map(|b| self.index_bucket(stream, rendition, b, None));
+        let parts = futures::future::try_join_all(reads).await?;
+        let mut all: Vec<IndexEntry> = parts.into_iter().flatten().collect();
+        sort_newest_per_msn(&mut all);
+        Ok(all)
+    }
+
+    /// Chunk 0 of a blob with its metadata, or None when the blob does not exist (or expired).
+    pub async fn blob_first(
+        &self,
+        kind: BlobKind,
+        stream: &str,
+        rendition: &str,
+        msn: i64,
+    ) -> Result<Option<(BlobMeta, Bytes)>, StoreError> {
+        let Some((meta, data)) = self.chunk_row(kind, stream, rendition, msn, 0).await? else {
+            return Ok(None);
+        };
+        meta.validate().map_err(StoreError::Corrupt)?;
+        meta.check_chunk(0, &data)?;
+        Ok(Some((meta, data)))
+    }
+
+    /// Chunk `i` of a blob whose metadata came from [`Store::blob_first`].
+    pub async fn blob_chunk(
+        &self,
+        kind: BlobKind,
+        stream: &str,
+        rendition: &str,
+        msn: i64,
+        meta: &BlobMeta,
+        i: u32,
+    ) -> Result<Bytes, StoreError> {
+        let what = || format!("{stream}/{rendition}/{msn} chunk {i}");
+        let Some((m, data)) = self.chunk_row(kind, stream, rendition, msn, i).await? else {
+            return Err(StoreError::Corrupt(format!("{} is missing", what())));
+        };
+        if m != *meta {
+            return Err(StoreError::Corrupt(format!("{} disagrees with chunk 0: {m:?} vs {meta:?}", what())));
+        }
+        meta.check_chunk(i, &data)?;
+        Ok(data)
+    }
+
+    /// A whole blob, every chunk checked.
+    pub async fn read_blob(
+        &self,
+        kind: BlobKind,
+        stream: &str,
+        rendition: &str,
+        msn: i64,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let Some((meta, first)) = self.blob_first(kind, stream, rendition, msn).await? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(meta.size as usize);
+        out.extend_from_slice(&first);
+        for i in 1..meta.chunks {
+            out.extend_from_slice(&self.blob_chunk(kind, stream, rendition, msn, &meta, i).await?);
+        }
+        Ok(Some(Bytes::from(out)))
+    }
+
+    async fn chunk_row(
+        &self,
+        kind: BlobKind,
+        stream: &str,
+        rendition: &str,
+        msn: i64,
+        i: u32,
+    ) -> Result<Option<(BlobMeta, Bytes)>, StoreError> {
+        let st = &self.st.select_chunk[kind.index()];
+        let res = self
+            .timed(Op::ReadChunk, self.session.execute_unpaged(st, (stream, rendition, msn, i as i32)))
+            .await
+            .map_err(|e| exec_err("reading chunk", e))?
+            .into_rows_result()
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table())))?;
+        let row = res.maybe_first_row::<ChunkRow>().map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table())))?;
+        let Some(row) = row else { return Ok(None) };
+        let (meta, data) = row
+            .into_parts()
+            .map_err(|e| StoreError::Corrupt(format!("{stream}/{rendition}/{msn} chunk {i} has {e}")))?;
+        Ok(Some((meta, Bytes::from(data))))
+    }
+}
+
+/// Sorts index rows by msn, keeping the newest copy of each: an uploader that crashed between an
+/// index write and its head write rewrites that row, possibly into a later bucket.
+pub fn sort_newest_per_msn(rows: &mut Vec<IndexEntry>) {
+    rows.sort_by_key(|e| (e.msn, e.added_ms));
+    rows.dedup_by(|later, earlier| {
+        if later.msn == earlier.msn {
+            std::mem::swap(later, earlier);
+            true
+        } else {
+            false
+        }
+    });
+}
