@@ -1,6 +1,6 @@
 //! Playlist text, built from store rows (RFC 8216bis).
 //!
-//! Rules users hit (DESIGN.md section 4): the target duration never shrinks below any listed
+//! Rules users hit (ARCHITECTURE.md, "Playlists"): the target duration never shrinks below any listed
 //! segment; media and discontinuity sequence numbers come from the index so they only increase;
 //! program date-times come from the uploader, consistent across renditions; a sliding live
 //! playlist carries no EXT-X-PLAYLIST-TYPE and no EXT-X-ENDLIST.

@@ -1,4 +1,4 @@
-//! The data model as CQL (DESIGN.md section 2).
+//! The data model as CQL (ARCHITECTURE.md, "Data model and write order").
 //!
 //! Three kinds of data, three lifetimes:
 //! - `streams`: one row per rendition, overwritten on every segment (the head). Small and hot.

@@ -1,7 +1,7 @@
 //! What the nginx module asks of the store, as plain async Rust: one [`Job`] in, one [`Reply`] out.
 //!
 //! The nginx glue runs these on its tokio runtime and never sees the store; this module never sees
-//! nginx. Tests drive it directly against a CQL node.
+//! nginx.
 
 use std::collections::HashMap;
 use std::future::Future;

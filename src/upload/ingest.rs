@@ -1,6 +1,7 @@
-//! Stores one segment, in the order readers rely on (DESIGN.md section 2): init segment blob when
-//! it changed, segment blob, index row, head row. Each step is an idempotent upsert retried with
-//! exponential backoff until it succeeds: a slow or absent store delays, never drops.
+//! Stores one segment, in the order readers rely on (ARCHITECTURE.md, "Data model and write
+//! order"): init segment blob when it changed, segment blob, index row, head row. Each step is an
+//! idempotent upsert retried with exponential backoff until it succeeds: a slow or absent store
+//! delays, never drops.
 
 use std::path::PathBuf;
 use std::sync::Arc;
