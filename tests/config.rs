@@ -8,7 +8,7 @@ use std::process::Command;
 use common::*;
 
 /// Runs `nginx -t` on a configuration built from http-level and location-level lines; the http
-/// lines are line 6 of nginx.conf.
+/// lines are line 7 of nginx.conf.
 fn nginx_t(http: &str, location: &str) -> (bool, String) {
     nginx_t_with(&[], http, location)
 }
@@ -117,7 +117,7 @@ fn unusable_connection_files_fail_with_their_line() {
     let (cert, key) = self_signed();
     let files: &[(&str, &[u8])] = &[("junk.pem", b"not a certificate\n"), ("cert.pem", &cert), ("key.pem", &key)];
     let cases = [
-        // A file that cannot be read: the directive's own line (6).
+        // A file that cannot be read: the directive's own line (7).
         ("hls_dvr_username dvr; hls_dvr_password_file /nonexistent/pw;", "cannot read /nonexistent/pw", true),
         ("hls_dvr_tls_ca /nonexistent/ca.pem;", "cannot read /nonexistent/ca.pem", true),
         ("hls_dvr_tls_ca ca.pem;", "ca.pem: No such file", true),
@@ -127,13 +127,13 @@ fn unusable_connection_files_fail_with_their_line() {
         ("hls_dvr_tls_ca cert.pem; hls_dvr_tls_cert cert.pem;", "needs its private key", false),
         ("hls_dvr_tls_ca cert.pem; hls_dvr_tls_cert cert.pem; hls_dvr_tls_key junk.pem;", "client key", false),
     ];
-    for (http, want, line6) in cases {
+    for (http, want, line7) in cases {
         let (ok, err) = nginx_t_with(files, &format!("{STORE} {http}"), "location /live/ { hls_dvr; }");
         assert!(!ok, "accepted: {http}");
         assert!(err.contains(want), "for {http}\nwanted {want:?} in:\n{err}");
         assert!(err.contains("[emerg]"), "{err}");
-        if line6 {
-            assert!(err.contains("nginx.conf:6"), "not reported at its line: {err}");
+        if line7 {
+            assert!(err.contains("nginx.conf:7"), "not reported at its line: {err}");
         }
     }
 }

@@ -35,7 +35,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigEr
 use ngx::ngx_conf_log_error;
 use scylla::statement::Consistency;
 
-use hls_dvr::store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, StoreConfig, Tls};
+use hls_dvr::store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, Secrets, StoreConfig, Tls};
 
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -333,19 +333,20 @@ pub unsafe extern "C" fn set_hls_dvr(
 /// After the whole http block is read: a DVR location needs a store to talk to, and the
 /// connection's files must make sense together.
 pub fn check_main(c: &mut MainConf) -> Result<(), String> {
-    c.credentials = match (&c.username, &c.password_file) {
-        (Some(u), Some(f)) => Some(Credentials::from_file(u, f).map_err(|e| format!("\"hls_dvr_password_file\": {e}"))?),
-        (None, None) => None,
-        (Some(_), None) => return Err("\"hls_dvr_username\" needs \"hls_dvr_password_file\"".into()),
-        (None, Some(_)) => return Err("\"hls_dvr_password_file\" needs \"hls_dvr_username\"".into()),
+    let secrets = Secrets {
+        username: c.username.as_deref(),
+        password_file: c.password_file.as_deref(),
+        tls_ca: c.tls_ca.as_deref(),
+        tls_cert: c.tls_cert.as_deref(),
+        tls_key: c.tls_key.as_deref(),
     };
-    c.tls = match &c.tls_ca {
-        Some(ca) => Some(Tls::load(ca, c.tls_cert.as_deref(), c.tls_key.as_deref()).map_err(|e| format!("hls_dvr TLS: {e}"))?),
-        None if c.tls_cert.is_some() || c.tls_key.is_some() => {
-            return Err("\"hls_dvr_tls_cert\" and \"hls_dvr_tls_key\" need \"hls_dvr_tls_ca\"".into())
-        }
-        None => None,
-    };
+    (c.credentials, c.tls) = secrets.load([
+        "\"hls_dvr_username\"",
+        "\"hls_dvr_password_file\"",
+        "\"hls_dvr_tls_ca\"",
+        "\"hls_dvr_tls_cert\"",
+        "\"hls_dvr_tls_key\"",
+    ])?;
     if !c.used {
         return Ok(());
     }

@@ -152,6 +152,39 @@ impl Tls {
     }
 }
 
+/// The files and names behind credentials and TLS, as an operator gives them: the uploader's
+/// flags or the module's directives.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Secrets<'a> {
+    pub username: Option<&'a str>,
+    pub password_file: Option<&'a Path>,
+    pub tls_ca: Option<&'a Path>,
+    pub tls_cert: Option<&'a Path>,
+    pub tls_key: Option<&'a Path>,
+}
+
+impl Secrets<'_> {
+    /// Reads and checks them. `names` are what the operator calls username, password file, CA,
+    /// certificate and key, in that order, for the error messages.
+    pub fn load(&self, names: [&str; 5]) -> Result<(Option<Credentials>, Option<Tls>), String> {
+        let [user, password, ca, cert, key] = names;
+        let credentials = match (self.username, self.password_file) {
+            (Some(u), Some(f)) => Some(Credentials::from_file(u, f).map_err(|e| format!("{password}: {e}"))?),
+            (None, None) => None,
+            (Some(_), None) => return Err(format!("{user} needs {password}")),
+            (None, Some(_)) => return Err(format!("{password} needs {user}")),
+        };
+        let tls = match self.tls_ca {
+            Some(file) => Some(Tls::load(file, self.tls_cert, self.tls_key).map_err(|e| format!("TLS: {e}"))?),
+            None if self.tls_cert.is_some() || self.tls_key.is_some() => {
+                return Err(format!("{cert} and {key} need {ca}"))
+            }
+            None => None,
+        };
+        Ok((credentials, tls))
+    }
+}
+
 /// How to reach the store and how hard to try.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {

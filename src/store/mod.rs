@@ -23,7 +23,9 @@ use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-pub use connect::{create_schema, parse_consistency, parse_datacenter, parse_nodes, Credentials, StoreConfig, Tls};
+pub use connect::{
+    create_schema, parse_consistency, parse_datacenter, parse_nodes, Credentials, Secrets, StoreConfig, Tls,
+};
 pub use error::StoreError;
 pub use latency::{Latencies, Op};
 pub use rows::{BlobKind, BlobMeta, Container, IndexEntry, Rendition, SourcePos};

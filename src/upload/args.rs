@@ -6,7 +6,7 @@ use std::time::Duration;
 use scylla::statement::Consistency;
 
 use crate::schema::{is_identifier, Replication, SchemaOptions};
-use crate::store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, StoreConfig, Tls};
+use crate::store::{parse_consistency, parse_datacenter, parse_nodes, Secrets, StoreConfig};
 
 use super::source::valid_name;
 
@@ -79,19 +79,15 @@ impl Connection {
     /// Reads the password and TLS files; errors name the flag and the file.
     pub fn store_config(&self) -> Result<StoreConfig, String> {
         let mut c = StoreConfig::new(self.nodes.clone(), &self.keyspace);
-        c.credentials = match (&self.username, &self.password_file) {
-            (Some(u), Some(f)) => Some(Credentials::from_file(u, f).map_err(|e| format!("--password-file: {e}"))?),
-            (None, None) => None,
-            (Some(_), None) => return Err("--username needs --password-file".into()),
-            (None, Some(_)) => return Err("--password-file needs --username".into()),
+        let secrets = Secrets {
+            username: self.username.as_deref(),
+            password_file: self.password_file.as_deref(),
+            tls_ca: self.tls_ca.as_deref(),
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
         };
-        c.tls = match &self.tls_ca {
-            Some(ca) => Some(Tls::load(ca, self.tls_cert.as_deref(), self.tls_key.as_deref()).map_err(|e| format!("TLS: {e}"))?),
-            None if self.tls_cert.is_some() || self.tls_key.is_some() => {
-                return Err("--tls-cert and --tls-key need --tls-ca".into())
-            }
-            None => None,
-        };
+        (c.credentials, c.tls) =
+            secrets.load(["--username", "--password-file", "--tls-ca", "--tls-cert", "--tls-key"])?;
         c.local_dc = self.local_dc.clone();
         if let Some(w) = self.write_consistency {
             c.write_consistency = w;
