@@ -52,11 +52,7 @@ pub struct MainConf {
     pub connect_timeout: Option<Duration>,
     pub max_in_flight: Option<usize>,
     pub playlist_cache: Option<Duration>,
-    pub username: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub tls_ca: Option<PathBuf>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
+    pub secrets: Secrets,
     pub local_dc: Option<String>,
     /// Read from the files above once the http block is parsed, by the master: workers may
     /// not be allowed to read them after dropping privileges.
@@ -259,7 +255,7 @@ main_directive!(set_username, "hls_dvr_username", |c, a| {
     if a[0].is_empty() {
         return Err("expects a user name".into());
     }
-    once(&mut c.username, a[0].to_string())
+    once(&mut c.secrets.username, a[0].to_string())
 });
 
 // The file directives take `cf`, to resolve relative names as nginx does.
@@ -272,7 +268,7 @@ macro_rules! file_directive {
         ) -> *mut c_char {
             // SAFETY: nginx passes this module's main conf.
             let c = &mut *(conf as *mut MainConf);
-            directive(cf, $name, |a| once(&mut c.$field, conf_file(cf, a[0])?))
+            directive(cf, $name, |a| once(&mut c.secrets.$field, conf_file(cf, a[0])?))
         }
     };
 }
@@ -333,14 +329,7 @@ pub unsafe extern "C" fn set_hls_dvr(
 /// After the whole http block is read: a DVR location needs a store to talk to, and the
 /// connection's files must make sense together.
 pub fn check_main(c: &mut MainConf) -> Result<(), String> {
-    let secrets = Secrets {
-        username: c.username.as_deref(),
-        password_file: c.password_file.as_deref(),
-        tls_ca: c.tls_ca.as_deref(),
-        tls_cert: c.tls_cert.as_deref(),
-        tls_key: c.tls_key.as_deref(),
-    };
-    (c.credentials, c.tls) = secrets.load([
+    (c.credentials, c.tls) = c.secrets.load([
         "\"hls_dvr_username\"",
         "\"hls_dvr_password_file\"",
         "\"hls_dvr_tls_ca\"",

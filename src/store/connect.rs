@@ -3,7 +3,7 @@
 //! cluster the same way.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use openssl::ssl::{SslConnector, SslConnectorBuilder, SslMethod, SslVerifyMode};
@@ -154,28 +154,29 @@ impl Tls {
 
 /// The files and names behind credentials and TLS, as an operator gives them: the uploader's
 /// flags or the module's directives.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Secrets<'a> {
-    pub username: Option<&'a str>,
-    pub password_file: Option<&'a Path>,
-    pub tls_ca: Option<&'a Path>,
-    pub tls_cert: Option<&'a Path>,
-    pub tls_key: Option<&'a Path>,
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
-impl Secrets<'_> {
+impl Secrets {
     /// Reads and checks them. `names` are what the operator calls username, password file, CA,
     /// certificate and key, in that order, for the error messages.
     pub fn load(&self, names: [&str; 5]) -> Result<(Option<Credentials>, Option<Tls>), String> {
         let [user, password, ca, cert, key] = names;
-        let credentials = match (self.username, self.password_file) {
+        let credentials = match (self.username.as_deref(), self.password_file.as_deref()) {
             (Some(u), Some(f)) => Some(Credentials::from_file(u, f).map_err(|e| format!("{password}: {e}"))?),
             (None, None) => None,
             (Some(_), None) => return Err(format!("{user} needs {password}")),
             (None, Some(_)) => return Err(format!("{password} needs {user}")),
         };
-        let tls = match self.tls_ca {
-            Some(file) => Some(Tls::load(file, self.tls_cert, self.tls_key).map_err(|e| format!("TLS: {e}"))?),
+        let (cert_file, key_file) = (self.tls_cert.as_deref(), self.tls_key.as_deref());
+        let tls = match self.tls_ca.as_deref() {
+            Some(file) => Some(Tls::load(file, cert_file, key_file).map_err(|e| format!("TLS: {e}"))?),
             None if self.tls_cert.is_some() || self.tls_key.is_some() => {
                 return Err(format!("{cert} and {key} need {ca}"))
             }

@@ -65,11 +65,7 @@ pub struct StreamSpec {
 pub struct Connection {
     pub nodes: Vec<String>,
     pub keyspace: String,
-    pub username: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub tls_ca: Option<PathBuf>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
+    pub secrets: Secrets,
     pub local_dc: Option<String>,
     pub write_consistency: Option<Consistency>,
     pub write_timeout: Option<Duration>,
@@ -79,15 +75,8 @@ impl Connection {
     /// Reads the password and TLS files; errors name the flag and the file.
     pub fn store_config(&self) -> Result<StoreConfig, String> {
         let mut c = StoreConfig::new(self.nodes.clone(), &self.keyspace);
-        let secrets = Secrets {
-            username: self.username.as_deref(),
-            password_file: self.password_file.as_deref(),
-            tls_ca: self.tls_ca.as_deref(),
-            tls_cert: self.tls_cert.as_deref(),
-            tls_key: self.tls_key.as_deref(),
-        };
         (c.credentials, c.tls) =
-            secrets.load(["--username", "--password-file", "--tls-ca", "--tls-cert", "--tls-key"])?;
+            self.secrets.load(["--username", "--password-file", "--tls-ca", "--tls-cert", "--tls-key"])?;
         c.local_dc = self.local_dc.clone();
         if let Some(w) = self.write_consistency {
             c.write_consistency = w;
@@ -196,11 +185,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 }
                 keyspace = Some(k);
             }
-            "--username" => conn.username = Some(value("a user name")?),
-            "--password-file" => conn.password_file = Some(PathBuf::from(value("a file")?)),
-            "--tls-ca" => conn.tls_ca = Some(PathBuf::from(value("a file")?)),
-            "--tls-cert" => conn.tls_cert = Some(PathBuf::from(value("a file")?)),
-            "--tls-key" => conn.tls_key = Some(PathBuf::from(value("a file")?)),
+            "--username" => conn.secrets.username = Some(value("a user name")?),
+            "--password-file" => conn.secrets.password_file = Some(PathBuf::from(value("a file")?)),
+            "--tls-ca" => conn.secrets.tls_ca = Some(PathBuf::from(value("a file")?)),
+            "--tls-cert" => conn.secrets.tls_cert = Some(PathBuf::from(value("a file")?)),
+            "--tls-key" => conn.secrets.tls_key = Some(PathBuf::from(value("a file")?)),
             "--local-dc" => {
                 conn.local_dc = Some(parse_datacenter(&value("a datacenter")?).map_err(|e| format!("--local-dc: {e}"))?)
             }
