@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hls_dvr::serve::now_ms;
+use hls_dvr::clock::now_ms;
 use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, SourcePos, Store, StoreConfig};
 
 const SEGMENTS: i64 = 3600;
@@ -64,6 +64,7 @@ async fn main() {
         head_pdt_ms: now,
         source: SourcePos::default(),
         updated_ms: now,
+        ended: false,
     };
     store.write_head("bench", &head).await.expect("head");
     std::fs::write(file, &data).expect("write baseline file");

@@ -4,8 +4,11 @@
 //! build without nginx; the nginx glue is the
 //! `ngx-http-hls-dvr-module` package in `src/module`, a thin layer on top.
 
+pub mod clock;
 pub mod duration;
+pub mod head_watch;
 pub mod index_cache;
+pub mod params;
 pub mod playlist;
 pub mod route;
 pub mod schema;

@@ -7,11 +7,15 @@
 
 use std::fmt::Write as _;
 
-use crate::store::{Container, IndexEntry, Rendition};
+use crate::clock::iso8601;
+use crate::store::{Container, Rendition};
+use crate::window::{Item, Kind, View};
 
 /// The multivariant playlist. BANDWIDTH is mandatory: a rendition whose bandwidth is not known yet
 /// is listed with 1, so players treat it as the lowest variant until the uploader learns it.
-pub fn master(renditions: &[Rendition]) -> String {
+/// `variant_query` (empty, or `?...`) follows every variant URI, so each rendition's playlist
+/// shows the range the multivariant playlist was asked for.
+pub fn master(renditions: &[Rendition], variant_query: &str) -> String {
     let mut out = String::with_capacity(128 + renditions.len() * 128);
     out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     let mut sorted: Vec<&Rendition> = renditions.iter().collect();
@@ -28,7 +32,7 @@ pub fn master(renditions: &[Rendition]) -> String {
         if let Some(fr) = r.frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
             let _ = write!(out, ",FRAME-RATE={fr:.3}");
         }
-        let _ = write!(out, "\n{}/index.m3u8\n", r.name);
+        let _ = write!(out, "\n{}/index.m3u8{variant_query}\n", r.name);
     }
     out
 }
@@ -45,8 +49,8 @@ fn is_resolution(s: &str) -> bool {
 }
 
 /// EXT-X-TARGETDURATION: each EXTINF rounded to the nearest integer must not exceed it.
-pub fn target_duration(stored: i32, window: &[IndexEntry]) -> i64 {
-    let longest = window.iter().map(|e| e.duration_us).max().unwrap_or(0);
+pub fn target_duration(stored: i32, items: &[Item]) -> i64 {
+    let longest = items.iter().map(Item::duration_us).max().unwrap_or(0);
     ((longest + 500_000) / 1_000_000).max(stored as i64).max(1)
 }
 
@@ -60,50 +64,68 @@ fn seconds(us: i64, out: &mut String) {
     }
 }
 
-/// ISO 8601 UTC with milliseconds, from ms since the epoch.
-pub fn iso8601(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant's algorithm), valid for the whole i64 day range we can meet.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", sod / 3600, (sod / 60) % 60, sod % 60)
-}
-
 /// Largest gap between a segment's date-time and its predecessor's end that still counts as
 /// continuous; beyond it the segment carries its own EXT-X-PROGRAM-DATE-TIME.
 const PDT_SLACK_MS: i64 = 50;
 
-/// The live media playlist for `window` (consecutive msns, oldest first).
-pub fn media(r: &Rendition, window: &[IndexEntry]) -> String {
-    let mut out = String::with_capacity(256 + window.len() * 64);
-    let version = if r.container == Container::Fmp4 { 6 } else { 3 };
-    let _ = write!(
-        out,
-        "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{}\n",
-        target_duration(r.target_duration, window)
-    );
-    let (first_msn, first_disc) = window.first().map_or((r.head_msn + 1, r.head_disc_seq), |e| (e.msn, e.disc_seq));
-    // The first segment's own tag is not written (it would be a leading tag with no segment
-    // before it), so the sequence is that segment's own discontinuity number.
+/// Delta updates may skip segments older than this many target durations (RFC 8216bis
+/// 4.4.3.8: at least six).
+pub const SKIP_TARGET_DURATIONS: i64 = 6;
+
+/// The media playlist of `view`. `delta`: the client asked for a delta update (`_HLS_skip`); it
+/// is given one when the playlist can change (no EXT-X-ENDLIST).
+pub fn media(r: &Rendition, view: &View, delta: bool) -> String {
+    let items = &view.items;
+    let mut out = String::with_capacity(512 + items.len() * 64);
+    let td = target_duration(r.target_duration, items);
+    // Delta updates and blocking reloads are offered while the playlist can still change.
+    let live = !view.ended;
+    let gaps = items.iter().any(|i| matches!(i, Item::Gap { .. }));
+    let version = match (live, gaps, r.container) {
+        (true, _, _) => 9,
+        (false, true, _) => 8,
+        (false, false, Container::Fmp4) => 6,
+        (false, false, Container::Ts) => 3,
+    };
+    let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{td}\n");
+    let (first_msn, first_disc) = items.first().map_or((r.head_msn + 1, r.head_disc_seq), |i| (i.msn(), i.disc_seq()));
+    // The first segment's own discontinuity tag is not written (it would lead the playlist), so
+    // the sequence is that segment's own discontinuity number.
     let _ = write!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}\n#EXT-X-DISCONTINUITY-SEQUENCE:{first_disc}\n");
+    match view.kind {
+        Kind::Live => {}
+        Kind::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0\n"),
+        Kind::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+    }
+    let skip_until_us = SKIP_TARGET_DURATIONS * td * 1_000_000;
+    if live {
+        let _ = write!(out, "#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL={}.0", skip_until_us / 1_000_000);
+        out.push_str(if view.at_edge { ",CAN-BLOCK-RELOAD=YES\n" } else { "\n" });
+    }
+    let skipped = if delta && live { skippable(items, skip_until_us) } else { 0 };
+    if skipped > 0 {
+        let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+    }
     let ext = r.container.segment_ext();
     let mut init: Option<i64> = None;
     let mut expect_pdt: Option<i64> = None;
-    for (i, e) in window.iter().enumerate() {
+    for (i, item) in items.iter().enumerate().skip(skipped) {
+        let e = match item {
+            Item::Segment(e) => e,
+            Item::Gap { msn, duration_us, .. } => {
+                out.push_str("#EXT-X-GAP\n#EXTINF:");
+                seconds(*duration_us, &mut out);
+                let _ = write!(out, ",\n{msn}.{ext}\n");
+                expect_pdt = expect_pdt.map(|t| t + duration_us / 1000);
+                continue;
+            }
+        };
         let disc = i > 0 && e.discontinuity;
         if disc {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
+        // After a skip, the first segment listed carries its map and date again: what the
+        // skipped lines said is not repeated, but what applies to listed segments is.
         if r.container == Container::Fmp4 && e.init_msn.is_some() && (e.init_msn != init || disc) {
             init = e.init_msn;
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", e.init_msn.unwrap_or(0));
@@ -116,13 +138,29 @@ pub fn media(r: &Rendition, window: &[IndexEntry]) -> String {
         seconds(e.duration_us, &mut out);
         let _ = write!(out, ",\n{}.{ext}\n", e.msn);
     }
+    if view.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
     out
+}
+
+/// How many leading entries lie wholly before the skip boundary, `skip_until_us` from the end.
+fn skippable(items: &[Item], skip_until_us: i64) -> usize {
+    let total: i64 = items.iter().map(Item::duration_us).sum();
+    let mut end = 0;
+    items
+        .iter()
+        .take_while(|i| {
+            end += i.duration_us();
+            total - end >= skip_until_us
+        })
+        .count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SourcePos;
+    use crate::store::{IndexEntry, SourcePos};
 
     fn rendition(container: Container) -> Rendition {
         Rendition {
@@ -138,6 +176,18 @@ mod tests {
             head_pdt_ms: 0,
             source: SourcePos::default(),
             updated_ms: 0,
+            ended: false,
+        }
+    }
+
+    fn live(entries: &[IndexEntry]) -> View<'_> {
+        View { items: entries.iter().map(Item::Segment).collect(), kind: Kind::Live, ended: false, at_edge: true }
+    }
+
+    fn parse(text: &str) -> m3u8_rs::MediaPlaylist {
+        match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+            Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
+            other => panic!("not a media playlist: {other:?}\n{text}"),
         }
     }
 
@@ -158,11 +208,8 @@ mod tests {
     fn media_playlist_parses_and_keeps_sequences() {
         let r = rendition(Container::Ts);
         let w = vec![seg(5, false, 0, None), seg(6, true, 1, None), seg(7, false, 1, None)];
-        let text = media(&r, &w);
-        let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()) {
-            Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
-            other => panic!("not a media playlist: {other:?}\n{text}"),
-        };
+        let text = media(&r, &live(&w), false);
+        let pl = parse(&text);
         assert_eq!(pl.media_sequence, 5);
         assert_eq!(pl.discontinuity_sequence, 0);
         assert_eq!(pl.target_duration, 2);
@@ -179,7 +226,7 @@ mod tests {
         assert!(pl.segments[2].program_date_time.is_none());
 
         // Sliding past the discontinuity: the sequence counts it, the tag goes.
-        let text = media(&r, &w[1..]);
+        let text = media(&r, &live(&w[1..]), false);
         assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
         assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
     }
@@ -188,26 +235,25 @@ mod tests {
     fn fmp4_playlist_names_init_segments() {
         let r = rendition(Container::Fmp4);
         let w = vec![seg(3, false, 0, Some(0)), seg(4, false, 0, Some(0)), seg(5, true, 1, Some(5))];
-        let text = media(&r, &w);
+        let mut clip = live(&w);
+        (clip.kind, clip.ended) = (Kind::Vod, true);
+        let text = media(&r, &clip, false);
         assert!(text.contains("#EXT-X-VERSION:6\n"));
         assert_eq!(text.matches("#EXT-X-MAP:URI=\"init-0.mp4\"").count(), 1);
         assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-5.mp4\""));
         assert!(text.contains("\n3.m4s\n"));
-        let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()) {
-            Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
-            other => panic!("{other:?}"),
-        };
+        let pl = parse(&text);
         assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, "init-0.mp4");
     }
 
     #[test]
     fn target_duration_covers_the_longest_segment() {
-        let mut w = vec![seg(1, false, 0, None)];
-        w[0].duration_us = 2_600_000;
-        assert_eq!(target_duration(2, &w), 3);
-        w[0].duration_us = 2_400_000;
-        assert_eq!(target_duration(2, &w), 2);
-        assert_eq!(target_duration(6, &w), 6);
+        let mut e = seg(1, false, 0, None);
+        e.duration_us = 2_600_000;
+        assert_eq!(target_duration(2, &[Item::Segment(&e)]), 3);
+        e.duration_us = 2_400_000;
+        assert_eq!(target_duration(2, &[Item::Segment(&e)]), 2);
+        assert_eq!(target_duration(6, &[Item::Segment(&e)]), 6);
         assert_eq!(target_duration(0, &[]), 1);
     }
 
@@ -225,13 +271,6 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_iso8601() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
-
-    #[test]
     fn master_lists_renditions_with_attributes() {
         let mut low = rendition(Container::Ts);
         low.name = "sd".into();
@@ -241,7 +280,7 @@ mod tests {
         unknown.name = "x".into();
         unknown.bandwidth = None;
         unknown.codecs = None;
-        let text = master(&[rendition(Container::Ts), low, unknown]);
+        let text = master(&[rendition(Container::Ts), low, unknown], "");
         let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()) {
             Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => p,
             other => panic!("{other:?}"),
@@ -252,5 +291,74 @@ mod tests {
         assert_eq!(pl.variants[2].codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
         assert!(pl.variants[1].resolution.is_none());
         assert_eq!(pl.variants[0].bandwidth, 1);
+    }
+
+    #[test]
+    fn master_passes_the_range_on() {
+        let text = master(&[rendition(Container::Ts)], "?start=1.000&end=2.000");
+        assert!(text.contains("\nhd/index.m3u8?start=1.000&end=2.000\n"), "{text}");
+    }
+
+    #[test]
+    fn kinds_of_playlists_carry_their_tags() {
+        let r = rendition(Container::Ts);
+        let w: Vec<_> = (0..5).map(|m| seg(m, false, 0, None)).collect();
+        let live_text = media(&r, &live(&w), false);
+        assert!(live_text.contains("#EXT-X-VERSION:9\n"));
+        assert!(live_text.contains("#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0,CAN-BLOCK-RELOAD=YES\n"));
+        assert!(!live_text.contains("PLAYLIST-TYPE") && !live_text.contains("ENDLIST"));
+        let mut delayed = live(&w);
+        delayed.at_edge = false;
+        assert!(media(&r, &delayed, false).contains("CAN-SKIP-UNTIL=12.0\n"));
+        let mut event = live(&w);
+        event.kind = Kind::Event;
+        let text = media(&r, &event, false);
+        assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0\n"));
+        let pl = parse(&text);
+        assert!(pl.start.is_some() && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Event));
+        event.ended = true;
+        let text = media(&r, &event, true);
+        assert!(text.ends_with("#EXT-X-ENDLIST\n") && !text.contains("SERVER-CONTROL") && !text.contains("SKIP:"));
+        let mut vod = live(&w);
+        (vod.kind, vod.ended) = (Kind::Vod, true);
+        let pl = parse(&media(&r, &vod, false));
+        assert!(pl.end_list && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Vod));
+    }
+
+    #[test]
+    fn gaps_are_listed_and_dated_around() {
+        let r = rendition(Container::Ts);
+        let (a, c) = (seg(4, false, 0, None), seg(6, false, 0, None));
+        let view = View {
+            items: vec![Item::Segment(&a), Item::Gap { msn: 5, duration_us: 2_000_000, disc_seq: 0 }, Item::Segment(&c)],
+            kind: Kind::Vod,
+            ended: true,
+            at_edge: false,
+        };
+        let text = media(&r, &view, false);
+        assert!(text.contains("#EXT-X-VERSION:8\n"));
+        assert!(text.contains("#EXT-X-GAP\n#EXTINF:2.000,\n5.ts\n#EXTINF:2.000,\n6.ts\n"), "{text}");
+        assert_eq!(parse(&text).segments.len(), 3);
+    }
+
+    #[test]
+    fn delta_updates_skip_only_what_is_older_than_the_boundary() {
+        // 20 segments of 2 s; skip boundary 6 x 2 s = 12 s: 14 segments end 12 s or more before
+        // the end (the 14th ends at 28 s of 40 s).
+        let mut w: Vec<_> = (0..20).map(|m| seg(m, m == 16, i64::from(m >= 16), Some(0))).collect();
+        w[15].init_msn = Some(0);
+        let r = rendition(Container::Fmp4);
+        let full = media(&r, &live(&w), false);
+        let delta = media(&r, &live(&w), true);
+        assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n"), "{delta}");
+        assert!(delta.contains("#EXT-X-VERSION:9\n"));
+        // What is listed is the full playlist's tail, with its map, date and discontinuity.
+        let listed: Vec<&str> = delta.lines().skip_while(|l| !l.starts_with("#EXT-X-SKIP")).skip(1).collect();
+        assert!(listed[0].starts_with("#EXT-X-MAP:URI=\"init-0.mp4\"") && listed[1].starts_with("#EXT-X-PROGRAM-DATE-TIME"));
+        assert!(delta.contains("#EXT-X-DISCONTINUITY\n"));
+        let full_tail: Vec<&str> = full.lines().skip_while(|l| *l != "13.m4s").skip(1).collect();
+        assert_eq!(&listed[2..], &full_tail[..]);
+        // Short playlists have nothing to skip; the same counting decides.
+        assert!(!media(&r, &live(&w[..6]), true).contains("EXT-X-SKIP"));
     }
 }

@@ -17,8 +17,6 @@ pub enum Route<'a> {
     Init { stream: &'a str, rendition: &'a str, msn: i64 },
 }
 
-pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
-pub const INIT_TYPE: &str = "video/mp4";
 
 /// Why a path is not one of ours: always a client error (400).
 #[derive(Debug, Clone, PartialEq, Eq)]

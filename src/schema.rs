@@ -112,6 +112,11 @@ impl SchemaOptions {
         (self.ttl_seconds() / 60 / 24).max(1)
     }
 
+    /// Columns added since the first release, as `(table, column, type)`: `CREATE TABLE IF NOT
+    /// EXISTS` leaves an existing table as it is, so running the schema command again after an
+    /// upgrade adds them.
+    pub const ADDED_COLUMNS: &'static [(&'static str, &'static str, &'static str)] = &[("streams", "ended", "boolean")];
+
     /// The statements that create the schema, in order. All idempotent.
     pub fn statements(&self) -> Vec<String> {
         let ks = &self.keyspace;
@@ -146,6 +151,7 @@ impl SchemaOptions {
                  bandwidth bigint, codecs text, resolution text, frame_rate double, \
                  head_msn bigint, head_disc_seq bigint, head_pdt timestamp, \
                  src_uri text, src_msn bigint, src_size bigint, src_mtime bigint, updated timestamp, \
+                 ended boolean, \
                  PRIMARY KEY ((stream), rendition)) \
                  WITH compaction = {{'class': 'LeveledCompactionStrategy'}} AND {common}"
             ),

@@ -6,12 +6,15 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
+use crate::clock::now_ms;
+use crate::head_watch::HeadWatch;
 use crate::index_cache::IndexCache;
+use crate::params::PlaylistQuery;
 use crate::playlist;
 use crate::store::{BlobKind, BlobMeta, Store, StoreError};
 use crate::window;
@@ -19,31 +22,44 @@ use crate::window;
 /// A request's store work. Owned data only: it crosses to the runtime's thread.
 #[derive(Debug, Clone)]
 pub enum Job {
-    Master { stream: String },
-    Media { stream: String, rendition: String, window_us: i64 },
+    /// `variant_query` follows every variant URI (see [`PlaylistQuery::for_variants`]).
+    Master { stream: String, variant_query: String },
+    /// `window_us`: the location's live window.
+    Media { stream: String, rendition: String, window_us: i64, query: PlaylistQuery },
     BlobFirst { kind: BlobKind, stream: String, rendition: String, msn: i64 },
     BlobChunk { kind: BlobKind, stream: String, rendition: String, msn: i64, meta: BlobMeta, chunk: u32 },
 }
 
+impl Job {
+    /// The longest a job may take besides the store's own timeouts: a blocking reload waits for
+    /// its segment up to three target durations (of at most [`MAX_BLOCK_TARGET`] each).
+    pub fn wait_limit(&self) -> Duration {
+        match self {
+            Job::Media { query, .. } if query.block_msn.is_some() => MAX_BLOCK_TARGET * 3,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// A blocking reload waits at most three target durations, counting no target duration longer
+/// than this (a misconfigured segmenter must not hold requests for minutes).
+pub const MAX_BLOCK_TARGET: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// A playlist, with how long clients may cache it.
-    Playlist {
-        text: Bytes,
-        max_age_s: u32,
-    },
-    /// Nothing by that name (or it expired).
-    NotFound(String),
+    Playlist { text: Bytes, max_age_s: u32 },
+    /// Refused, with the reason for the response body: 400, 404 or 503.
+    Refused { status: u16, reason: String },
     /// The first chunk of a blob and the blob's metadata.
-    Blob {
-        meta: BlobMeta,
-        first: Bytes,
-    },
+    Blob { meta: BlobMeta, first: Bytes },
     Chunk(Bytes),
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+impl Reply {
+    fn not_found(reason: String) -> Reply {
+        Reply::Refused { status: 404, reason }
+    }
 }
 
 /// Playlists may be cached for about half a target duration: players reload about once per
@@ -52,52 +68,107 @@ fn playlist_max_age(target_duration: i64) -> u32 {
     (target_duration / 2).clamp(1, 30) as u32
 }
 
-pub async fn run(store: &Store, job: Job) -> Result<Reply, StoreError> {
-    run_with(store, None, job).await
+/// A finished clip never changes: cached as long as segments are.
+const CLIP_MAX_AGE_S: u32 = 86_400;
+
+/// What a worker keeps between jobs: its playlist response cache, its copies of index windows,
+/// and the head polls of blocking reloads.
+pub struct Edge {
+    pub playlists: PlaylistCache,
+    pub index: IndexCache,
+    pub heads: HeadWatch,
 }
 
-/// [`run`], reading media playlists' index rows through the worker's [`IndexCache`] when given.
-pub async fn run_with(store: &Store, index: Option<&IndexCache>, job: Job) -> Result<Reply, StoreError> {
+impl Edge {
+    pub fn new(playlist_ttl: Duration) -> Edge {
+        Edge { playlists: PlaylistCache::new(playlist_ttl), index: IndexCache::new(), heads: HeadWatch::new() }
+    }
+}
+
+/// Runs a job; identical playlist jobs arriving together share one build (when the playlist
+/// cache is on).
+pub async fn run(store: Arc<Store>, edge: &'static Edge, job: Job) -> Result<Reply, StoreError> {
     match job {
-        Job::Master { stream } => {
+        Job::Master { .. } | Job::Media { .. } if !edge.playlists.ttl.is_zero() => {
+            let key = format!("{job:?}");
+            edge.playlists.get(key, move || async move { build(&store, edge, job).await }).await
+        }
+        job => build(&store, edge, job).await,
+    }
+}
+
+async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, StoreError> {
+    match job {
+        Job::Master { stream, variant_query } => {
             let renditions = store.renditions(&stream).await?;
             if renditions.is_empty() {
-                return Ok(Reply::NotFound(format!("no stream {stream:?}")));
+                return Ok(Reply::not_found(format!("no stream {stream:?}")));
             }
             let td = renditions.iter().map(|r| r.target_duration as i64).max().unwrap_or(1);
-            Ok(Reply::Playlist { text: playlist::master(&renditions).into(), max_age_s: playlist_max_age(td) })
+            let text = playlist::master(&renditions, &variant_query);
+            Ok(Reply::Playlist { text: text.into(), max_age_s: playlist_max_age(td) })
         }
-        Job::Media { stream, rendition, window_us } => {
-            let Some(r) = store.rendition(&stream, &rendition).await? else {
-                return Ok(Reply::NotFound(format!("no rendition {stream:?}/{rendition:?}")));
-            };
-            let now = now_ms();
-            let min_us = 3 * (r.target_duration.max(1) as i64) * 1_000_000;
-            let from = window::read_from_ms(now, window_us, min_us);
-            let entries = match index {
-                Some(cache) => {
-                    let key = format!("{stream}/{rendition}/{window_us}");
-                    cache.range(store, key, &stream, &rendition, r.head_msn, from, now).await?
-                }
-                None => store.index_range(&stream, &rendition, from, now).await?,
-            };
-            let win = window::select(&entries, window_us, min_us);
-            if win.is_empty() {
-                return Ok(Reply::NotFound(format!("no segments of {stream:?}/{rendition:?} in the window")));
-            }
-            let td = playlist::target_duration(r.target_duration, win);
-            Ok(Reply::Playlist { text: playlist::media(&r, win).into(), max_age_s: playlist_max_age(td) })
+        Job::Media { stream, rendition, window_us, query } => {
+            media(store, edge, &stream, &rendition, window_us, &query).await
         }
         Job::BlobFirst { kind, stream, rendition, msn } => {
             Ok(match store.blob_first(kind, &stream, &rendition, msn).await? {
                 Some((meta, first)) => Reply::Blob { meta, first },
-                None => Reply::NotFound(format!("no segment {stream}/{rendition}/{msn}")),
+                None => Reply::not_found(format!("no segment {stream}/{rendition}/{msn}")),
             })
         }
         Job::BlobChunk { kind, stream, rendition, msn, meta, chunk } => {
             Ok(Reply::Chunk(store.blob_chunk(kind, &stream, &rendition, msn, &meta, chunk).await?))
         }
     }
+}
+
+async fn media(
+    store: &Arc<Store>,
+    edge: &Edge,
+    stream: &str,
+    rendition: &str,
+    window_us: i64,
+    q: &PlaylistQuery,
+) -> Result<Reply, StoreError> {
+    let Some(mut head) = store.rendition(stream, rendition).await? else {
+        return Ok(Reply::not_found(format!("no rendition {stream:?}/{rendition:?}")));
+    };
+    let td = Duration::from_secs(head.target_duration.max(1) as u64).min(MAX_BLOCK_TARGET);
+    // A blocking reload (RFC 8216bis 6.2.5.2), where the playlist can still grow at the edge.
+    let blocking = !head.ended && q.delay_ms.unwrap_or(0) == 0 && q.end_ms.is_none_or(|e| e > head.head_pdt_ms);
+    if let (Some(n), true) = (q.block_msn, blocking) {
+        if n > head.head_msn + 2 {
+            let reason = format!("_HLS_msn={n} is more than two segments past the newest ({})", head.head_msn);
+            return Ok(Reply::Refused { status: 400, reason });
+        }
+        if n > head.head_msn {
+            if !edge.heads.wait_for(store, stream, rendition, n, td * 3).await {
+                let reason = format!("segment {n} did not arrive within three target durations");
+                return Ok(Reply::Refused { status: 503, reason });
+            }
+            head = store.rendition(stream, rendition).await?.unwrap_or(head);
+        }
+    }
+    let now = now_ms();
+    let window_us = q.window_ms.map_or(window_us, |w| (w * 1000).min(window_us));
+    let min_us = 3 * (head.target_duration.max(1) as i64) * 1_000_000;
+    let range = window::index_range(stream, rendition, q, window_us, min_us, now);
+    let entries = match range.copy_key {
+        Some(key) => edge.index.range(store, key, stream, rendition, head.head_msn, range.from_ms, range.to_ms).await?,
+        None => store.index_range(stream, rendition, range.from_ms, range.to_ms).await?,
+    };
+    let view = match window::select(&entries, &head, q, window_us, min_us, now) {
+        Ok(v) => v,
+        Err(window::Empty(why)) => {
+            return Ok(Reply::not_found(format!("{stream}/{rendition}{}: {why}", q.describe())));
+        }
+    };
+    let max_age_s = match view.kind {
+        window::Kind::Vod => CLIP_MAX_AGE_S,
+        _ => playlist_max_age(playlist::target_duration(head.target_duration, &view.items)),
+    };
+    Ok(Reply::Playlist { text: playlist::media(&head, &view, q.skip).into(), max_age_s })
 }
 
 type SharedReply = Shared<BoxFuture<'static, Result<Reply, StoreError>>>;
@@ -142,22 +213,6 @@ impl PlaylistCache {
             }
         }
         res
-    }
-}
-
-/// [`run_with`], with playlists going through the worker's cache (when its ttl is not zero).
-pub async fn run_cached(
-    store: Arc<Store>,
-    cache: &PlaylistCache,
-    index: Option<&'static IndexCache>,
-    job: Job,
-) -> Result<Reply, StoreError> {
-    match job {
-        Job::Master { .. } | Job::Media { .. } if !cache.ttl.is_zero() => {
-            let key = format!("{job:?}");
-            cache.get(key, move || async move { run_with(&store, index, job).await }).await
-        }
-        job => run_with(&store, index, job).await,
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use hls_dvr::serve::now_ms;
+use hls_dvr::clock::now_ms;
 use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, SourcePos, Store};
 
 /// Deterministic bytes that differ per segment and per offset.
@@ -75,6 +75,7 @@ impl Fixture {
             head_pdt_ms: now,
             source: SourcePos::default(),
             updated_ms: now,
+            ended: false,
         };
         f.rt.block_on(f.store.write_head("demo", &head)).unwrap();
         (f, data)

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use hls_dvr::serve::now_ms;
+use hls_dvr::clock::now_ms;
 use hls_dvr::store::{BlobKind, Container, Credentials, IndexEntry, Rendition, SourcePos, Store, StoreConfig, Tls};
 
 /// The secure node, stopped when the test ends.
@@ -141,6 +141,7 @@ fn credentials_tls_and_local_datacenter() {
         head_pdt_ms: now,
         source: SourcePos::default(),
         updated_ms: now,
+        ended: false,
     };
     rt.block_on(store.write_head("demo", &head)).unwrap();
 

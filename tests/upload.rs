@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{keyspace, rt, Cql};
-use hls_dvr::serve::now_ms;
+use hls_dvr::clock::now_ms;
 use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, Store, StoreConfig};
-use hls_dvr::upload::source::{parse_duration_us, parse_pdt};
+use hls_dvr::clock::parse_iso8601;
+use hls_dvr::upload::source::parse_duration_us;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hls-dvr-upload");
 
@@ -222,7 +223,7 @@ fn listed(playlist: &Path) -> Vec<Listed> {
         if let Some(v) = l.strip_prefix("#EXTINF:") {
             dur = parse_duration_us(v.trim_end_matches(','));
         } else if let Some(v) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            pdt = parse_pdt(v);
+            pdt = parse_iso8601(v);
         } else if let Some(v) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
             map = Some(v.trim_end_matches('"').to_string());
         } else if !l.starts_with('#') {

@@ -23,8 +23,7 @@ use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
 use crate::config::MainConf;
-use hls_dvr::index_cache::IndexCache;
-use hls_dvr::serve::{self, Job, PlaylistCache, Reply};
+use hls_dvr::serve::{self, Edge, Job, Reply};
 use hls_dvr::store::{Op, Store, StoreError};
 
 enum Msg {
@@ -37,9 +36,8 @@ static QUEUE: Mutex<Vec<Msg>> = Mutex::new(Vec::new());
 static EVENT_FD: AtomicI32 = AtomicI32::new(-1);
 /// Set by the runtime once connected.
 static STORE: OnceCell<Arc<Store>> = OnceCell::new();
-/// The worker's playlist cache and index copies, used on the runtime only.
-static PLAYLISTS: OnceCell<PlaylistCache> = OnceCell::new();
-static INDEX: OnceCell<IndexCache> = OnceCell::new();
+/// The worker's caches and head polls, used on the runtime only.
+static EDGE: OnceCell<Edge> = OnceCell::new();
 
 fn push(msg: Msg) {
     let was_empty = {
@@ -68,9 +66,30 @@ struct Worker {
     runtime: Runtime,
     conn: *mut ngx_connection_t,
     next_id: u64,
-    /// In-flight jobs: request pointer and the task to abort if the request goes away first.
-    pending: HashMap<u64, (*mut ngx_http_request_t, AbortHandle)>,
+    /// In-flight jobs.
+    pending: HashMap<u64, Pending>,
+    /// Of those, blocking reloads: they mostly wait for a segment, not for the store, so they do
+    /// not count against `max_in_flight` (each holds a client connection: worker_connections
+    /// bounds them).
+    blocking: usize,
     max_in_flight: usize,
+}
+
+struct Pending {
+    r: *mut ngx_http_request_t,
+    /// Aborted if the request goes away first.
+    task: AbortHandle,
+    blocking: bool,
+}
+
+impl Worker {
+    fn forget(&mut self, id: u64) -> Option<Pending> {
+        let p = self.pending.remove(&id)?;
+        if p.blocking {
+            self.blocking -= 1;
+        }
+        Some(p)
+    }
 }
 
 thread_local! {
@@ -109,8 +128,7 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
     }
     EVENT_FD.store(fd, Ordering::Release);
 
-    let _ = PLAYLISTS.set(PlaylistCache::new(main.playlist_cache()));
-    let _ = INDEX.set(IndexCache::new());
+    let _ = EDGE.set(Edge::new(main.playlist_cache()));
     let cfg = main.store_config();
     runtime.spawn(async move {
         let mut backoff = Duration::from_millis(200);
@@ -137,8 +155,14 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
     });
 
     WORKER.with(|w| {
-        *w.borrow_mut() =
-            Some(Worker { runtime, conn, next_id: 1, pending: HashMap::new(), max_in_flight: main.max_in_flight() })
+        *w.borrow_mut() = Some(Worker {
+            runtime,
+            conn,
+            next_id: 1,
+            pending: HashMap::new(),
+            blocking: 0,
+            max_in_flight: main.max_in_flight(),
+        })
     });
     Ok(())
 }
@@ -176,22 +200,22 @@ pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u6
     WORKER.with(|w| {
         let mut w = w.borrow_mut();
         let w = w.as_mut().ok_or(Refused::NotReady)?;
-        if w.pending.len() >= w.max_in_flight {
+        let blocking = !job.wait_limit().is_zero();
+        if !blocking && w.pending.len() - w.blocking >= w.max_in_flight {
             return Err(Refused::Busy);
         }
+        let edge = EDGE.get().ok_or(Refused::NotReady)?;
         let id = w.next_id;
         w.next_id += 1;
         let task = w.runtime.spawn(async move {
             let res = match store_within(wait).await {
-                Some(store) => match PLAYLISTS.get() {
-                    Some(cache) => serve::run_cached(store, cache, INDEX.get(), job).await,
-                    None => serve::run_with(&store, INDEX.get(), job).await,
-                },
+                Some(store) => serve::run(store, edge, job).await,
                 None => Err(StoreError::Unavailable(NOT_CONNECTED.into())),
             };
             push(Msg::Done(id, res));
         });
-        w.pending.insert(id, (r, task.abort_handle()));
+        w.pending.insert(id, Pending { r, task: task.abort_handle(), blocking });
+        w.blocking += usize::from(blocking);
         Ok(id)
     })
 }
@@ -213,10 +237,8 @@ async fn store_within(wait: Duration) -> Option<Arc<Store>> {
 /// Forgets a job whose request is finishing or freed: its reply, if it still comes, is dropped.
 pub fn cancel(id: u64) {
     WORKER.with(|w| {
-        if let Some(w) = w.borrow_mut().as_mut() {
-            if let Some((_, task)) = w.pending.remove(&id) {
-                task.abort();
-            }
+        if let Some(p) = w.borrow_mut().as_mut().and_then(|w| w.forget(id)) {
+            p.task.abort();
         }
     });
 }
@@ -237,7 +259,7 @@ unsafe extern "C" fn on_eventfd(_ev: *mut ngx_event_t) {
                 ngx_log_error!(level, log, "{}", text);
             }
             Msg::Done(id, res) => {
-                let r = WORKER.with(|w| w.borrow_mut().as_mut().and_then(|w| w.pending.remove(&id)).map(|p| p.0));
+                let r = WORKER.with(|w| w.borrow_mut().as_mut().and_then(|w| w.forget(id)).map(|p| p.r));
                 // A missing id means the request was freed (client gone, timeout): drop the reply.
                 if let Some(r) = r {
                     crate::handler::complete(r, id, res);

@@ -18,7 +18,8 @@
 //!     server {
 //!         location /live/ {
 //!             hls_dvr;
-//!             hls_dvr_window 2h;
+//!             hls_dvr_window 2h;                      # the live window; retention is the schema's TTL
+//!             hls_dvr_max_range 24h;                  # longest start/end range per request
 //!             hls_dvr_allow_origin *;
 //!         }
 //!     }
@@ -42,6 +43,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 pub const DEFAULT_PLAYLIST_CACHE: Duration = Duration::from_millis(500);
+pub const DEFAULT_MAX_RANGE: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Default)]
 pub struct MainConf {
@@ -90,12 +92,17 @@ pub struct LocConf {
     /// The location's prefix: routes are parsed from what follows it.
     pub prefix: String,
     pub window: Option<Duration>,
+    pub max_range: Option<Duration>,
     pub allow_origin: Option<String>,
 }
 
 impl LocConf {
     pub fn window(&self) -> Duration {
         self.window.unwrap_or(DEFAULT_WINDOW)
+    }
+    /// The longest start/end range one playlist request may cover.
+    pub fn max_range(&self) -> Duration {
+        self.max_range.unwrap_or(DEFAULT_MAX_RANGE)
     }
     /// `None` when CORS headers are switched off (`hls_dvr_allow_origin off`).
     pub fn allow_origin(&self) -> Option<&str> {
@@ -111,6 +118,9 @@ impl Merge for LocConf {
     fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
         if self.window.is_none() {
             self.window = prev.window;
+        }
+        if self.max_range.is_none() {
+            self.max_range = prev.max_range;
         }
         if self.allow_origin.is_none() {
             self.allow_origin = prev.allow_origin.clone();
@@ -286,6 +296,14 @@ loc_directive!(set_window, "hls_dvr_window", |c, a| {
         return Err("must be at least 1s".into());
     }
     once(&mut c.window, d)
+});
+
+loc_directive!(set_max_range, "hls_dvr_max_range", |c, a| {
+    let d = duration(a[0])?;
+    if d < Duration::from_secs(60) {
+        return Err("must be at least 1m".into());
+    }
+    once(&mut c.max_range, d)
 });
 
 loc_directive!(set_allow_origin, "hls_dvr_allow_origin", |c, a| {

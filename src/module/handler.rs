@@ -1,4 +1,5 @@
-//! Requests under an `hls_dvr` location: route, submit to the store, answer when the reply comes.
+//! Requests under an `hls_dvr` location: route the path and parse the query, submit a job to the
+//! store, answer when the reply comes. Headers are in headers.rs, segment streaming in pump.rs.
 //!
 //! A request's state (`Ctx`) lives in its pool's cleanup data. The cleanup cancels the job and the
 //! timer, so however nginx frees the request (client abort, HTTP/2 reset, timeout), nothing
@@ -7,75 +8,54 @@
 //! Safety: every function here runs on the worker's nginx thread and takes a request `r` that is
 //! alive for the call: nginx guarantees it for the handlers it calls (content handler, write and
 //! timer events, which the cleanup disarms), and the bridge only delivers a reply for an id still
-//! pending, which the cleanup removes before the pool is freed. Buffers handed to nginx point into
-//! `Bytes` kept in the `Ctx` (or into the request pool), so they outlive every use nginx makes.
+//! pending, which the cleanup removes before the pool is freed. Borrows of `r` or its context end
+//! before any call that may finalize the request, which is the last thing a function does with
+//! them. Buffers handed to nginx point into `Bytes` kept in the `Ctx` (or into the request pool),
+//! so they outlive every use nginx makes.
 
 use std::ffi::c_void;
 use std::mem::{size_of, MaybeUninit};
 use std::ptr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use ngx::ffi::{
-    ngx_add_timer, ngx_buf_t, ngx_chain_t, ngx_del_timer, ngx_event_t, ngx_handle_write_event,
-    ngx_http_core_loc_conf_t, ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_output_filter,
-    ngx_http_request_t, ngx_http_run_posted_requests, ngx_http_send_header, ngx_http_test_reading, ngx_int_t,
-    ngx_list_push, ngx_msec_t, ngx_palloc, ngx_pcalloc, ngx_pool_cleanup_add, ngx_str_t, ngx_table_elt_t,
-    NGX_HTTP_BAD_REQUEST, NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR,
-    NGX_HTTP_NOT_ALLOWED, NGX_HTTP_NOT_FOUND, NGX_HTTP_OPTIONS, NGX_HTTP_PARTIAL_CONTENT,
-    NGX_HTTP_RANGE_NOT_SATISFIABLE, NGX_HTTP_REQUEST_TIME_OUT, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO,
-    NGX_LOG_WARN,
+    ngx_add_timer, ngx_del_timer, ngx_event_t, ngx_http_discard_request_body, ngx_http_finalize_request,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_run_posted_requests, ngx_http_send_header,
+    ngx_http_test_reading, ngx_int_t, ngx_msec_t, ngx_pool_cleanup_add, NGX_HTTP_BAD_REQUEST,
+    NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED,
+    NGX_HTTP_NO_CONTENT, NGX_HTTP_OPTIONS, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::http::{HttpModule, HttpModuleMainConf};
 use ngx::ngx_log_error;
 
 use crate::bridge::{self, Refused};
-use crate::config::LocConf;
+use crate::headers;
+use crate::pump::{self, Blob, Streaming};
 use crate::HlsDvr;
-use hls_dvr::route::{self, ByteRange, Route};
+use hls_dvr::clock::now_ms;
+use hls_dvr::params::PlaylistQuery;
+use hls_dvr::route::{self, Route};
 use hls_dvr::serve::{Job, Reply};
-use hls_dvr::store::{BlobKind, BlobMeta, StoreError};
+use hls_dvr::store::{BlobKind, StoreError};
 
-const NGX_OK: ngx_int_t = 0;
-const NGX_ERROR: ngx_int_t = -1;
+pub const NGX_OK: ngx_int_t = 0;
+pub const NGX_ERROR: ngx_int_t = -1;
 const NGX_DONE: ngx_int_t = -4;
 
-/// Segments never change once stored: cache them for a day.
-const SEGMENT_CACHE: &str = "public, max-age=86400, immutable";
-
-/// What kind of answer a request expects.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Want {
-    Playlist,
-    Blob(&'static str),
-}
-
-/// A blob being streamed chunk by chunk.
-struct Streaming {
-    job: Job,
-    meta: BlobMeta,
-    /// Bytes `start..=end` of the blob are sent.
-    start: u64,
-    end: u64,
-    /// Next chunk to fetch, and the last one needed.
-    next: u32,
-    last: u32,
-    fetching: bool,
-    /// A fetched chunk not yet handed to nginx.
-    ready: Option<(u32, Bytes)>,
-}
-
-struct Ctx {
+/// A request's state, in its pool's cleanup data.
+pub struct Ctx {
     r: *mut ngx_http_request_t,
     job_id: Option<u64>,
-    want: Want,
+    /// How long a job may take before the request gets 504.
     timeout: ngx_msec_t,
     /// Fires when the store does not answer in time. Non-cancelable: a reloading worker waits.
     timer: ngx_event_t,
-    /// The blob's keys, for fetching its later chunks.
-    blob_job: Option<Job>,
-    stream: Option<Streaming>,
-    /// Chunks handed to nginx: their memory must live until the request is freed.
-    sent: Vec<Bytes>,
+    /// A segment or init request, until its first chunk arrives.
+    pub blob: Option<Blob>,
+    pub stream: Option<Streaming>,
+    /// Bytes handed to nginx: their memory must live until the request is freed.
+    pub sent: Vec<Bytes>,
 }
 
 /// Pool cleanup: the request is being freed.
@@ -90,63 +70,10 @@ unsafe extern "C" fn drop_ctx(data: *mut c_void) {
     ptr::drop_in_place(ctx);
 }
 
-unsafe fn ctx_of(r: *mut ngx_http_request_t) -> *mut Ctx {
+/// # Safety
+/// `r` is a live request that went through [`content_handler`].
+pub unsafe fn ctx_of(r: *mut ngx_http_request_t) -> *mut Ctx {
     *(*r).ctx.add(HlsDvr::module().ctx_index) as *mut Ctx
-}
-
-/// Adds an output header. Header names and values here are ASCII we produce ourselves.
-unsafe fn add_header(r: *mut ngx_http_request_t, key: &'static str, value: &str) -> bool {
-    let h = ngx_list_push(&mut (*r).headers_out.headers) as *mut ngx_table_elt_t;
-    if h.is_null() {
-        return false;
-    }
-    let v = ngx_pnalloc_str(r, value);
-    if v.data.is_null() && !value.is_empty() {
-        (*h).hash = 0;
-        return false;
-    }
-    (*h).hash = 1;
-    (*h).key = ngx_str_t { len: key.len(), data: key.as_ptr() as *mut u8 };
-    (*h).value = v;
-    (*h).lowcase_key = ptr::null_mut();
-    true
-}
-
-unsafe fn ngx_pnalloc_str(r: *mut ngx_http_request_t, s: &str) -> ngx_str_t {
-    if s.is_empty() {
-        return ngx_str_t { len: 0, data: ptr::null_mut() };
-    }
-    let p = ngx_palloc((*r).pool, s.len()) as *mut u8;
-    if !p.is_null() {
-        ptr::copy_nonoverlapping(s.as_ptr(), p, s.len());
-    }
-    ngx_str_t { len: s.len(), data: p }
-}
-
-unsafe fn set_content_type(r: *mut ngx_http_request_t, t: &'static str) {
-    (*r).headers_out.content_type = ngx_str_t { len: t.len(), data: t.as_ptr() as *mut u8 };
-    (*r).headers_out.content_type_len = t.len();
-    (*r).headers_out.content_type_lowcase = ptr::null_mut();
-}
-
-unsafe fn loc_conf(r: *mut ngx_http_request_t) -> &'static LocConf {
-    HlsDvr::location_conf(&*r).expect("hls_dvr location conf")
-}
-
-unsafe fn cors(r: *mut ngx_http_request_t) {
-    if let Some(origin) = loc_conf(r).allow_origin() {
-        add_header(r, "Access-Control-Allow-Origin", origin);
-        add_header(r, "Access-Control-Expose-Headers", "Content-Length, Content-Range, Accept-Ranges");
-    }
-}
-
-fn status_for(e: &StoreError) -> ngx_int_t {
-    (match e {
-        StoreError::Unavailable(_) => NGX_HTTP_SERVICE_UNAVAILABLE,
-        StoreError::Timeout(_) => NGX_HTTP_GATEWAY_TIME_OUT,
-        StoreError::Corrupt(_) => ngx::ffi::NGX_HTTP_BAD_GATEWAY,
-        StoreError::Invalid(_) => NGX_HTTP_INTERNAL_SERVER_ERROR,
-    }) as ngx_int_t
 }
 
 /// The location's content handler.
@@ -159,36 +86,20 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
     if rc != NGX_OK {
         return rc;
     }
-    let lc = loc_conf(r);
-    cors(r);
+    headers::cors(r);
     if method == NGX_HTTP_OPTIONS {
-        return preflight(r);
+        headers::preflight(r);
+        (*r).headers_out.status = NGX_HTTP_NO_CONTENT as usize;
+        (*r).headers_out.content_length_n = 0;
+        (*r).set_header_only(1);
+        return ngx_http_send_header(r);
     }
-
-    let uri = std::slice::from_raw_parts((*r).uri.data, (*r).uri.len);
-    let rest = std::str::from_utf8(uri).ok().and_then(|u| u.strip_prefix(lc.prefix.as_str()));
-    let parsed = match rest.map(route::parse) {
-        Some(Ok(route)) => route,
-        Some(Err(e)) => {
-            ngx_log_error!(NGX_LOG_INFO, (*(*r).connection).log, "hls_dvr: bad request path: {}", e);
-            return NGX_HTTP_BAD_REQUEST as ngx_int_t;
+    let (job, blob) = match route_request(r) {
+        Ok(j) => j,
+        Err(reason) => {
+            ngx_log_error!(NGX_LOG_INFO, (*(*r).connection).log, "hls_dvr: 400: {}", reason);
+            return send_text(r, NGX_HTTP_BAD_REQUEST as u16, &reason);
         }
-        None => return NGX_HTTP_BAD_REQUEST as ngx_int_t,
-    };
-    let window_us = lc.window().as_micros().min(i64::MAX as u128) as i64;
-    let (job, want) = match parsed {
-        Route::Master { stream } => (Job::Master { stream: stream.into() }, Want::Playlist),
-        Route::Media { stream, rendition } => {
-            (Job::Media { stream: stream.into(), rendition: rendition.into(), window_us }, Want::Playlist)
-        }
-        Route::Segment { stream, rendition, msn, container } => (
-            Job::BlobFirst { kind: BlobKind::Segment, stream: stream.into(), rendition: rendition.into(), msn },
-            Want::Blob(container.content_type()),
-        ),
-        Route::Init { stream, rendition, msn } => (
-            Job::BlobFirst { kind: BlobKind::Init, stream: stream.into(), rendition: rendition.into(), msn },
-            Want::Blob(route::INIT_TYPE),
-        ),
     };
 
     // The request's state, freed with its pool whatever ends the request.
@@ -197,17 +108,18 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     }
     let main = HlsDvr::main_conf(&*r).expect("hls_dvr main conf");
+    // A job that waits for a segment (blocking reload) has that wait besides the store's time.
+    let timeout = main.timeout() + job.wait_limit();
     let ctx = (*cln).data as *mut Ctx;
     ptr::write(
         ctx,
         Ctx {
             r,
             job_id: None,
-            want,
-            timeout: main.timeout().as_millis().min(u32::MAX as u128) as ngx_msec_t,
+            timeout: timeout.as_millis().min(u32::MAX as u128) as ngx_msec_t,
             // SAFETY: an all-zero ngx_event_t is nginx's own initial state (ngx_pcalloc).
             timer: MaybeUninit::zeroed().assume_init(),
-            blob_job: matches!(want, Want::Blob(_)).then(|| job.clone()),
+            blob,
             stream: None,
             sent: Vec::new(),
         },
@@ -227,12 +139,47 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
     NGX_DONE
 }
 
+/// The job a request's path and query ask for, or why they are not understood (400).
+unsafe fn route_request(r: *mut ngx_http_request_t) -> Result<(Job, Option<Blob>), String> {
+    let lc = headers::loc_conf(r);
+    let uri = std::slice::from_raw_parts((*r).uri.data, (*r).uri.len);
+    let rest = std::str::from_utf8(uri)
+        .ok()
+        .and_then(|u| u.strip_prefix(lc.prefix.as_str()))
+        .ok_or_else(|| "the path is not UTF-8 or not under the location".to_string())?;
+    let args = if (*r).args.len == 0 { &[][..] } else { std::slice::from_raw_parts((*r).args.data, (*r).args.len) };
+    let args = std::str::from_utf8(args).map_err(|_| "the query string is not UTF-8".to_string())?;
+    let query = || PlaylistQuery::parse(args, now_ms(), lc.max_range().as_millis() as i64);
+    let blob = |kind, stream: &str, rendition: &str, msn, content_type| {
+        let b = Blob { kind, stream: stream.into(), rendition: rendition.into(), msn, content_type };
+        (b.first_job(), Some(b))
+    };
+    Ok(match route::parse(rest).map_err(|e| e.0)? {
+        Route::Master { stream } => {
+            (Job::Master { stream: stream.into(), variant_query: query()?.for_variants() }, None)
+        }
+        Route::Media { stream, rendition } => {
+            let window_us = lc.window().as_micros().min(i64::MAX as u128) as i64;
+            let job = Job::Media { stream: stream.into(), rendition: rendition.into(), window_us, query: query()? };
+            (job, None)
+        }
+        Route::Segment { stream, rendition, msn, container } => {
+            blob(BlobKind::Segment, stream, rendition, msn, container.content_type())
+        }
+        Route::Init { stream, rendition, msn } => blob(BlobKind::Init, stream, rendition, msn, headers::INIT_TYPE),
+    })
+}
+
 /// Starts a store job for this request and arms its timeout.
-unsafe fn submit(ctx: *mut Ctx, job: Job) -> Result<(), ngx_int_t> {
+///
+/// # Safety
+/// `ctx` is the live context of a live request.
+pub unsafe fn submit(ctx: *mut Ctx, job: Job) -> Result<(), ngx_int_t> {
     let r = (*ctx).r;
     // Leave the timer the last word: the job gives up waiting for a session a little earlier.
-    let wait = std::time::Duration::from_millis((*ctx).timeout as u64 * 9 / 10);
-    match bridge::submit(r, job, wait) {
+    let store_time = Duration::from_millis((*ctx).timeout as u64).saturating_sub(job.wait_limit());
+    let session_wait = store_time * 9 / 10;
+    match bridge::submit(r, job, session_wait) {
         Ok(id) => {
             (*ctx).job_id = Some(id);
             ngx_add_timer(&mut (*ctx).timer, (*ctx).timeout);
@@ -247,16 +194,6 @@ unsafe fn submit(ctx: *mut Ctx, job: Job) -> Result<(), ngx_int_t> {
             Err(NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t)
         }
     }
-}
-
-unsafe fn preflight(r: *mut ngx_http_request_t) -> ngx_int_t {
-    add_header(r, "Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
-    add_header(r, "Access-Control-Allow-Headers", "Range");
-    add_header(r, "Access-Control-Max-Age", "86400");
-    (*r).headers_out.status = ngx::ffi::NGX_HTTP_NO_CONTENT as usize;
-    (*r).headers_out.content_length_n = 0;
-    (*r).set_header_only(1);
-    ngx_http_send_header(r)
 }
 
 /// The store did not answer in time.
@@ -296,58 +233,30 @@ pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, S
                 _ => NGX_LOG_ERR,
             };
             ngx_log_error!(level, (*c).log, "hls_dvr: {}", e);
-            let rc = if (*r).header_sent() == 0 { status_for(&e) } else { NGX_ERROR };
+            let rc = if (*r).header_sent() == 0 { headers::status_for(&e) } else { NGX_ERROR };
             ngx_http_finalize_request(r, rc);
         }
-        Ok(Reply::NotFound(what)) => {
-            ngx_log_error!(NGX_LOG_INFO, (*c).log, "hls_dvr: 404: {}", what);
-            ngx_http_finalize_request(r, NGX_HTTP_NOT_FOUND as ngx_int_t);
+        Ok(Reply::Refused { status, reason }) => {
+            ngx_log_error!(NGX_LOG_INFO, (*c).log, "hls_dvr: {}: {}", status, reason);
+            ngx_http_finalize_request(r, send_text(r, status, &reason));
         }
         Ok(Reply::Playlist { text, max_age_s }) => send_playlist(r, ctx, text, max_age_s),
-        Ok(Reply::Blob { meta, first }) => start_blob(r, ctx, meta, first),
+        Ok(Reply::Blob { meta, first }) => pump::start(r, ctx, meta, first),
         Ok(Reply::Chunk(data)) => {
             if let Some(s) = (*ctx).stream.as_mut() {
-                s.fetching = false;
-                s.ready = Some((s.next - 1, data));
+                s.arrived(data);
             }
-            pump(r, ctx);
+            pump::pump(r, ctx);
         }
     }
     ngx_http_run_posted_requests(c);
 }
 
-/// A buffer over `data`, which the caller keeps alive until the request is freed.
-unsafe fn memory_chain(r: *mut ngx_http_request_t, data: &[u8], last: bool) -> *mut ngx_chain_t {
-    let b = ngx_pcalloc((*r).pool, size_of::<ngx_buf_t>()) as *mut ngx_buf_t;
-    let cl = ngx_palloc((*r).pool, size_of::<ngx_chain_t>()) as *mut ngx_chain_t;
-    if b.is_null() || cl.is_null() {
-        return ptr::null_mut();
-    }
-    let p = data.as_ptr() as *mut u8;
-    (*b).start = p;
-    (*b).pos = p;
-    (*b).last = p.add(data.len());
-    (*b).end = (*b).last;
-    // Read-only memory: filters must copy, not modify.
-    (*b).set_memory(if data.is_empty() { 0 } else { 1 });
-    if last {
-        if r == (*r).main {
-            (*b).set_last_buf(1);
-        }
-        (*b).set_last_in_chain(1);
-    } else {
-        (*b).set_flush(1);
-    }
-    (*cl).buf = b;
-    (*cl).next = ptr::null_mut();
-    cl
-}
-
 unsafe fn send_playlist(r: *mut ngx_http_request_t, ctx: *mut Ctx, text: Bytes, max_age_s: u32) {
     (*r).headers_out.status = 200;
     (*r).headers_out.content_length_n = text.len() as _;
-    set_content_type(r, route::PLAYLIST_TYPE);
-    add_header(r, "Cache-Control", &format!("max-age={max_age_s}"));
+    headers::content_type(r, headers::PLAYLIST_TYPE);
+    headers::max_age(r, max_age_s);
     let rc = ngx_http_send_header(r);
     if rc == NGX_ERROR || rc > NGX_OK || (*r).header_only() != 0 {
         ngx_http_finalize_request(r, rc);
@@ -355,185 +264,29 @@ unsafe fn send_playlist(r: *mut ngx_http_request_t, ctx: *mut Ctx, text: Bytes, 
     }
     // The text may be shared with other requests (playlist cache): nginx reads it in place, and
     // the request keeps a reference until it is freed.
-    let cl = memory_chain(r, &text, true);
+    let cl = pump::memory_chain(r, &text, true);
     (*ctx).sent.push(text);
-    if cl.is_null() {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, cl));
+    let rc = if cl.is_null() { NGX_ERROR } else { ngx_http_output_filter(r, cl) };
+    ngx_http_finalize_request(r, rc);
 }
 
-unsafe fn start_blob(r: *mut ngx_http_request_t, ctx: *mut Ctx, meta: BlobMeta, first: Bytes) {
-    let Want::Blob(content_type) = (*ctx).want else {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
-        return;
-    };
-    let range = if (*r).headers_in.range.is_null() {
-        ByteRange::Whole
-    } else {
-        let v = (*(*r).headers_in.range).value;
-        match std::str::from_utf8(std::slice::from_raw_parts(v.data, v.len)) {
-            Ok(h) => route::parse_range(h, meta.size),
-            Err(_) => ByteRange::Whole,
-        }
-    };
-    add_header(r, "Accept-Ranges", "bytes");
-    let (start, end) = match range {
-        ByteRange::Unsatisfiable => {
-            add_header(r, "Content-Range", &format!("bytes */{}", meta.size));
-            ngx_http_finalize_request(r, NGX_HTTP_RANGE_NOT_SATISFIABLE as ngx_int_t);
-            return;
-        }
-        ByteRange::Part { start, end } => {
-            (*r).headers_out.status = NGX_HTTP_PARTIAL_CONTENT as usize;
-            add_header(r, "Content-Range", &format!("bytes {start}-{end}/{}", meta.size));
-            (start, end)
-        }
-        ByteRange::Whole => {
-            (*r).headers_out.status = 200;
-            (0, meta.size.saturating_sub(1))
-        }
-    };
-    let len = if meta.size == 0 { 0 } else { end - start + 1 };
-    (*r).headers_out.content_length_n = len as _;
-    set_content_type(r, content_type);
-    add_header(r, "Cache-Control", SEGMENT_CACHE);
+/// Sends `status` with `reason` as a short text body; returns what to finalize the request with.
+/// The body is in the request's pool, so it needs no owner.
+unsafe fn send_text(r: *mut ngx_http_request_t, status: u16, reason: &str) -> ngx_int_t {
+    let body = format!("{reason}\n");
+    headers::text(r, status, body.len());
     let rc = ngx_http_send_header(r);
-    if rc == NGX_ERROR || rc > NGX_OK || (*r).header_only() != 0 || len == 0 {
-        if len == 0 && rc == NGX_OK && (*r).header_only() == 0 {
-            let cl = memory_chain(r, &[], true);
-            ngx_http_finalize_request(r, if cl.is_null() { NGX_ERROR } else { ngx_http_output_filter(r, cl) });
-            return;
-        }
-        ngx_http_finalize_request(r, rc);
-        return;
+    if rc == NGX_ERROR || rc > NGX_OK || (*r).header_only() != 0 {
+        return rc;
     }
-    let chunks = meta.chunks_for(start, end);
-    let (first_chunk, last_chunk) = (*chunks.start(), *chunks.end());
-    let Some(job) = (*ctx).blob_job.take() else {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
-        return;
-    };
-    let mut s = Streaming { job, meta, start, end, next: first_chunk, last: last_chunk, fetching: false, ready: None };
-    if first_chunk == 0 {
-        s.ready = Some((0, first));
-        s.next = 1;
+    let copy = ngx::ffi::ngx_pnalloc((*r).pool, body.len()) as *mut u8;
+    if copy.is_null() {
+        return NGX_ERROR;
     }
-    (*ctx).stream = Some(s);
-    pump(r, ctx);
-}
-
-/// Moves the stream forward: flush what nginx holds, hand it the next chunk, fetch ahead.
-/// At most one chunk waits beside the one being sent, so a slow client costs two chunks of memory.
-unsafe fn pump(r: *mut ngx_http_request_t, ctx: *mut Ctx) {
-    let c = (*r).connection;
-    loop {
-        let Some(s) = (*ctx).stream.as_mut() else { return };
-        // Output nginx could not write yet (postponed small output, such as the header alone,
-        // does not count: it leaves with the next buffer).
-        if blocked(r) {
-            let rc = ngx_http_output_filter(r, ptr::null_mut());
-            if rc == NGX_ERROR {
-                ngx_http_finalize_request(r, NGX_ERROR);
-                return;
-            }
-            if blocked(r) {
-                // Wait for the client; meanwhile keep one chunk fetched ahead.
-                if !s.fetching && s.ready.is_none() && s.next <= s.last && !fetch_next(r, ctx) {
-                    return;
-                }
-                (*r).write_event_handler = Some(on_writable);
-                let wev = (*c).write;
-                let clcf =
-                    NgxHttpCoreModule::location_conf(&*r).expect("core loc conf") as *const ngx_http_core_loc_conf_t;
-                if (*wev).ready() == 0 && (*wev).delayed() == 0 {
-                    ngx_add_timer(wev, (*clcf).send_timeout);
-                }
-                if ngx_handle_write_event(wev, (*clcf).send_lowat) != NGX_OK {
-                    ngx_http_finalize_request(r, NGX_ERROR);
-                }
-                return;
-            }
-        }
-        // Everything handed to nginx so far is on the wire: its chunks may go.
-        (*ctx).sent.clear();
-        let Some((i, data)) = s.ready.take() else {
-            if !s.fetching && s.next <= s.last {
-                fetch_next(r, ctx);
-            }
-            return;
-        };
-        let cs = s.meta.chunk_size as u64;
-        let base = i as u64 * cs;
-        let from = s.start.saturating_sub(base).min(data.len() as u64) as usize;
-        let to = (s.end + 1 - base).min(data.len() as u64) as usize;
-        let last = i == s.last;
-        let slice = data.slice(from..to.max(from));
-        let cl = memory_chain(r, &slice, last);
-        (*ctx).sent.push(slice);
-        if cl.is_null() {
-            ngx_http_finalize_request(r, NGX_ERROR);
-            return;
-        }
-        if !last && !s.fetching && s.next <= s.last && !fetch_next(r, ctx) {
-            return;
-        }
-        let rc = ngx_http_output_filter(r, cl);
-        if last {
-            // nginx finishes sending on its own; our chunks live until the request is freed.
-            (*ctx).stream = None;
-            ngx_http_finalize_request(r, rc);
-            return;
-        }
-        if rc == NGX_ERROR {
-            ngx_http_finalize_request(r, NGX_ERROR);
-            return;
-        }
+    ptr::copy_nonoverlapping(body.as_ptr(), copy, body.len());
+    let cl = pump::memory_chain(r, std::slice::from_raw_parts(copy, body.len()), true);
+    if cl.is_null() {
+        return NGX_ERROR;
     }
-}
-
-unsafe fn blocked(r: *mut ngx_http_request_t) -> bool {
-    (*(*r).connection).buffered() != 0 || (*r).buffered() != 0
-}
-
-/// Fetches the next chunk. False when the request was finalized instead.
-unsafe fn fetch_next(r: *mut ngx_http_request_t, ctx: *mut Ctx) -> bool {
-    let Some(s) = (*ctx).stream.as_mut() else { return false };
-    let Job::BlobFirst { kind, stream, rendition, msn } = &s.job else {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return false;
-    };
-    let job = Job::BlobChunk {
-        kind: *kind,
-        stream: stream.clone(),
-        rendition: rendition.clone(),
-        msn: *msn,
-        meta: s.meta,
-        chunk: s.next,
-    };
-    s.next += 1;
-    s.fetching = true;
-    if submit(ctx, job).is_err() {
-        // Headers are out: the only honest answer is to cut the connection.
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return false;
-    }
-    true
-}
-
-/// The client can take more data.
-unsafe extern "C" fn on_writable(r: *mut ngx_http_request_t) {
-    let c = (*r).connection;
-    let wev = (*c).write;
-    if (*wev).timedout() != 0 {
-        (*c).set_timedout(1);
-        ngx_log_error!(NGX_LOG_INFO, (*c).log, "hls_dvr: client timed out");
-        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT as ngx_int_t);
-        return;
-    }
-    if (*wev).timer_set() != 0 {
-        ngx_del_timer(wev);
-    }
-    pump(r, ctx_of(r));
+    ngx_http_output_filter(r, cl)
 }

@@ -4,6 +4,8 @@
 mod bridge;
 mod config;
 mod handler;
+mod headers;
+mod pump;
 
 use std::ffi::{c_char, c_void};
 use std::ptr::{addr_of, addr_of_mut};
@@ -68,7 +70,7 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
     ngx_command_t { name, type_, set: Some(set), conf, offset: 0, post: std::ptr::null_mut() }
 }
 
-static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 17] = [
+static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 18] = [
     command(
         ngx_string!("hls_dvr_cassandra"),
         MAIN | NGX_CONF_1MORE as ngx_uint_t,
@@ -157,6 +159,12 @@ static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 17] = [
         ngx_string!("hls_dvr_window"),
         LOC | NGX_CONF_TAKE1 as ngx_uint_t,
         config::set_window,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_max_range"),
+        LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_max_range,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(

@@ -266,6 +266,23 @@ pub async fn create_schema(cfg: &StoreConfig, opts: &SchemaOptions) -> Result<()
         s.query_unpaged(stmt.as_str(), ()).await.map_err(|e| exec_err("creating schema", e))?;
     }
     s.await_schema_agreement().await.map_err(|e| StoreError::Unavailable(format!("schema agreement: {e}")))?;
+    for (table, column, kind) in SchemaOptions::ADDED_COLUMNS {
+        let existing = s
+            .query_unpaged(
+                "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+                (&opts.keyspace, table),
+            )
+            .await
+            .map_err(|e| exec_err("reading the schema", e))?
+            .into_rows_result()
+            .map_err(|e| StoreError::Invalid(format!("reading the schema: {e}")))?;
+        let mut names = existing.rows::<(String,)>().map_err(|e| StoreError::Invalid(format!("reading the schema: {e}")))?;
+        if !names.any(|n| n.is_ok_and(|(n,)| n == *column)) {
+            let alter = format!("ALTER TABLE {}.{table} ADD {column} {kind}", opts.keyspace);
+            s.query_unpaged(alter.as_str(), ()).await.map_err(|e| exec_err("upgrading the schema", e))?;
+        }
+    }
+    s.await_schema_agreement().await.map_err(|e| StoreError::Unavailable(format!("schema agreement: {e}")))?;
     Ok(())
 }
 

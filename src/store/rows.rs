@@ -80,6 +80,9 @@ pub struct Rendition {
     pub head_pdt_ms: i64,
     pub source: SourcePos,
     pub updated_ms: i64,
+    /// The segmenter ended the stream (EXT-X-ENDLIST) and every segment it listed is stored;
+    /// cleared by the next segment stored.
+    pub ended: bool,
 }
 
 /// One segment in the index.
@@ -193,11 +196,12 @@ pub(super) struct HeadRow {
     src_size: Option<i64>,
     src_mtime: Option<i64>,
     updated: Option<CqlTimestamp>,
+    ended: Option<bool>,
 }
 
 impl HeadRow {
     pub(super) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
-         frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated";
+         frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended";
 
     pub(super) fn from_rendition(r: &Rendition) -> HeadRow {
         HeadRow {
@@ -216,6 +220,7 @@ impl HeadRow {
             src_size: Some(r.source.size),
             src_mtime: Some(r.source.mtime_ns),
             updated: Some(CqlTimestamp(r.updated_ms)),
+            ended: Some(r.ended),
         }
     }
 
@@ -241,6 +246,7 @@ impl HeadRow {
                 mtime_ns: self.src_mtime.unwrap_or(0),
             },
             updated_ms: self.updated.map_or(0, |t| t.0),
+            ended: self.ended.unwrap_or(false),
         })
     }
 }
@@ -411,6 +417,7 @@ mod tests {
             head_pdt_ms: 5,
             source: SourcePos { uri: "a.m4s".into(), msn: 3, size: 4, mtime_ns: 6 },
             updated_ms: 8,
+            ended: true,
         };
         assert_eq!(HeadRow::from_rendition(&r).into_rendition().unwrap(), r);
         let mut bad = HeadRow::from_rendition(&r);

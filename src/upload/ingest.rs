@@ -5,12 +5,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
+use crate::clock::now_ms;
 use crate::store::{BlobKind, IndexEntry, Rendition, Store, StoreError};
 
 use super::source::{file_id, FileId};
@@ -18,10 +19,6 @@ use super::tracker::Assigned;
 
 /// The current init segment is written again this often, so it outlives the tables' TTL while in use.
 pub const INIT_REFRESH: Duration = Duration::from_secs(600);
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
 
 /// 100 ms, 200 ms, ... 5 s, 5 s, ...
 #[derive(Debug, Clone)]
@@ -91,6 +88,8 @@ pub enum Outcome {
     },
     /// The segment cannot be stored any more (its file vanished or was replaced).
     Lost(String),
+    /// The stream's end is stored (its head, marked ended).
+    Ended(Rendition),
     /// Shutting down while the store was failing.
     Aborted,
 }
@@ -251,6 +250,18 @@ pub async fn store_segment(sh: Shared, upload: Upload) -> Outcome {
         }
     }
     Outcome::Stored { init, bytes: data.len() }
+}
+
+/// Stores that the segmenter ended the stream: the head, marked ended. Players then get
+/// EXT-X-ENDLIST until a new segment is stored.
+pub async fn store_end(sh: Shared, stream: Arc<str>, mut head: Rendition) -> Outcome {
+    head.updated_ms = now_ms();
+    let mut permit = None;
+    let what = format!("end of {stream}/{}", head.name);
+    match retry(&sh, &mut permit, &what, || sh.store.write_head(&stream, &head)).await {
+        Ok(()) => Outcome::Ended(head),
+        Err(()) => Outcome::Aborted,
+    }
 }
 
 #[cfg(test)]

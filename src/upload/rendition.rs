@@ -14,7 +14,8 @@ use tracing::{debug, error, info, warn, Instrument, Span};
 
 use crate::store::{Container, Rendition, SourcePos};
 
-use super::ingest::{self, now_ms, Backoff, InitState, Upload, Outcome, Shared};
+use super::ingest::{self, Backoff, InitState, Outcome, Shared, Upload};
+use crate::clock::now_ms;
 use super::source::{self, file_id, FileId, MediaInfo, Parsed, VariantInfo};
 use super::tracker::{Assigned, Change, PdtChain, Seen, Sequencer, Tracker};
 
@@ -62,6 +63,10 @@ struct State {
     last_read: Option<(FileId, Instant)>,
     /// Something was left waiting at the last poll: poll again even if the playlist is unchanged.
     waiting: bool,
+    /// The playlist, at the last parse, had EXT-X-ENDLIST.
+    source_ended: bool,
+    /// The last head stored, and whether it says the stream ended.
+    last_head: Option<Rendition>,
     bad_reads: u32,
 }
 
@@ -79,6 +84,8 @@ impl State {
             current: None,
             last_read: None,
             waiting: false,
+            source_ended: false,
+            last_head: head.cloned(),
             bad_reads: 0,
         }
     }
@@ -130,6 +137,7 @@ impl State {
         }
         self.container = Some(info.container);
         self.target_duration = self.target_duration.max(info.target_duration);
+        self.source_ended = info.ended;
 
         let paths: Vec<Option<PathBuf>> =
             info.entries.iter().map(|e| source::resolve(&spec.playlist, &e.uri)).collect();
@@ -224,6 +232,7 @@ impl State {
             head_pdt_ms: p.pdt_ms,
             source: SourcePos { uri: p.uri.clone(), msn: p.seg_msn, size: p.file.size, mtime_ns: p.file.mtime_ns },
             updated_ms: 0,
+            ended: false,
         };
         self.current = Some((a, head.clone()));
         Some(Upload {
@@ -240,10 +249,23 @@ impl State {
         })
     }
 
+    /// The head to store once the segmenter has ended the stream and everything it listed is
+    /// stored: the last head, marked ended.
+    fn end_to_store(&self) -> Option<Rendition> {
+        let head = self.last_head.as_ref()?;
+        let done = self.source_ended && self.queue.is_empty() && !self.waiting && self.current.is_none();
+        (done && !head.ended).then(|| Rendition { ended: true, ..head.clone() })
+    }
+
     fn finish(&mut self, out: Outcome) -> bool {
-        let Some((a, head)) = self.current.take() else { return true };
-        match out {
-            Outcome::Stored { init, .. } => {
+        let current = self.current.take();
+        match (out, current) {
+            (Outcome::Ended(head), _) => {
+                info!("the segmenter ended the stream: stored as ended after msn {}", head.head_msn);
+                self.last_head = Some(head);
+                true
+            }
+            (Outcome::Stored { init, .. }, Some((a, head))) => {
                 self.seq.commit(a);
                 self.init = init;
                 self.target_duration = head.target_duration;
@@ -253,10 +275,11 @@ impl State {
                 if a.discontinuity {
                     info!(msn = a.msn, disc_seq = a.disc_seq, "discontinuity stored before {}", head.source.uri);
                 }
+                self.last_head = Some(head);
                 self.queue.pop_front();
                 true
             }
-            Outcome::Lost(why) => {
+            (Outcome::Lost(why), Some(_)) => {
                 let p = self.queue.pop_front();
                 error!(
                     "segment {} lost: {why}; the next stored segment starts a discontinuity",
@@ -265,7 +288,8 @@ impl State {
                 self.seq.lose();
                 true
             }
-            Outcome::Aborted => false,
+            (Outcome::Stored { .. } | Outcome::Lost(_), None) => true,
+            (Outcome::Aborted, _) => false,
         }
     }
 }
@@ -308,6 +332,9 @@ pub async fn run(spec: Spec, sh: Shared) {
         if inflight.is_none() && !stopping {
             if let Some(upload) = st.next_upload(&spec) {
                 inflight = Some(tokio::spawn(ingest::store_segment(sh.clone(), upload).instrument(Span::current())));
+            } else if let Some(head) = st.end_to_store() {
+                let end = ingest::store_end(sh.clone(), spec.stream.clone(), head);
+                inflight = Some(tokio::spawn(end.instrument(Span::current())));
             }
         }
         if stopping && inflight.is_none() {

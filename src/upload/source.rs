@@ -11,6 +11,7 @@ use std::time::UNIX_EPOCH;
 
 use m3u8_rs::Playlist;
 
+use crate::clock::parse_iso8601;
 use crate::store::Container;
 
 /// Identity of a file on disk: a rewritten file (same name, new content) differs in one of these.
@@ -53,6 +54,8 @@ pub struct MediaInfo {
     pub target_duration: i32,
     pub container: Container,
     pub entries: Vec<MediaEntry>,
+    /// EXT-X-ENDLIST: the segmenter finished the stream.
+    pub ended: bool,
 }
 
 /// What a master playlist says about one rendition.
@@ -72,10 +75,12 @@ pub enum Parsed {
     Media(MediaInfo),
 }
 
-/// Parses a playlist of either kind. A playlist read while being written (no trailing newline,
-/// or one that m3u8-rs and the line scan disagree on) is an error: try again next poll.
+/// Parses a playlist of either kind. A playlist read while being written is an error: try again
+/// next poll. Written means: its last line is cut (no trailing newline, unless that line is the
+/// final EXT-X-ENDLIST, which some segmenters write without one), or m3u8-rs and the line scan
+/// disagree on it. The files it lists are checked whole when uploaded.
 pub fn parse(text: &[u8]) -> Result<Parsed, String> {
-    if !text.ends_with(b"\n") {
+    if !text.ends_with(b"\n") && !text.trim_ascii_end().ends_with(b"#EXT-X-ENDLIST") {
         return Err("playlist does not end with a newline (being written?)".into());
     }
     match m3u8_rs::parse_playlist_res(text) {
@@ -125,7 +130,7 @@ fn scan_lines(text: &str) -> Vec<Scanned> {
         if let Some(v) = line.strip_prefix("#EXTINF:") {
             extinf = parse_duration_us(v.split(',').next().unwrap_or(""));
         } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            pdt = parse_pdt(v);
+            pdt = parse_iso8601(v);
         } else if let Some(v) = line.strip_prefix("#EXT-X-MAP:") {
             map = attribute(v, "URI");
         } else if !line.starts_with('#') {
@@ -192,6 +197,7 @@ fn media_from(text: &[u8], p: m3u8_rs::MediaPlaylist) -> Result<MediaInfo, Strin
         target_duration: p.target_duration.min(i32::MAX as u64) as i32,
         container: if fmp4 { Container::Fmp4 } else { Container::Ts },
         entries,
+        ended: p.end_list,
     })
 }
 
@@ -233,78 +239,6 @@ pub fn parse_duration_us(s: &str) -> Option<i64> {
         us += 1;
     }
     Some(us)
-}
-
-/// An ISO 8601 date-time as segmenters write it (`2024-05-01T10:00:00.123Z`, `+00:00`, `+0000`,
-/// `+00`), as ms since the epoch.
-pub fn parse_pdt(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if t.bytes().all(|c| c.is_ascii_digit()) {
-            t.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut ms = 0i64;
-    if let Some(f) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(',')) {
-        let n = f.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return None;
-        }
-        let digits = &f.as_bytes()[..n];
-        for (i, place) in [100, 10, 1].iter().enumerate() {
-            if let Some(d) = digits.get(i) {
-                ms += (d - b'0') as i64 * place;
-            }
-        }
-        rest = &f[n..];
-    }
-    let offset_s = match rest {
-        "Z" | "z" => 0,
-        "" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let t = rest[1..].replace(':', "");
-            if !(t.len() == 2 || t.len() == 4) || !t.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let oh: i64 = t[..2].parse().ok()?;
-            let om: i64 = if t.len() == 4 { t[2..].parse().ok()? } else { 0 };
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec - offset_s) * 1000) + ms)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Stream and rendition names: the rule the nginx module's URLs accept.
@@ -352,7 +286,7 @@ seg_0_7.m4s
         assert_eq!((e[0].seg_msn, e[1].seg_msn, e[2].seg_msn), (5, 6, 7));
         assert_eq!(e[0].uri, "seg_0_5.m4s");
         assert_eq!((e[0].duration_us, e[1].duration_us, e[2].duration_us), (1_000_000, 760_000, 17_123_457));
-        assert_eq!(e[0].pdt_ms, Some(parse_pdt("2026-11-25T13:00:08.866Z").unwrap()));
+        assert_eq!(e[0].pdt_ms, Some(parse_iso8601("2026-11-25T13:00:08.866Z").unwrap()));
         assert_eq!(e[1].pdt_ms.unwrap() - e[0].pdt_ms.unwrap(), 1000);
         assert_eq!(e[2].pdt_ms, None);
         assert_eq!((e[0].discontinuity, e[1].discontinuity, e[2].discontinuity), (false, false, true));
@@ -423,22 +357,6 @@ out_1.m3u8
         assert_eq!(parse_duration_us(""), None);
         assert_eq!(parse_duration_us("-1"), None);
         assert_eq!(parse_duration_us("1e3"), None);
-    }
-
-    #[test]
-    fn date_times_in_the_forms_segmenters_write() {
-        let z = parse_pdt("2024-05-01T10:00:00.123Z").unwrap();
-        assert_eq!(z, 1_714_557_600_123);
-        assert_eq!(parse_pdt("2024-05-01T10:00:00.123+0000"), Some(z));
-        assert_eq!(parse_pdt("2024-05-01T12:00:00.123+02:00"), Some(z));
-        assert_eq!(parse_pdt("2024-05-01T08:30:00.123-0130"), Some(z));
-        assert_eq!(parse_pdt("2024-05-01T11:00:00.123456+01"), Some(z));
-        assert_eq!(parse_pdt("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_pdt("2000-02-29T00:00:00Z"), Some(951_782_400_000));
-        assert_eq!(parse_pdt("2024-13-01T00:00:00Z"), None);
-        assert_eq!(parse_pdt("2024-05-01 10:00"), None);
-        assert_eq!(parse_pdt("2024-05-01T10:00:00.Z"), None);
-        assert_eq!(parse_pdt("2024-05-01T10:00:00+1"), None);
     }
 
     #[test]

@@ -452,6 +452,7 @@ mod tests {
             head_pdt_ms: 0,
             source: SourcePos::default(),
             updated_ms: 0,
+            ended: false,
         }
     }
 
