@@ -11,6 +11,7 @@
 //! from the index inside what is listed (lost, or expired early) becomes an EXT-X-GAP entry, so
 //! older history stays reachable; a hole longer than what is left of the window ends it instead.
 
+use crate::clock::iso8601;
 use crate::params::PlaylistQuery;
 use crate::schema::BUCKET_MS;
 use crate::store::{IndexEntry, Rendition};
@@ -125,7 +126,11 @@ pub fn select<'a>(
     now_ms: i64,
 ) -> Result<View<'a>, Empty> {
     let Some(last) = entries.last() else {
-        return Err(Empty("no segments stored in the time asked for".into()));
+        return Err(Empty(match q.start_ms {
+            Some(s) if s > head.head_pdt_ms => format!("the range starts after the newest stored segment ({})", iso8601(head.head_pdt_ms)),
+            Some(_) => "nothing is stored in the range (it expired, or was never recorded)".into(),
+            None => "no segments stored in the live window".into(),
+        }));
     };
     let td_us = (head.target_duration.max(1) as i64) * 1_000_000;
     let Some(start) = q.start_ms else {
@@ -137,9 +142,9 @@ pub fn select<'a>(
     let Some(first) = entries.iter().position(overlaps) else {
         let oldest = entries[0].pdt_ms;
         return Err(Empty(if end <= oldest {
-            format!("the range ends before the oldest stored segment ({})", crate::clock::iso8601(oldest))
+            format!("the range ends before the oldest stored segment ({})", iso8601(oldest))
         } else {
-            format!("the range starts after the newest stored segment ({})", crate::clock::iso8601(last.pdt_ms))
+            format!("the range starts after the newest stored segment ({})", iso8601(last.pdt_ms))
         }));
     };
     let after = entries[first..].iter().position(|e| !overlaps(e)).map_or(entries.len(), |n| first + n);

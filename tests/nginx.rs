@@ -13,21 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use hls_dvr::clock::now_ms;
-use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, SourcePos, Store};
-
-/// Deterministic bytes that differ per segment and per offset.
-fn blob(seed: u64, len: usize) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
-}
+use hls_dvr::store::Store;
 
 struct Fixture {
     cql: Cql,
@@ -45,39 +31,14 @@ impl Fixture {
         let rt = rt();
         let store = schema_and_store(&cql, &ks, &rt).with_chunk_size(64 * 1024);
         let f = Fixture { cql, ks, rt, store };
-        let data: Vec<Bytes> = (0..segments).map(|i| blob(i as u64 + 1, seg_len + i as usize * 1000)).collect();
+        let data: Vec<Bytes> = (0..segments).map(|i| bytes_of(i as u64 + 1, seg_len + i as usize * 1000)).collect();
         let now = now_ms();
         for (i, d) in data.iter().enumerate() {
             let msn = i as i64;
-            f.rt.block_on(f.store.write_blob(BlobKind::Segment, "demo", "hi", msn, d)).unwrap();
-            let e = IndexEntry {
-                msn,
-                duration_us: 2_000_000,
-                pdt_ms: now - (segments - msn) * 2000,
-                discontinuity: msn == 4,
-                disc_seq: if msn >= 4 { 1 } else { 0 },
-                init_msn: None,
-                size: d.len() as i64,
-                added_ms: now - (segments - msn) * 2000,
-            };
-            f.rt.block_on(f.store.write_index("demo", "hi", &e)).unwrap();
+            let mut e = entry(msn, now - (segments - msn) * 2000, d.len());
+            (e.discontinuity, e.disc_seq) = (msn == 4, i64::from(msn >= 4));
+            store_segment(&f.rt, &f.store, "demo", &e, d, &head_of("hi", &e, false));
         }
-        let head = Rendition {
-            name: "hi".into(),
-            container: Container::Ts,
-            target_duration: 2,
-            bandwidth: Some(800_000),
-            codecs: Some("avc1.42c01e,mp4a.40.2".into()),
-            resolution: Some("640x360".into()),
-            frame_rate: Some(25.0),
-            head_msn: segments - 1,
-            head_disc_seq: 1,
-            head_pdt_ms: now,
-            source: SourcePos::default(),
-            updated_ms: now,
-            ended: false,
-        };
-        f.rt.block_on(f.store.write_head("demo", &head)).unwrap();
         (f, data)
     }
 }

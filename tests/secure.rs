@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use hls_dvr::clock::now_ms;
-use hls_dvr::store::{BlobKind, Container, Credentials, IndexEntry, Rendition, SourcePos, Store, StoreConfig, Tls};
+use hls_dvr::store::{Credentials, Store, StoreConfig, Tls};
 
 /// The secure node, stopped when the test ends.
 struct SecureNode {
@@ -115,35 +115,9 @@ fn credentials_tls_and_local_datacenter() {
     let segment = Bytes::from(vec![0x47u8; 188 * 100]);
     let now = now_ms();
     for msn in 0..4 {
-        rt.block_on(store.write_blob(BlobKind::Segment, "demo", "hi", msn, &segment)).unwrap();
-        let e = IndexEntry {
-            msn,
-            duration_us: 2_000_000,
-            pdt_ms: now - (4 - msn) * 2000,
-            discontinuity: false,
-            disc_seq: 0,
-            init_msn: None,
-            size: segment.len() as i64,
-            added_ms: now - (4 - msn) * 2000,
-        };
-        rt.block_on(store.write_index("demo", "hi", &e)).unwrap();
+        let e = entry(msn, now - (4 - msn) * 2000, segment.len());
+        store_segment(&rt, &store, "demo", &e, &segment, &head_of("hi", &e, false));
     }
-    let head = Rendition {
-        name: "hi".into(),
-        container: Container::Ts,
-        target_duration: 2,
-        bandwidth: Some(500_000),
-        codecs: None,
-        resolution: None,
-        frame_rate: None,
-        head_msn: 3,
-        head_disc_seq: 0,
-        head_pdt_ms: now,
-        source: SourcePos::default(),
-        updated_ms: now,
-        ended: false,
-    };
-    rt.block_on(store.write_head("demo", &head)).unwrap();
 
     let nginx_conf = |pw: &Path, dc: &str| {
         format!(

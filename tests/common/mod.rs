@@ -212,7 +212,29 @@ pub fn module_path() -> PathBuf {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     let p = target.join(profile).join("libngx_http_hls_dvr_module.so");
     assert!(p.is_file(), "{} is missing: run `cargo build` first (scripts/test does)", p.display());
+    // `cargo test` builds the tests, not the cdylib: an older module would be tested silently.
+    let built = std::fs::metadata(&p).and_then(|m| m.modified()).unwrap();
+    if let Some(newer) = newest_source(&root.join("src")).filter(|(t, _)| *t > built) {
+        panic!("{} is older than {}: run `cargo build` first (scripts/test does)", p.display(), newer.1.display());
+    }
     p
+}
+
+/// The most recently modified file under `dir`.
+fn newest_source(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = e.path();
+        let found = if path.is_dir() {
+            newest_source(&path)
+        } else {
+            e.metadata().and_then(|m| m.modified()).ok().map(|t| (t, path))
+        };
+        if let Some(f) = found.filter(|f| newest.as_ref().is_none_or(|n| f.0 > n.0)) {
+            newest = Some(f);
+        }
+    }
+    newest
 }
 
 /// Debian's nginx with the module, on a free port, master in the foreground.
@@ -393,4 +415,66 @@ pub fn store_at(addr: &str, ks: &str, rt: &tokio::runtime::Runtime) -> hls_dvr::
 /// A tokio runtime for tests that talk to the store directly.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Deterministic bytes that differ per seed and per offset.
+pub fn bytes_of(seed: u64, len: usize) -> bytes::Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// An index row of a 2 s segment dated `pdt_ms`, stored 2.5 s later.
+pub fn entry(msn: i64, pdt_ms: i64, size: usize) -> hls_dvr::store::IndexEntry {
+    hls_dvr::store::IndexEntry {
+        msn,
+        duration_us: 2_000_000,
+        pdt_ms,
+        discontinuity: false,
+        disc_seq: 0,
+        init_msn: None,
+        size: size as i64,
+        added_ms: (pdt_ms + 2500).min(hls_dvr::clock::now_ms()),
+    }
+}
+
+/// The head of an MPEG-TS rendition `name` with 2 s segments whose newest is `last`.
+pub fn head_of(name: &str, last: &hls_dvr::store::IndexEntry, ended: bool) -> hls_dvr::store::Rendition {
+    hls_dvr::store::Rendition {
+        name: name.into(),
+        container: hls_dvr::store::Container::Ts,
+        target_duration: 2,
+        bandwidth: Some(800_000),
+        codecs: Some("avc1.42c01e,mp4a.40.2".into()),
+        resolution: Some("640x360".into()),
+        frame_rate: Some(25.0),
+        head_msn: last.msn,
+        head_disc_seq: last.disc_seq,
+        head_pdt_ms: last.pdt_ms,
+        source: hls_dvr::store::SourcePos::default(),
+        updated_ms: hls_dvr::clock::now_ms(),
+        ended,
+    }
+}
+
+/// Stores a segment the way the uploader does: its bytes, then its index row, then the head.
+pub fn store_segment(
+    rt: &tokio::runtime::Runtime,
+    store: &hls_dvr::store::Store,
+    stream: &str,
+    e: &hls_dvr::store::IndexEntry,
+    data: &bytes::Bytes,
+    head: &hls_dvr::store::Rendition,
+) {
+    use hls_dvr::store::BlobKind;
+    rt.block_on(store.write_blob(BlobKind::Segment, stream, &head.name, e.msn, data)).unwrap();
+    rt.block_on(store.write_index(stream, &head.name, e)).unwrap();
+    rt.block_on(store.write_head(stream, head)).unwrap();
 }
