@@ -229,7 +229,8 @@ mod tests {
         assert_eq!(parse_time("now", NOW), Ok(NOW));
         assert_eq!(parse_time("-3600", NOW), Ok(NOW - 3_600_000));
         assert_eq!(parse_time("-0.5", NOW), Ok(NOW - 500));
-        for bad in ["", "yesterday", "2025-11-25T18:00:00", "2025-11-25", "1e9", "-x", "--1", "99999999999999", "1.2345"]
+        for bad in
+            ["", "yesterday", "2025-11-25T18:00:00", "2025-11-25", "1e9", "-x", "--1", "99999999999999", "1.2345"]
         {
             assert!(parse_time(bad, NOW).is_err(), "{bad:?}");
         }

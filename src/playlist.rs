@@ -330,7 +330,11 @@ mod tests {
         let r = rendition(Container::Ts);
         let (a, c) = (seg(4, false, 0, None), seg(6, false, 0, None));
         let view = View {
-            items: vec![Item::Segment(&a), Item::Gap { msn: 5, duration_us: 2_000_000, disc_seq: 0 }, Item::Segment(&c)],
+            items: vec![
+                Item::Segment(&a),
+                Item::Gap { msn: 5, duration_us: 2_000_000, disc_seq: 0 },
+                Item::Segment(&c),
+            ],
             kind: Kind::Vod,
             ended: true,
             at_edge: false,
@@ -354,7 +358,9 @@ mod tests {
         assert!(delta.contains("#EXT-X-VERSION:9\n"));
         // What is listed is the full playlist's tail, with its map, date and discontinuity.
         let listed: Vec<&str> = delta.lines().skip_while(|l| !l.starts_with("#EXT-X-SKIP")).skip(1).collect();
-        assert!(listed[0].starts_with("#EXT-X-MAP:URI=\"init-0.mp4\"") && listed[1].starts_with("#EXT-X-PROGRAM-DATE-TIME"));
+        assert!(
+            listed[0].starts_with("#EXT-X-MAP:URI=\"init-0.mp4\"") && listed[1].starts_with("#EXT-X-PROGRAM-DATE-TIME")
+        );
         assert!(delta.contains("#EXT-X-DISCONTINUITY\n"));
         let full_tail: Vec<&str> = full.lines().skip_while(|l| *l != "13.m4s").skip(1).collect();
         assert_eq!(&listed[2..], &full_tail[..]);

@@ -10,13 +10,26 @@ use crate::store::Container;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
-    Master { stream: &'a str },
-    Media { stream: &'a str, rendition: &'a str },
+    Master {
+        stream: &'a str,
+    },
+    Media {
+        stream: &'a str,
+        rendition: &'a str,
+    },
     /// A media segment; its extension names the container the player expects.
-    Segment { stream: &'a str, rendition: &'a str, msn: i64, container: Container },
-    Init { stream: &'a str, rendition: &'a str, msn: i64 },
+    Segment {
+        stream: &'a str,
+        rendition: &'a str,
+        msn: i64,
+        container: Container,
+    },
+    Init {
+        stream: &'a str,
+        rendition: &'a str,
+        msn: i64,
+    },
 }
-
 
 /// Why a path is not one of ours: always a client error (400).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,11 +23,31 @@ use crate::window;
 #[derive(Debug, Clone)]
 pub enum Job {
     /// `variant_query` follows every variant URI (see [`PlaylistQuery::for_variants`]).
-    Master { stream: String, variant_query: String },
+    Master {
+        stream: String,
+        variant_query: String,
+    },
     /// `window_us`: the location's live window.
-    Media { stream: String, rendition: String, window_us: i64, query: PlaylistQuery },
-    BlobFirst { kind: BlobKind, stream: String, rendition: String, msn: i64 },
-    BlobChunk { kind: BlobKind, stream: String, rendition: String, msn: i64, meta: BlobMeta, chunk: u32 },
+    Media {
+        stream: String,
+        rendition: String,
+        window_us: i64,
+        query: PlaylistQuery,
+    },
+    BlobFirst {
+        kind: BlobKind,
+        stream: String,
+        rendition: String,
+        msn: i64,
+    },
+    BlobChunk {
+        kind: BlobKind,
+        stream: String,
+        rendition: String,
+        msn: i64,
+        meta: BlobMeta,
+        chunk: u32,
+    },
 }
 
 impl Job {
@@ -48,11 +68,20 @@ pub const MAX_BLOCK_TARGET: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// A playlist, with how long clients may cache it.
-    Playlist { text: Bytes, max_age_s: u32 },
+    Playlist {
+        text: Bytes,
+        max_age_s: u32,
+    },
     /// Refused, with the reason for the response body: 400, 404 or 503.
-    Refused { status: u16, reason: String },
+    Refused {
+        status: u16,
+        reason: String,
+    },
     /// The first chunk of a blob and the blob's metadata.
-    Blob { meta: BlobMeta, first: Bytes },
+    Blob {
+        meta: BlobMeta,
+        first: Bytes,
+    },
     Chunk(Bytes),
 }
 

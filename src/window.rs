@@ -21,7 +21,11 @@ use crate::store::{IndexEntry, Rendition};
 pub enum Item<'a> {
     Segment(&'a IndexEntry),
     /// A segment the index lacks, listed with EXT-X-GAP; its duration is estimated.
-    Gap { msn: i64, duration_us: i64, disc_seq: i64 },
+    Gap {
+        msn: i64,
+        duration_us: i64,
+        disc_seq: i64,
+    },
 }
 
 impl Item<'_> {
@@ -127,7 +131,9 @@ pub fn select<'a>(
 ) -> Result<View<'a>, Empty> {
     let Some(last) = entries.last() else {
         return Err(Empty(match q.start_ms {
-            Some(s) if s > head.head_pdt_ms => format!("the range starts after the newest stored segment ({})", iso8601(head.head_pdt_ms)),
+            Some(s) if s > head.head_pdt_ms => {
+                format!("the range starts after the newest stored segment ({})", iso8601(head.head_pdt_ms))
+            }
             Some(_) => "nothing is stored in the range (it expired, or was never recorded)".into(),
             None => "no segments stored in the live window".into(),
         }));
@@ -170,9 +176,10 @@ fn live<'a>(
     let newest = match delay_ms {
         Some(d) if d > 0 => {
             let cutoff = entries[last].pdt_ms - d;
-            entries.iter().rposition(|e| e.pdt_ms <= cutoff).ok_or_else(|| {
-                Empty(format!("a delay of {} s reaches before the oldest stored segment", d / 1000))
-            })?
+            entries
+                .iter()
+                .rposition(|e| e.pdt_ms <= cutoff)
+                .ok_or_else(|| Empty(format!("a delay of {} s reaches before the oldest stored segment", d / 1000)))?
         }
         _ => last,
     };
@@ -386,7 +393,11 @@ mod tests {
         assert_eq!((live.from_ms, live.to_ms), (now - 7_200_000 - BUCKET_MS, now));
         let delayed = PlaylistQuery { delay_ms: Some(3_600_000), ..Default::default() };
         assert_eq!(index_range("s", "r", &delayed, 600_000_000, 0, now).from_ms, now - 4_200_000 - BUCKET_MS);
-        let clip = PlaylistQuery { start_ms: Some(now - 5 * BUCKET_MS), end_ms: Some(now - 4 * BUCKET_MS), ..Default::default() };
+        let clip = PlaylistQuery {
+            start_ms: Some(now - 5 * BUCKET_MS),
+            end_ms: Some(now - 4 * BUCKET_MS),
+            ..Default::default()
+        };
         let c = index_range("s", "r", &clip, 0, 0, now);
         assert_eq!((c.from_ms, c.to_ms, c.copy_key), (now - 6 * BUCKET_MS, now - 2 * BUCKET_MS, None));
         let event = PlaylistQuery { start_ms: Some(now - 5 * BUCKET_MS), ..Default::default() };

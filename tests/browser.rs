@@ -1,5 +1,7 @@
 //! A viewer in a real browser: hls.js in Debian's headless Chromium plays the stream from a page on
-//! another origin (so CORS is exercised), seeks 60 s back into the DVR window and keeps playing.
+//! another origin (so CORS is exercised), seeks 60 s back into the DVR window and keeps playing,
+//! asking for delta updates and blocking reloads as they are offered; then plays a catch-up clip
+//! to its end.
 
 mod common;
 
@@ -80,10 +82,44 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     let pl = media_playlist(&get(&ng.url("/live/demo/stream_hi/index.m3u8")).text());
     assert!(pl.segments.iter().skip(1).any(|s| s.discontinuity), "the encoder restart should be a discontinuity");
 
-    let page = format!("http://127.0.0.1:{page_port}/player/player.html?src={}", ng.url("/live/demo/master.m3u8"));
-    let out = Command::new("node").arg(browser_dir.join("play.mjs")).arg(&page).arg("60").output().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "browser playback failed: {report}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(report.contains("\"ok\":true"), "{report}");
-    eprintln!("browser: {report}");
+    let play = |src: &str, mode: &str| {
+        // The playlist URL as one query value of the page's URL.
+        let src: String = ng
+            .url(src)
+            .chars()
+            .map(|c| match c {
+                '&' | '?' | '=' | '%' | '#' => format!("%{:02X}", c as u8),
+                c => c.to_string(),
+            })
+            .collect();
+        let page = format!("http://127.0.0.1:{page_port}/player/player.html?src={src}");
+        let out = Command::new("node").arg(browser_dir.join("play.mjs")).arg(&page).arg(mode).output().unwrap();
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "browser playback failed: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(report.contains("\"ok\":true"), "{report}");
+        eprintln!("browser: {report}");
+        report
+    };
+    play("/live/demo/master.m3u8", "60");
+    // The playlists advertise delta updates and blocking reloads: hls.js uses both.
+    let access = std::fs::read_to_string(ng.dir.path().join("logs/access.log")).unwrap();
+    let asked =
+        |what: &str| access.lines().filter(|l| l.contains("/stream_hi/index.m3u8?") && l.contains(what)).count();
+    assert!(
+        asked("_HLS_skip=YES") > 0 && asked("_HLS_msn=") > 0,
+        "no delta update or blocking reload asked for:\n{access}"
+    );
+
+    // The first 10 s of the backlog, as a clip, play to their end. (The backlog was made faster
+    // than real time, so only its start is surely older than the live part that followed.)
+    let pl = get(&ng.url("/live/demo/stream_hi/index.m3u8")).text();
+    let first = pl.lines().find_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:")).unwrap();
+    let t0 = hls_dvr::clock::parse_iso8601(first).unwrap();
+    let secs = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    let clip = format!("/live/demo/master.m3u8?start={}&end={}", secs(t0), secs(t0 + 10_000));
+    let variant = get(&ng.url(&clip)).text();
+    let variant = master_playlist(&variant).variants[0].uri.clone();
+    assert!(get(&ng.url(&format!("/live/demo/{variant}"))).text().contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+    let report = play(&clip, "ended");
+    assert!(report.contains("\"duration\":10"), "a 10 s clip: {report}");
 }

@@ -53,7 +53,8 @@ fn good_configurations_pass() {
     // Production cluster settings: credentials from a file, TLS with a client certificate, a
     // local datacenter; relative file names are relative to nginx.conf's folder.
     let (cert, key) = self_signed();
-    let files: &[(&str, &[u8])] = &[("pw", b"secret\n"), ("ca.pem", &cert), ("client.pem", &cert), ("client.key", &key)];
+    let files: &[(&str, &[u8])] =
+        &[("pw", b"secret\n"), ("ca.pem", &cert), ("client.pem", &cert), ("client.key", &key)];
     let secure = format!(
         "{STORE} hls_dvr_username dvr; hls_dvr_password_file pw; hls_dvr_tls_ca ca.pem; \
          hls_dvr_tls_cert client.pem; hls_dvr_tls_key client.key; hls_dvr_local_dc eu-west-1;"

@@ -96,7 +96,8 @@ fn clips_start_over_and_delayed_or_shorter_live_windows() {
         assert_eq!(media(&other).text(), clip.text(), "{other}");
     }
     // The multivariant playlist passes the range on, with absolute times.
-    let master = get(&ng.url(&format!("/live/demo/master.m3u8?vbegin={}&vend={}", epoch(d.at(21.0)), epoch(d.at(61.0)))));
+    let master =
+        get(&ng.url(&format!("/live/demo/master.m3u8?vbegin={}&vend={}", epoch(d.at(21.0)), epoch(d.at(61.0)))));
     let variant = &master_playlist(&master.text()).variants[0].uri;
     assert_eq!(variant, &format!("hi/index.m3u8{q}"));
     assert_eq!(get(&ng.url(&format!("/live/demo/{variant}"))).text(), clip.text());
@@ -126,13 +127,28 @@ fn clips_start_over_and_delayed_or_shorter_live_windows() {
 
     // Refusals, with their reasons.
     let at = |s: f64| epoch(d.at(s));
-    refused(&ng, &format!("/live/demo/hi/index.m3u8?start={}&end={}", at(61.0), at(21.0)), 400, "end is not after start");
+    refused(
+        &ng,
+        &format!("/live/demo/hi/index.m3u8?start={}&end={}", at(61.0), at(21.0)),
+        400,
+        "end is not after start",
+    );
     refused(&ng, "/live/demo/hi/index.m3u8?start=yesterday", 400, "start=\"yesterday\"");
     refused(&ng, "/live/demo/hi/index.m3u8?start=-7200", 400, "more than the 1.0 h");
     refused(&ng, "/live/demo/master.m3u8?end=now", 400, "end needs a start");
     refused(&ng, "/live/demo/hi/index.m3u8?_HLS_msn=3&_HLS_part=0", 400, "partial segments");
-    refused(&ng, &format!("/live/demo/hi/index.m3u8?start={}&end={}", at(-3000.0), at(-2000.0)), 404, "nothing is stored");
-    refused(&ng, &format!("/live/demo/hi/index.m3u8?start={}&end={}", at(-700.0), at(-100.0)), 404, "ends before the oldest");
+    refused(
+        &ng,
+        &format!("/live/demo/hi/index.m3u8?start={}&end={}", at(-3000.0), at(-2000.0)),
+        404,
+        "nothing is stored",
+    );
+    refused(
+        &ng,
+        &format!("/live/demo/hi/index.m3u8?start={}&end={}", at(-700.0), at(-100.0)),
+        404,
+        "ends before the oldest",
+    );
     refused(&ng, &format!("/live/demo/hi/index.m3u8?start={}", at(400.0)), 404, "starts after the newest");
     refused(&ng, "/live/demo/hi/index.m3u8?delay=3000", 404, "a delay of 3000 s");
     // A range partly outside what is stored is clamped to it.
@@ -165,10 +181,13 @@ fn delta_updates_merge_into_the_full_playlist_and_gzip_works() {
     assert_eq!(old.len(), skipped);
     let merged: Vec<i64> = old.into_iter().chain(msns(&delta)).collect();
     assert_eq!(merged, msns(&full));
-    let tail: Vec<&str> = full.lines().skip_while(|l| *l != format!("{}.ts", first + skipped as i64 - 1)).skip(1).collect();
+    let tail: Vec<&str> =
+        full.lines().skip_while(|l| *l != format!("{}.ts", first + skipped as i64 - 1)).skip(1).collect();
     let listed: Vec<&str> = delta.lines().skip_while(|l| !l.starts_with("#EXT-X-SKIP")).skip(1).collect();
-    assert_eq!(listed.iter().filter(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME")).collect::<Vec<_>>(),
-               tail.iter().filter(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME")).collect::<Vec<_>>());
+    assert_eq!(
+        listed.iter().filter(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME")).collect::<Vec<_>>(),
+        tail.iter().filter(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME")).collect::<Vec<_>>()
+    );
     println!("full playlist {} bytes, delta update {} bytes", full.len(), delta.len());
     assert!(delta.len() < 2048 && full.len() > 5 * delta.len(), "delta {} of {} bytes", delta.len(), full.len());
 

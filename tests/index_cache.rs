@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
+use hls_dvr::clock::now_ms;
 use hls_dvr::index_cache::IndexCache;
 use hls_dvr::schema::{bucket_of, BUCKET_MS};
-use hls_dvr::clock::now_ms;
 use hls_dvr::store::IndexEntry;
 
 fn row(msn: i64, added_ms: i64) -> IndexEntry {

@@ -12,8 +12,8 @@ mod common;
 
 use common::{keyspace, rt, Cql};
 use hls_dvr::clock::now_ms;
-use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, Store, StoreConfig};
 use hls_dvr::clock::parse_iso8601;
+use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, Store, StoreConfig};
 use hls_dvr::upload::source::parse_duration_us;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hls-dvr-upload");
@@ -592,13 +592,7 @@ fn delete_after_upload_removes_stored_media_segments_only() {
     schema(&cql, &ks);
     let s = Scratch::new("delete");
     let dir = s.dir("live");
-    let up = Uploader::start(
-        &cql.addr,
-        &ks,
-        &[("live", &dir)],
-        &["--delete-after-upload"],
-        s.0.join("uploader.log"),
-    );
+    let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &["--delete-after-upload"], s.0.join("uploader.log"));
     Ffmpeg::start(&dir, Kind::Fmp4, 4, &[]).finish();
     let r = Reader::new(&cql, &ks);
     let files = listed(&dir.join("out_0.m3u8"));

@@ -173,7 +173,12 @@ pub fn stop() {
     if let Some(store) = STORE.get() {
         // SAFETY: exit_process runs on the worker's nginx thread, where the cycle is live.
         let log = unsafe { (*ngx_cycle).log };
-        ngx_log_error!(NGX_LOG_NOTICE, log, "hls_dvr: store reads of this worker: {}", store.latencies().summary(&Op::READS));
+        ngx_log_error!(
+            NGX_LOG_NOTICE,
+            log,
+            "hls_dvr: store reads of this worker: {}",
+            store.latencies().summary(&Op::READS)
+        );
     }
     // Tasks first: none may write to the eventfd once its number is closed (and maybe reused).
     w.runtime.shutdown_timeout(Duration::from_millis(500));

@@ -7,8 +7,8 @@
 use std::ptr;
 
 use ngx::ffi::{
-    ngx_http_request_t, ngx_int_t, ngx_list_push, ngx_palloc, ngx_str_t, ngx_table_elt_t,
-    NGX_HTTP_BAD_GATEWAY, NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE,
+    ngx_http_request_t, ngx_int_t, ngx_list_push, ngx_palloc, ngx_str_t, ngx_table_elt_t, NGX_HTTP_BAD_GATEWAY,
+    NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE,
 };
 use ngx::http::HttpModuleLocationConf;
 

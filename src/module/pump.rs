@@ -37,7 +37,12 @@ pub struct Blob {
 impl Blob {
     /// Chunk 0 with the blob's metadata.
     pub fn first_job(&self) -> Job {
-        Job::BlobFirst { kind: self.kind, stream: self.stream.clone(), rendition: self.rendition.clone(), msn: self.msn }
+        Job::BlobFirst {
+            kind: self.kind,
+            stream: self.stream.clone(),
+            rendition: self.rendition.clone(),
+            msn: self.msn,
+        }
     }
 }
 

@@ -276,7 +276,8 @@ pub async fn create_schema(cfg: &StoreConfig, opts: &SchemaOptions) -> Result<()
             .map_err(|e| exec_err("reading the schema", e))?
             .into_rows_result()
             .map_err(|e| StoreError::Invalid(format!("reading the schema: {e}")))?;
-        let mut names = existing.rows::<(String,)>().map_err(|e| StoreError::Invalid(format!("reading the schema: {e}")))?;
+        let mut names =
+            existing.rows::<(String,)>().map_err(|e| StoreError::Invalid(format!("reading the schema: {e}")))?;
         if !names.any(|n| n.is_ok_and(|(n,)| n == *column)) {
             let alter = format!("ALTER TABLE {}.{table} ADD {column} {kind}", opts.keyspace);
             s.query_unpaged(alter.as_str(), ()).await.map_err(|e| exec_err("upgrading the schema", e))?;

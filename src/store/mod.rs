@@ -100,7 +100,10 @@ impl Store {
             IndexRow::COLUMNS
         );
         let st = Statements {
-            insert_chunk: [prep(chunk_insert(BlobKind::Segment), true).await?, prep(chunk_insert(BlobKind::Init), true).await?],
+            insert_chunk: [
+                prep(chunk_insert(BlobKind::Segment), true).await?,
+                prep(chunk_insert(BlobKind::Init), true).await?,
+            ],
             select_chunk: [
                 prep(chunk_select(BlobKind::Segment), false).await?,
                 prep(chunk_select(BlobKind::Init), false).await?,
@@ -350,7 +353,8 @@ impl Store {
             .map_err(|e| exec_err("reading chunk", e))?
             .into_rows_result()
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table())))?;
-        let row = res.maybe_first_row::<ChunkRow>().map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table())))?;
+        let row =
+            res.maybe_first_row::<ChunkRow>().map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table())))?;
         let Some(row) = row else { return Ok(None) };
         let (meta, data) = row
             .into_parts()

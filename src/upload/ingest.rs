@@ -242,7 +242,14 @@ pub async fn store_segment(sh: Shared, upload: Upload) -> Outcome {
         return Outcome::Aborted;
     }
     drop(permit);
-    debug!(msn, disc_seq = entry.disc_seq, duration_us = entry.duration_us, bytes = data.len(), "stored {}", upload.uri);
+    debug!(
+        msn,
+        disc_seq = entry.disc_seq,
+        duration_us = entry.duration_us,
+        bytes = data.len(),
+        "stored {}",
+        upload.uri
+    );
 
     if sh.delete_after_upload && file_id(&upload.path) == Some(upload.file) {
         if let Err(e) = tokio::fs::remove_file(&upload.path).await {

@@ -15,9 +15,9 @@ use tracing::{debug, error, info, warn, Instrument, Span};
 use crate::store::{Container, Rendition, SourcePos};
 
 use super::ingest::{self, Backoff, InitState, Outcome, Shared, Upload};
-use crate::clock::now_ms;
 use super::source::{self, file_id, FileId, MediaInfo, Parsed, VariantInfo};
 use super::tracker::{Assigned, Change, PdtChain, Seen, Sequencer, Tracker};
+use crate::clock::now_ms;
 
 /// A listed segment whose file is missing holds later ones back at most this long.
 const STALL: Duration = Duration::from_secs(10);

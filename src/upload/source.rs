@@ -327,6 +327,22 @@ seg_0_7.m4s
     }
 
     #[test]
+    fn a_final_playlist_without_a_trailing_newline_is_whole() {
+        // What GStreamer's hlssink2 writes at the end of a stream.
+        let last = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nsegment00000.ts\n\
+                    #EXTINF:1.5,\nsegment00001.ts\n#EXT-X-ENDLIST";
+        let Parsed::Media(m) = parse(last.as_bytes()).unwrap() else { panic!() };
+        assert!(m.ended);
+        assert_eq!(m.entries.len(), 2);
+        // The same cut anywhere before the end is still a playlist being written.
+        for cut in [last.len() - 3, last.len() - 20] {
+            assert!(parse(&last.as_bytes()[..cut]).is_err(), "{:?}", &last[..cut]);
+        }
+        let Parsed::Media(live) = parse(FFMPEG_FMP4.as_bytes()).unwrap() else { panic!() };
+        assert!(!live.ended);
+    }
+
+    #[test]
     fn master_playlist_attributes() {
         let m = "#EXTM3U
 #EXT-X-VERSION:7

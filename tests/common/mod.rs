@@ -31,7 +31,8 @@ impl Cql {
             Ok(addr) if !addr.trim().is_empty() => addr,
             _ => {
                 let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cassandra");
-                let out = Command::new(&script).arg("start").stderr(Stdio::inherit()).output().expect("scripts/cassandra");
+                let out =
+                    Command::new(&script).arg("start").stderr(Stdio::inherit()).output().expect("scripts/cassandra");
                 let text = String::from_utf8_lossy(&out.stdout);
                 let line = text.lines().last().unwrap_or("");
                 assert!(out.status.success(), "scripts/cassandra start failed: {text}");
