@@ -137,3 +137,100 @@ fn live_mpegts_stream_through_nginx() {
 fn live_fmp4_stream_through_nginx() {
     check_live(Container::Fmp4, "livefmp4");
 }
+
+/// Program date-time and msn of every segment of a media playlist, from its tags and durations.
+fn dated(text: &str) -> Vec<(i64, i64)> {
+    let pl = media_playlist(text);
+    let mut at = None;
+    let mut out = Vec::new();
+    for (i, s) in pl.segments.iter().enumerate() {
+        if let Some(pdt) = s.program_date_time {
+            at = Some(pdt.timestamp_millis());
+        }
+        let t = at.expect("a date-time on the first segment");
+        out.push((pl.media_sequence as i64 + i as i64, t));
+        at = Some(t + (s.duration * 1000.0).round() as i64);
+    }
+    out
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+#[test]
+fn a_catch_up_clip_plays_to_its_end_and_a_finished_stream_ends() {
+    // 80 s of 2 s segments made at once, dated by their files: the first written 150 s ago.
+    let cql = Cql::start();
+    let ks = keyspace("clip");
+    create_schema(&cql, &ks, "1h");
+    let dir = TempDir::new("clip");
+    let made = Command::new("ffmpeg")
+        .current_dir(dir.path())
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=80"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_list_size", "0", "-hls_segment_filename", "s%03d.ts", "clip.m3u8"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let past = hls_dvr::clock::now_ms() / 1000 - 150;
+    assert!(Command::new("touch").arg("-d").arg(format!("@{past}")).arg(dir.path().join("s000.ts")).status().unwrap().success());
+    let _up = uploader(&cql, &ks, "demo", dir.path(), &[]);
+    let ng = Nginx::start(&cql.addr, &ks, 2, "", "hls_dvr_window 1h;");
+    // ffmpeg ended its playlist: once everything is stored, so does ours.
+    wait_for("the whole stream, ended", Duration::from_secs(40), || {
+        http("GET", &ng.url("/live/demo/clip/index.m3u8"), &[]).is_ok_and(|r| r.text().ends_with("#EXT-X-ENDLIST\n"))
+    });
+    let live = get(&ng.url("/live/demo/clip/index.m3u8")).text();
+    assert_eq!(media_playlist(&live).segments.len(), 40);
+    assert!(!live.contains("SERVER-CONTROL"));
+
+    // 40 s from 20 s in: a VOD playlist that ffmpeg plays to its end.
+    let t0 = dated(&live)[0].1;
+    let url = ng.url(&format!("/live/demo/clip/index.m3u8?start={}&end={}", secs(t0 + 20_000), secs(t0 + 60_000)));
+    let clip = get(&url).text();
+    assert!(clip.contains("#EXT-X-PLAYLIST-TYPE:VOD") && clip.ends_with("#EXT-X-ENDLIST\n"));
+    let out_file = dir.path().join("played.ts");
+    let played = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i", &url, "-c", "copy", "-f", "mpegts"])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(played.status.success(), "{}", String::from_utf8_lossy(&played.stderr));
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    let duration: f64 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap();
+    assert!((duration - 40.0).abs() <= 2.0, "the clip played for {duration} s");
+}
+
+#[test]
+fn start_over_grows_and_a_delayed_view_trails_the_live_edge() {
+    let live = start(Container::Ts, "startover");
+    let r = "stream_hi";
+    wait_for("14 s of live stream", Duration::from_secs(40), || segments_served(&live, r) >= 14);
+    let media = |q: &str| get(&live.ng.url(&format!("/live/demo/{r}/index.m3u8{q}"))).text();
+
+    // Start-over from 8 s ago: an EVENT playlist whose first segment is within a target duration
+    // of the start, and that only grows.
+    let start_ms = hls_dvr::clock::now_ms() - 8000;
+    let q = format!("?start={}", secs(start_ms));
+    let event = media(&q);
+    let pl = media_playlist(&event);
+    assert_eq!(pl.playlist_type, Some(m3u8_rs::MediaPlaylistType::Event));
+    let first = dated(&event)[0].1;
+    assert!((first - start_ms).abs() <= pl.target_duration as i64 * 1000, "starts {} ms from start", first - start_ms);
+    std::thread::sleep(Duration::from_secs(3));
+    let later = media(&q);
+    let (a, b) = (dated(&event), dated(&later));
+    assert!(b.len() > a.len() && b[..a.len()] == a[..], "the start-over did not only grow");
+
+    // 5 s behind the live edge: the newest listed segment trails the newest live one by the
+    // delay, within a target duration.
+    let (edge, delayed) = (media(""), media("?delay=5"));
+    let lag = dated(&edge).last().unwrap().1 - dated(&delayed).last().unwrap().1;
+    assert!((lag - 5000).abs() <= 1000 + 500, "the delayed view trails by {lag} ms");
+}

@@ -660,6 +660,48 @@ fn uploader_down_longer_than_the_live_window_resumes_with_a_discontinuity() {
 }
 
 #[test]
+fn segmenters_that_end_their_stream_lose_nothing() {
+    // A clean stop as users make one: GStreamer's hlssink2 (its final playlist has no trailing
+    // newline) and ffmpeg (with one), both ending their playlist with EXT-X-ENDLIST.
+    let cql = Cql::start();
+    let ks = keyspace("ends");
+    schema(&cql, &ks);
+    let s = Scratch::new("ends");
+    let (gst_dir, ff_dir) = (s.dir("gst"), s.dir("ff"));
+    let log = s.0.join("uploader.log");
+    let up = Uploader::start(&cql.addr, &ks, &[("gst", &gst_dir), ("ff", &ff_dir)], &[], log.clone());
+    let gst = Command::new("gst-launch-1.0")
+        .current_dir(&gst_dir)
+        .args(["-q", "-e", "videotestsrc", "is-live=true", "num-buffers=150", "!"])
+        .args(["video/x-raw,width=320,height=180,framerate=25/1", "!"])
+        .args(["x264enc", "key-int-max=25", "tune=zerolatency", "speed-preset=ultrafast", "!", "h264parse", "!"])
+        .args(["hlssink2", "location=seg%05d.ts", "playlist-location=playlist.m3u8", "target-duration=1"])
+        .args(["max-files=0", "playlist-length=0"])
+        .status()
+        .expect("gst-launch-1.0 (scripts/setup installs GStreamer)");
+    assert!(gst.success());
+    let last = fs::read(gst_dir.join("playlist.m3u8")).unwrap();
+    assert!(last.ends_with(b"#EXT-X-ENDLIST"), "hlssink2 changed how it ends its playlist");
+    Ffmpeg::start(&ff_dir, Kind::Ts, 4, &[]).finish();
+    let r = Reader::new(&cql, &ks);
+    for (stream, rend, dir, playlist) in [
+        ("gst", "playlist", &gst_dir, "playlist.m3u8"),
+        ("ff", "out_0", &ff_dir, "out_0.m3u8"),
+        ("ff", "out_1", &ff_dir, "out_1.m3u8"),
+    ] {
+        let files = listed(&dir.join(playlist));
+        let idx = r.wait_for(stream, rend, files.len(), Duration::from_secs(20));
+        assert_eq!(idx.len(), files.len(), "{stream}/{rend}: every listed segment stored");
+        assert_same(&r, stream, rend, dir, &idx, &files, 0);
+        common::wait_for(&format!("{stream}/{rend} stored as ended"), Duration::from_secs(10), || {
+            r.head(stream, rend).is_some_and(|h| h.ended && h.head_msn == files.len() as i64 - 1)
+        });
+    }
+    up.stop();
+    assert!(!fs::read_to_string(&log).unwrap().contains("unreadable for"), "a final playlist was taken for a partial one");
+}
+
+#[test]
 fn help_and_bad_arguments() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
