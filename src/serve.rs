@@ -122,7 +122,9 @@ pub async fn run(store: Arc<Store>, edge: &'static Edge, job: Job) -> Result<Rep
             let key = format!("{job:?}");
             edge.playlists.get(key, move || async move { build(&store, edge, job).await }).await
         }
-        job => build(&store, edge, job).await,
+        // Boxed: the state of a build is large, and a task that waits on a shared playlist (10,000
+        // blocked reloads, say) should not carry room for one.
+        job => Box::pin(build(&store, edge, job)).await,
     }
 }
 

@@ -175,7 +175,13 @@ fn a_catch_up_clip_plays_to_its_end_and_a_finished_stream_ends() {
         .unwrap();
     assert!(made.success());
     let past = hls_dvr::clock::now_ms() / 1000 - 150;
-    assert!(Command::new("touch").arg("-d").arg(format!("@{past}")).arg(dir.path().join("s000.ts")).status().unwrap().success());
+    assert!(Command::new("touch")
+        .arg("-d")
+        .arg(format!("@{past}"))
+        .arg(dir.path().join("s000.ts"))
+        .status()
+        .unwrap()
+        .success());
     let _up = uploader(&cql, &ks, "demo", dir.path(), &[]);
     let ng = Nginx::start(&cql.addr, &ks, 2, "", "hls_dvr_window 1h;");
     // ffmpeg ended its playlist: once everything is stored, so does ours.

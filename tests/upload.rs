@@ -698,7 +698,10 @@ fn segmenters_that_end_their_stream_lose_nothing() {
         });
     }
     up.stop();
-    assert!(!fs::read_to_string(&log).unwrap().contains("unreadable for"), "a final playlist was taken for a partial one");
+    assert!(
+        !fs::read_to_string(&log).unwrap().contains("unreadable for"),
+        "a final playlist was taken for a partial one"
+    );
 }
 
 #[test]

@@ -1,0 +1,150 @@
+//! Driver of the blocking-reload part of `scripts/bench`: how much a blocked playlist request costs
+//! an nginx worker, and how fast all of them are answered once their segment is stored.
+//!
+//! usage: bench_blocked HOST:PORT WORKER_PID CASSANDRA KEYSPACE COUNT
+//!
+//! Stores a rendition `bench/blocked` (10 s target duration, so requests may wait 30 s), opens
+//! COUNT connections to nginx at HOST:PORT and measures the worker's RSS with them idle (the
+//! baseline), then with each asking for the next segment (`_HLS_msn`), then stores that segment
+//! and times every answer from the moment its head row is written.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hls_dvr::clock::now_ms;
+use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, SourcePos, Store, StoreConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TARGET_DURATION: i32 = 10;
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the worker's /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+async fn store_segment(store: &Store, msn: i64, t0: i64) {
+    let data = Bytes::from(vec![0x47u8; 188 * 10]);
+    store.write_blob(BlobKind::Segment, "bench", "blocked", msn, &data).await.expect("blob");
+    let at = t0 + msn * 10_000;
+    let e = IndexEntry {
+        msn,
+        duration_us: 10_000_000,
+        pdt_ms: at,
+        discontinuity: false,
+        disc_seq: 0,
+        init_msn: None,
+        size: data.len() as i64,
+        added_ms: now_ms(),
+    };
+    store.write_index("bench", "blocked", &e).await.expect("index");
+    let head = Rendition {
+        name: "blocked".into(),
+        container: Container::Ts,
+        target_duration: TARGET_DURATION,
+        bandwidth: Some(100_000),
+        codecs: None,
+        resolution: None,
+        frame_rate: None,
+        head_msn: msn,
+        head_disc_seq: 0,
+        head_pdt_ms: at,
+        source: SourcePos::default(),
+        updated_ms: now_ms(),
+        ended: false,
+    };
+    store.write_head("bench", &head).await.expect("head");
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, nginx, pid, cassandra, ks, count] = args.as_slice() else {
+        eprintln!("usage: bench_blocked HOST:PORT WORKER_PID CASSANDRA KEYSPACE COUNT");
+        std::process::exit(2);
+    };
+    let pid: u32 = pid.parse().expect("pid");
+    let count: usize = count.parse().expect("count");
+    let store = Store::connect(&StoreConfig::new(vec![cassandra.clone()], ks)).await.expect("store");
+    let t0 = now_ms() - 60_000;
+    for msn in 0..5 {
+        store_segment(&store, msn, t0).await;
+    }
+    let path = "/live/bench/blocked/index.m3u8";
+    let ready = get_head(nginx, path).await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "the rendition is not served: {ready}");
+
+    let before = rss_kb(pid);
+    let mut conns = Vec::with_capacity(count);
+    for _ in 0..count {
+        conns.push(TcpStream::connect(nginx.as_str()).await.expect("connect (raise ulimit -n?)"));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_kb(pid);
+
+    let request = format!("GET {path}?_HLS_msn=5 HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    for c in &mut conns {
+        c.write_all(request.as_bytes()).await.expect("send");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let blocked = rss_kb(pid);
+    let waiting = conns.len();
+
+    let answers: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let _ = c.read_to_end(&mut buf).await;
+                (Instant::now(), buf.starts_with(b"HTTP/1.1 200") && buf.windows(5).any(|w| w == b"\n5.ts"))
+            })
+        })
+        .collect();
+    store_segment(&store, 5, t0).await;
+    let stored = Instant::now();
+    let mut ms = Vec::with_capacity(count);
+    let mut ok = 0;
+    for a in answers {
+        let (at, good) = a.await.expect("reader");
+        ms.push(at.saturating_duration_since(stored).as_secs_f64() * 1000.0);
+        ok += usize::from(good);
+    }
+    ms.sort_by(f64::total_cmp);
+    let kb = |k: u64| k as f64 / 1024.0;
+    println!(
+        "blocked reloads: {waiting} requests held by one worker: RSS {:.1} MB before, {:.1} MB with {count} idle \
+         connections (baseline), {:.1} MB with them blocked: {:.2} KB per blocked request beyond an idle connection",
+        kb(before),
+        kb(idle),
+        kb(blocked),
+        (blocked as f64 - idle as f64) / count as f64
+    );
+    println!(
+        "blocked reloads: {ok} of {count} answered 200 with the new segment; after it was stored: p50 {:.0} ms, \
+         p99 {:.0} ms, max {:.0} ms",
+        pct(&ms, 0.5),
+        pct(&ms, 0.99),
+        ms.last().copied().unwrap_or(0.0)
+    );
+    if ok != count {
+        std::process::exit(1);
+    }
+}
+
+/// One GET on a fresh connection; the head of the answer.
+async fn get_head(addr: &str, path: &str) -> String {
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf[..buf.len().min(200)]).into_owned()
+}
