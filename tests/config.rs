@@ -47,7 +47,7 @@ fn good_configurations_pass() {
     let (ok, err) = nginx_t(
         &full,
         "hls_dvr_allow_origin https://player.example; \
-         location /live/ { hls_dvr; hls_dvr_window 1h30m; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; }",
+         location /live/ { hls_dvr; hls_dvr_window 1h30m; hls_dvr_max_range 12h; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; }",
     );
     assert!(ok, "{err}");
     // Production cluster settings: credentials from a file, TLS with a client certificate, a
@@ -86,6 +86,8 @@ fn mistakes_fail_with_clear_messages() {
         (STORE, "location ~ ^/live/ { hls_dvr; }", "must be in a prefix location"),
         (STORE, "location /live/ { hls_dvr; hls_dvr; }", "is duplicate"),
         (STORE, "location /live/ { hls_dvr on; }", "invalid number of arguments"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_max_range 30s; }", "must be at least 1m"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_max_range 2h; hls_dvr_max_range 3h; }", "is duplicate"),
         (&format!("{STORE} hls_dvr_username dvr;"), "", "\"hls_dvr_username\" needs \"hls_dvr_password_file\""),
         (&format!("{STORE} hls_dvr_local_dc \"dc 1\";"), "", "is not a datacenter name"),
         (&format!("{STORE} hls_dvr_username a; hls_dvr_username b;"), "", "is duplicate"),
