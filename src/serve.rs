@@ -48,6 +48,13 @@ pub enum Job {
         meta: BlobMeta,
         chunk: u32,
     },
+    /// A whole blob at once, to fill a cache.
+    BlobWhole {
+        kind: BlobKind,
+        stream: String,
+        rendition: String,
+        msn: i64,
+    },
 }
 
 impl Job {
@@ -83,6 +90,8 @@ pub enum Reply {
         first: Bytes,
     },
     Chunk(Bytes),
+    /// A whole blob, as its chunks.
+    Whole(Vec<Bytes>),
 }
 
 impl Reply {
@@ -150,6 +159,12 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
         }
         Job::BlobChunk { kind, stream, rendition, msn, meta, chunk } => {
             Ok(Reply::Chunk(store.blob_chunk(kind, &stream, &rendition, msn, &meta, chunk).await?))
+        }
+        Job::BlobWhole { kind, stream, rendition, msn } => {
+            Ok(match store.read_chunks(kind, &stream, &rendition, msn).await? {
+                Some(chunks) => Reply::Whole(chunks),
+                None => Reply::not_found(format!("no segment {stream}/{rendition}/{msn}")),
+            })
         }
     }
 }

@@ -9,13 +9,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ngx::ffi::{
     eventfd, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_cycle_t, ngx_event_t, ngx_get_connection,
     ngx_handle_read_event, ngx_http_request_t, ngx_uint_t, EFD_CLOEXEC, EFD_NONBLOCK, NGX_LOG_ERR, NGX_LOG_NOTICE,
+    NGX_LOG_WARN,
 };
 use ngx::ngx_log_error;
 use once_cell::sync::OnceCell;
@@ -36,6 +37,13 @@ static QUEUE: Mutex<Vec<Msg>> = Mutex::new(Vec::new());
 static EVENT_FD: AtomicI32 = AtomicI32::new(-1);
 /// Set by the runtime once connected.
 static STORE: OnceCell<Arc<Store>> = OnceCell::new();
+/// How long the store keeps segments, in ms (0: not known yet, or no TTL), read once connected.
+static RETENTION_MS: AtomicI64 = AtomicI64::new(0);
+
+/// How long the store keeps segments, once known.
+pub fn retention_ms() -> Option<i64> {
+    Some(RETENTION_MS.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
+}
 /// The worker's caches and head polls, used on the runtime only.
 static EDGE: OnceCell<Edge> = OnceCell::new();
 
@@ -137,6 +145,10 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
         loop {
             match Store::connect(&cfg).await {
                 Ok(s) => {
+                    match s.retention().await {
+                        Ok(r) => RETENTION_MS.store(r.map_or(0, |d| d.as_millis() as i64), Ordering::Relaxed),
+                        Err(e) => log(NGX_LOG_WARN, format!("hls_dvr: the store's retention is unknown: {e}")),
+                    }
                     let _ = STORE.set(Arc::new(s));
                     log(NGX_LOG_NOTICE, format!("hls_dvr: connected to {} keyspace {}", cfg.describe(), cfg.keyspace));
                     return;

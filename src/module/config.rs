@@ -15,11 +15,13 @@
 //!     hls_dvr_tls_cert /etc/nginx/client.pem;         # client certificate, if the cluster wants one
 //!     hls_dvr_tls_key /etc/nginx/client.key;
 //!     hls_dvr_local_dc dc1;                           # only this datacenter's nodes
+//!     hls_dvr_cache_zone edge 1g;                     # shared by all workers
 //!     server {
 //!         location /live/ {
 //!             hls_dvr;
 //!             hls_dvr_window 2h;                      # the live window; retention is the schema's TTL
 //!             hls_dvr_max_range 24h;                  # longest start/end range per request
+//!             hls_dvr_cache edge;                     # segments and playlists from the zone
 //!             hls_dvr_allow_origin *;
 //!         }
 //!     }
@@ -28,10 +30,11 @@
 
 use std::ffi::{c_char, c_void};
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::time::Duration;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::ffi::{ngx_conf_t, ngx_http_core_loc_conf_t, ngx_str_t, NGX_LOG_EMERG};
+use ngx::ffi::{ngx_conf_t, ngx_http_core_loc_conf_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, NGX_LOG_EMERG};
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError, NgxHttpCoreModule};
 use ngx::ngx_conf_log_error;
 use scylla::statement::Consistency;
@@ -94,11 +97,16 @@ pub struct LocConf {
     pub window: Option<Duration>,
     pub max_range: Option<Duration>,
     pub allow_origin: Option<String>,
+    /// `hls_dvr_cache`: a zone, or off (`Some(None)`).
+    pub cache: Option<Option<NonNull<ngx_shm_zone_t>>>,
 }
 
 impl LocConf {
     pub fn window(&self) -> Duration {
         self.window.unwrap_or(DEFAULT_WINDOW)
+    }
+    pub fn cache(&self) -> Option<NonNull<ngx_shm_zone_t>> {
+        self.cache.flatten()
     }
     /// The longest start/end range one playlist request may cover.
     pub fn max_range(&self) -> Duration {
@@ -121,6 +129,9 @@ impl Merge for LocConf {
         }
         if self.max_range.is_none() {
             self.max_range = prev.max_range;
+        }
+        if self.cache.is_none() {
+            self.cache = prev.cache;
         }
         if self.allow_origin.is_none() {
             self.allow_origin = prev.allow_origin.clone();
@@ -287,6 +298,75 @@ file_directive!(set_password_file, "hls_dvr_password_file", password_file);
 file_directive!(set_tls_ca, "hls_dvr_tls_ca", tls_ca);
 file_directive!(set_tls_cert, "hls_dvr_tls_cert", tls_cert);
 file_directive!(set_tls_key, "hls_dvr_tls_key", tls_key);
+
+/// A shared zone of this module named `name` (`size` 0: a reference, declared elsewhere).
+unsafe fn shared_zone(cf: *mut ngx_conf_t, name: &str, size: usize) -> Result<NonNull<ngx_shm_zone_t>, String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
+        return Err(format!("{name:?} is not a zone name (letters, digits, _ and -)"));
+    }
+    // nginx keeps the name: a copy in the configuration's pool.
+    let data = ngx::ffi::ngx_pnalloc((*cf).pool, name.len()) as *mut u8;
+    if data.is_null() {
+        return Err("out of memory".into());
+    }
+    std::ptr::copy_nonoverlapping(name.as_ptr(), data, name.len());
+    let mut n = ngx_str_t { len: name.len(), data };
+    let tag = std::ptr::addr_of_mut!(crate::ngx_http_hls_dvr_module) as *mut c_void;
+    NonNull::new(ngx_shared_memory_add(cf, &mut n, size, tag)).ok_or_else(|| "cannot add the shared zone".into())
+}
+
+/// `hls_dvr_cache_zone NAME SIZE;`: a shared cache for all workers.
+pub unsafe extern "C" fn set_cache_zone(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx::ffi::ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "hls_dvr_cache_zone", |a| {
+        let size = parse_size(a[1])?;
+        if size < 1 << 20 {
+            return Err("the zone needs at least 1m".into());
+        }
+        let zone = shared_zone(cf, a[0], size)?.as_ptr();
+        if (*zone).init.is_some() {
+            return Err(format!("zone {:?} is declared twice", a[0]));
+        }
+        (*zone).init = Some(crate::cache::init_zone);
+        Ok(())
+    })
+}
+
+/// `hls_dvr_cache NAME | off;`
+pub unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx::ffi::ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's location conf.
+    let lc = &mut *(conf as *mut LocConf);
+    directive(cf, "hls_dvr_cache", |a| {
+        // A zone never declared is reported by nginx itself: "zero size shared memory zone".
+        let zone = if a[0] == "off" { None } else { Some(shared_zone(cf, a[0], 0)?) };
+        once(&mut lc.cache, zone)
+    })
+}
+
+/// `512k`, `64m`, `2g`, or bytes.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let bad = || format!("{s:?} is not a size (such as 512m or 2g)");
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
+        _ => (s, ' '),
+    };
+    let n: usize = digits.parse().map_err(|_| bad())?;
+    let shift = match unit {
+        ' ' => 0,
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
 
 main_directive!(set_local_dc, "hls_dvr_local_dc", |c, a| once(&mut c.local_dc, parse_datacenter(a[0])?));
 

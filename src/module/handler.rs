@@ -1,5 +1,6 @@
-//! Requests under an `hls_dvr` location: route the path and parse the query, submit a job to the
-//! store, answer when the reply comes. Headers are in headers.rs, segment streaming in pump.rs.
+//! Requests under an `hls_dvr` location: route the path and parse the query, then answer from the
+//! shared cache (cache.rs) when the location has one, or submit a job to the store and answer when
+//! the reply comes. Headers are in headers.rs, segment streaming in pump.rs.
 //!
 //! A request's state (`Ctx`) lives in its pool's cleanup data. The cleanup cancels the job and the
 //! timer, so however nginx frees the request (client abort, HTTP/2 reset, timeout), nothing
@@ -30,6 +31,7 @@ use ngx::http::{HttpModule, HttpModuleMainConf};
 use ngx::ngx_log_error;
 
 use crate::bridge::{self, Refused};
+use crate::cache::{Cache, Content, Lookup, Pinned};
 use crate::headers;
 use crate::pump::{self, Blob, Streaming};
 use crate::HlsDvr;
@@ -37,7 +39,7 @@ use hls_dvr::clock::now_ms;
 use hls_dvr::params::PlaylistQuery;
 use hls_dvr::route::{self, Route};
 use hls_dvr::serve::{Job, Reply};
-use hls_dvr::store::{BlobKind, StoreError};
+use hls_dvr::store::{BlobKind, Container, StoreError};
 
 pub const NGX_OK: ngx_int_t = 0;
 pub const NGX_ERROR: ngx_int_t = -1;
@@ -56,7 +58,21 @@ pub struct Ctx {
     pub stream: Option<Streaming>,
     /// Bytes handed to nginx: their memory must live until the request is freed.
     pub sent: Vec<Bytes>,
+    /// The location's shared cache, and this request's key in it.
+    cache: Option<(Cache, Vec<u8>, Content)>,
+    /// This request claimed its key and fills it: given up by the cleanup if it goes first.
+    filling: bool,
+    /// Zone bytes handed to nginx: released by the cleanup.
+    pinned: Option<Pinned>,
+    /// Another request fills the key: the job to run if that takes too long, and a timer to look
+    /// again.
+    waiting: Option<Job>,
+    wait_until_ms: i64,
+    poll: ngx_event_t,
 }
+
+/// How often a request waiting for another's fill looks at the zone.
+const POLL_MS: ngx_msec_t = 10;
 
 /// Pool cleanup: the request is being freed.
 unsafe extern "C" fn drop_ctx(data: *mut c_void) {
@@ -66,6 +82,17 @@ unsafe extern "C" fn drop_ctx(data: *mut c_void) {
     }
     if (*ctx).timer.timer_set() != 0 {
         ngx_del_timer(&mut (*ctx).timer);
+    }
+    if (*ctx).poll.timer_set() != 0 {
+        ngx_del_timer(&mut (*ctx).poll);
+    }
+    if let Some((cache, key, _)) = (*ctx).cache.as_ref() {
+        if (*ctx).filling {
+            cache.abandon(key);
+        }
+        if let Some(p) = (*ctx).pinned.take() {
+            cache.unpin(&p);
+        }
     }
     ptr::drop_in_place(ctx);
 }
@@ -94,6 +121,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         (*r).set_header_only(1);
         return ngx_http_send_header(r);
     }
+    let lc = headers::loc_conf(r);
     let (job, blob) = match route_request(r) {
         Ok(j) => j,
         Err(reason) => {
@@ -119,24 +147,185 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             timeout: timeout.as_millis().min(u32::MAX as u128) as ngx_msec_t,
             // SAFETY: an all-zero ngx_event_t is nginx's own initial state (ngx_pcalloc).
             timer: MaybeUninit::zeroed().assume_init(),
+            cache: lc.cache().zip(cache_key(r, &job, blob.as_ref())).map(|(z, (k, c))| (Cache::new(z), k, c)),
             blob,
             stream: None,
             sent: Vec::new(),
+            filling: false,
+            pinned: None,
+            waiting: None,
+            wait_until_ms: now_ms() + main.timeout().as_millis() as i64,
+            // SAFETY: as for `timer`.
+            poll: MaybeUninit::zeroed().assume_init(),
         },
     );
     (*cln).handler = Some(drop_ctx);
     *(*r).ctx.add(HlsDvr::module().ctx_index) = ctx as *mut c_void;
-    (*ctx).timer.handler = Some(on_timeout);
-    (*ctx).timer.data = r as *mut c_void;
-    (*ctx).timer.log = (*(*r).connection).log;
-
-    if let Err(status) = submit(ctx, job) {
-        return status;
+    for (ev, handler) in [(&mut (*ctx).timer, on_timeout as unsafe extern "C" fn(_)), (&mut (*ctx).poll, on_poll)] {
+        ev.handler = Some(handler);
+        ev.data = r as *mut c_void;
+        ev.log = (*(*r).connection).log;
     }
-    // Watch for the client going away while the store works.
-    (*r).read_event_handler = Some(ngx_http_test_reading);
-    (*(*r).main).set_count((*(*r).main).count() + 1);
-    NGX_DONE
+
+    match start(ctx, job) {
+        Step::Answered(rc) | Step::Refused(rc) => rc,
+        Step::Pending => {
+            // Watch for the client going away while the store works.
+            (*r).read_event_handler = Some(ngx_http_test_reading);
+            (*(*r).main).set_count((*(*r).main).count() + 1);
+            NGX_DONE
+        }
+    }
+}
+
+/// A request's key in the shared cache, and what it holds: segments by name, playlists by their
+/// whole URI (so identical requests share). Blocking reloads are not cached: each waits for its own
+/// segment.
+unsafe fn cache_key(r: *mut ngx_http_request_t, job: &Job, blob: Option<&Blob>) -> Option<(Vec<u8>, Content)> {
+    match (job, blob) {
+        (Job::Media { query, .. }, _) if query.block_msn.is_some() => None,
+        (Job::Media { .. } | Job::Master { .. }, _) => {
+            let uri = std::slice::from_raw_parts((*r).unparsed_uri.data, (*r).unparsed_uri.len);
+            Some(([b"p:", uri].concat(), Content::Playlist { max_age_s: 0 }))
+        }
+        (_, Some(b)) => {
+            let content = match b.kind {
+                BlobKind::Init => Content::Init,
+                BlobKind::Segment if b.content_type == Container::Fmp4.content_type() => {
+                    Content::Segment(Container::Fmp4)
+                }
+                BlobKind::Segment => Content::Segment(Container::Ts),
+            };
+            let tag = if b.kind == BlobKind::Init { "i" } else { "s" };
+            Some((format!("{tag}:{}/{}/{}", b.stream, b.rendition, b.msn).into_bytes(), content))
+        }
+        _ => None,
+    }
+}
+
+/// Where a request stands after [`start`].
+enum Step {
+    /// Answered now: finalize with this.
+    Answered(ngx_int_t),
+    /// Waiting for the store or another request's fill.
+    Pending,
+    /// Could not start (503): finalize with this.
+    Refused(ngx_int_t),
+}
+
+/// Answers from the shared cache, waits for another request's fill of the same key, or submits
+/// the job to the store (filling the cache with the result when this request claimed the key).
+unsafe fn start(ctx: *mut Ctx, mut job: Job) -> Step {
+    if let Some((cache, key, _)) = (*ctx).cache.as_ref() {
+        let main = HlsDvr::main_conf(&*(*ctx).r).expect("hls_dvr main conf");
+        // A fill older than two store timeouts has failed silently: taken over.
+        let stall_ms = 2 * main.timeout().as_millis() as i64;
+        match cache.lookup(key, now_ms(), stall_ms) {
+            Lookup::Hit(p) => return Step::Answered(send_pinned(ctx, p)),
+            Lookup::Wait => {
+                (*ctx).waiting = Some(job);
+                ngx_add_timer(&mut (*ctx).poll, POLL_MS);
+                return Step::Pending;
+            }
+            Lookup::Fill => {
+                (*ctx).filling = true;
+                // The cache holds whole segments: read them in one job.
+                if let Job::BlobFirst { kind, stream, rendition, msn } = job {
+                    job = Job::BlobWhole { kind, stream, rendition, msn };
+                }
+            }
+            Lookup::Bypass => (*ctx).cache = None,
+        }
+    }
+    match submit(ctx, job) {
+        Ok(()) => Step::Pending,
+        Err(status) => Step::Refused(status),
+    }
+}
+
+/// Another request was filling the key this one waits for: look again.
+unsafe extern "C" fn on_poll(ev: *mut ngx_event_t) {
+    let r = (*ev).data as *mut ngx_http_request_t;
+    let c = (*r).connection;
+    let ctx = ctx_of(r);
+    let Some(job) = (*ctx).waiting.take() else { return };
+    if now_ms() > (*ctx).wait_until_ms {
+        // The fill takes too long: read the store directly.
+        (*ctx).cache = None;
+    }
+    match start(ctx, job) {
+        Step::Answered(rc) | Step::Refused(rc) => ngx_http_finalize_request(r, rc),
+        Step::Pending => {}
+    }
+    ngx_http_run_posted_requests(c);
+}
+
+/// Sends zone bytes, pinned until the request is freed. Returns what to finalize with.
+unsafe fn send_pinned(ctx: *mut Ctx, p: Pinned) -> ngx_int_t {
+    let r = (*ctx).r;
+    let content = p.content;
+    let data = (*ctx).pinned.insert(p).bytes();
+    match content {
+        Content::Playlist { max_age_s } => {
+            (*r).headers_out.status = 200;
+            (*r).headers_out.content_length_n = data.len() as _;
+            headers::content_type(r, headers::PLAYLIST_TYPE);
+            headers::max_age(r, max_age_s);
+            pump::send_held(r, data)
+        }
+        Content::Segment(_) | Content::Init => {
+            let content_type = match content {
+                Content::Segment(container) => container.content_type(),
+                _ => headers::INIT_TYPE,
+            };
+            match pump::blob_headers(r, data.len() as u64, content_type) {
+                Ok((start, end)) if !data.is_empty() => pump::send_held(r, &data[start as usize..=end as usize]),
+                Ok(_) => pump::send_held(r, &[]),
+                Err(rc) => rc,
+            }
+        }
+    }
+}
+
+/// The store's answer to a request that claimed its key: into the zone and out to the client,
+/// or, when the zone cannot take it, out from the worker's memory.
+unsafe fn fill(ctx: *mut Ctx, parts: Vec<Bytes>, content: Content) -> ngx_int_t {
+    let r = (*ctx).r;
+    let Some((cache, key, _)) = (*ctx).cache.as_ref() else { return NGX_ERROR };
+    let main = HlsDvr::main_conf(&*r).expect("hls_dvr main conf");
+    let now = now_ms();
+    let expires_ms = match content {
+        Content::Playlist { .. } => now + main.playlist_cache().as_millis() as i64,
+        _ => bridge::retention_ms().map_or(i64::MAX, |ms| now + ms),
+    };
+    let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+    let filled = cache.fill(key, content, expires_ms, &slices);
+    (*ctx).filling = false;
+    if let Some(p) = filled {
+        return send_pinned(ctx, p);
+    }
+    // Not kept: served from the bytes the store sent, held by the request.
+    let whole = Bytes::from(parts.concat());
+    (*ctx).sent.push(whole.clone());
+    match content {
+        Content::Playlist { max_age_s } => {
+            (*r).headers_out.status = 200;
+            (*r).headers_out.content_length_n = whole.len() as _;
+            headers::content_type(r, headers::PLAYLIST_TYPE);
+            headers::max_age(r, max_age_s);
+            pump::send_held(r, &whole)
+        }
+        Content::Segment(container) => send_blob_bytes(r, &whole, container.content_type()),
+        Content::Init => send_blob_bytes(r, &whole, headers::INIT_TYPE),
+    }
+}
+
+unsafe fn send_blob_bytes(r: *mut ngx_http_request_t, data: &Bytes, content_type: &'static str) -> ngx_int_t {
+    match pump::blob_headers(r, data.len() as u64, content_type) {
+        Ok((start, end)) if !data.is_empty() => pump::send_held(r, &data[start as usize..=end as usize]),
+        Ok(_) => pump::send_held(r, &[]),
+        Err(rc) => rc,
+    }
 }
 
 /// The job a request's path and query ask for, or why they are not understood (400).
@@ -225,6 +414,13 @@ pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, S
     if (*ctx).timer.timer_set() != 0 {
         ngx_del_timer(&mut (*ctx).timer);
     }
+    // A claimed key whose fill failed: other requests may try.
+    if (*ctx).filling && !matches!(res, Ok(Reply::Whole(_) | Reply::Playlist { .. })) {
+        if let Some((cache, key, _)) = (*ctx).cache.as_ref() {
+            cache.abandon(key);
+        }
+        (*ctx).filling = false;
+    }
     match res {
         Err(e) => {
             // Without a session, the connect loop has logged why once; each request needs no line.
@@ -240,7 +436,14 @@ pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, S
             ngx_log_error!(NGX_LOG_INFO, (*c).log, "hls_dvr: {}: {}", status, reason);
             ngx_http_finalize_request(r, send_text(r, status, &reason));
         }
+        Ok(Reply::Playlist { text, max_age_s }) if (*ctx).filling => {
+            ngx_http_finalize_request(r, fill(ctx, vec![text], Content::Playlist { max_age_s }));
+        }
         Ok(Reply::Playlist { text, max_age_s }) => send_playlist(r, ctx, text, max_age_s),
+        Ok(Reply::Whole(chunks)) => {
+            let content = (*ctx).cache.as_ref().map_or(Content::Init, |c| c.2);
+            ngx_http_finalize_request(r, fill(ctx, chunks, content));
+        }
         Ok(Reply::Blob { meta, first }) => pump::start(r, ctx, meta, first),
         Ok(Reply::Chunk(data)) => {
             if let Some(s) = (*ctx).stream.as_mut() {

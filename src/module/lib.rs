@@ -2,6 +2,7 @@
 //! start and stop; requests are in `handler`, the thread bridge in `bridge`.
 
 mod bridge;
+mod cache;
 mod config;
 mod handler;
 mod headers;
@@ -13,7 +14,7 @@ use std::ptr::{addr_of, addr_of_mut};
 use ngx::core::{Status, NGX_CONF_ERROR};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_CONF_1MORE,
-    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
     NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
@@ -70,7 +71,7 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
     ngx_command_t { name, type_, set: Some(set), conf, offset: 0, post: std::ptr::null_mut() }
 }
 
-static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 18] = [
+static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 20] = [
     command(
         ngx_string!("hls_dvr_cassandra"),
         MAIN | NGX_CONF_1MORE as ngx_uint_t,
@@ -148,6 +149,18 @@ static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 18] = [
         MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
         config::set_local_dc,
         NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_cache_zone"),
+        MAIN | NGX_CONF_TAKE2 as ngx_uint_t,
+        config::set_cache_zone,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_cache"),
+        LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_cache,
+        NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(
         ngx_string!("hls_dvr"),

@@ -12,7 +12,7 @@ use std::ptr;
 use bytes::Bytes;
 use ngx::ffi::{
     ngx_add_timer, ngx_buf_t, ngx_chain_t, ngx_del_timer, ngx_handle_write_event, ngx_http_core_loc_conf_t,
-    ngx_http_finalize_request, ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_palloc,
+    ngx_http_finalize_request, ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_palloc,
     ngx_pcalloc, NGX_HTTP_PARTIAL_CONTENT, NGX_HTTP_RANGE_NOT_SATISFIABLE, NGX_HTTP_REQUEST_TIME_OUT, NGX_LOG_INFO,
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
@@ -97,6 +97,65 @@ impl Streaming {
     }
 }
 
+/// The headers of a segment or init segment of `size` bytes: 200, or 206 for a satisfiable
+/// `Range`. The bytes to send, or the status to finalize with (416).
+///
+/// # Safety
+/// `r` is a live request whose header is not sent yet.
+pub unsafe fn blob_headers(
+    r: *mut ngx_http_request_t,
+    size: u64,
+    content_type: &'static str,
+) -> Result<(u64, u64), ngx_int_t> {
+    let range = if (*r).headers_in.range.is_null() {
+        ByteRange::Whole
+    } else {
+        let v = (*(*r).headers_in.range).value;
+        match std::str::from_utf8(std::slice::from_raw_parts(v.data, v.len)) {
+            Ok(h) => route::parse_range(h, size),
+            Err(_) => ByteRange::Whole,
+        }
+    };
+    headers::add(r, "Accept-Ranges", "bytes");
+    let (start, end) = match range {
+        ByteRange::Unsatisfiable => {
+            headers::add(r, "Content-Range", &format!("bytes */{size}"));
+            return Err(NGX_HTTP_RANGE_NOT_SATISFIABLE as _);
+        }
+        ByteRange::Part { start, end } => {
+            (*r).headers_out.status = NGX_HTTP_PARTIAL_CONTENT as usize;
+            headers::add(r, "Content-Range", &format!("bytes {start}-{end}/{size}"));
+            (start, end)
+        }
+        ByteRange::Whole => {
+            (*r).headers_out.status = 200;
+            (0, size.saturating_sub(1))
+        }
+    };
+    (*r).headers_out.content_length_n = if size == 0 { 0 } else { (end - start + 1) as _ };
+    headers::content_type(r, content_type);
+    headers::add(r, "Cache-Control", headers::SEGMENT_CACHE);
+    Ok((start, end))
+}
+
+/// Sends the header and then `data`, whose memory the caller keeps until the request is freed.
+/// Returns what to finalize the request with.
+///
+/// # Safety
+/// `r` is a live request with its headers set.
+pub unsafe fn send_held(r: *mut ngx_http_request_t, data: &[u8]) -> ngx_int_t {
+    let rc = ngx_http_send_header(r);
+    if rc == NGX_ERROR || rc > NGX_OK || (*r).header_only() != 0 {
+        return rc;
+    }
+    let cl = memory_chain(r, data, true);
+    if cl.is_null() {
+        NGX_ERROR
+    } else {
+        ngx_http_output_filter(r, cl)
+    }
+}
+
 /// Chunk 0 arrived: sends the header (200 or 206, or 416) and starts streaming.
 ///
 /// # Safety
@@ -106,42 +165,19 @@ pub unsafe fn start(r: *mut ngx_http_request_t, ctx: *mut Ctx, meta: BlobMeta, f
         ngx_http_finalize_request(r, NGX_ERROR);
         return;
     };
-    let range = if (*r).headers_in.range.is_null() {
-        ByteRange::Whole
-    } else {
-        let v = (*(*r).headers_in.range).value;
-        match std::str::from_utf8(std::slice::from_raw_parts(v.data, v.len)) {
-            Ok(h) => route::parse_range(h, meta.size),
-            Err(_) => ByteRange::Whole,
-        }
-    };
-    headers::add(r, "Accept-Ranges", "bytes");
-    let (start, end) = match range {
-        ByteRange::Unsatisfiable => {
-            headers::add(r, "Content-Range", &format!("bytes */{}", meta.size));
-            ngx_http_finalize_request(r, NGX_HTTP_RANGE_NOT_SATISFIABLE as _);
+    let (start, end) = match blob_headers(r, meta.size, blob.content_type) {
+        Ok(range) => range,
+        Err(rc) => {
+            ngx_http_finalize_request(r, rc);
             return;
         }
-        ByteRange::Part { start, end } => {
-            (*r).headers_out.status = NGX_HTTP_PARTIAL_CONTENT as usize;
-            headers::add(r, "Content-Range", &format!("bytes {start}-{end}/{}", meta.size));
-            (start, end)
-        }
-        ByteRange::Whole => {
-            (*r).headers_out.status = 200;
-            (0, meta.size.saturating_sub(1))
-        }
     };
-    let len = if meta.size == 0 { 0 } else { end - start + 1 };
-    (*r).headers_out.content_length_n = len as _;
-    headers::content_type(r, blob.content_type);
-    headers::add(r, "Cache-Control", headers::SEGMENT_CACHE);
     let rc = ngx_http_send_header(r);
     if rc == NGX_ERROR || rc > NGX_OK || (*r).header_only() != 0 {
         ngx_http_finalize_request(r, rc);
         return;
     }
-    if len == 0 {
+    if meta.size == 0 {
         send_last(r, ctx, Bytes::new());
         return;
     }

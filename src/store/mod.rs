@@ -16,7 +16,7 @@ pub mod latency;
 pub mod rows;
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -49,6 +49,7 @@ struct Statements {
 /// A connected store with its statements prepared.
 pub struct Store {
     session: Session,
+    keyspace: String,
     st: Statements,
     chunk_size: usize,
     latency: Latencies,
@@ -136,7 +137,7 @@ impl Store {
             select_bucket: prep(index_select.clone(), false).await?,
             select_bucket_after: prep(format!("{index_select} AND msn > ?"), false).await?,
         };
-        Ok(Store { session, st, chunk_size: MAX_CHUNK, latency: Latencies::default() })
+        Ok(Store { session, keyspace: ks.clone(), st, chunk_size: MAX_CHUNK, latency: Latencies::default() })
     }
 
     /// Smaller chunks, for tests that exercise multi-chunk blobs with small files.
@@ -319,6 +320,25 @@ impl Store {
         Ok(data)
     }
 
+    /// A whole blob as its chunks, in order, every one checked: chunk 0 first (it says how many
+    /// there are), then the others together.
+    pub async fn read_chunks(
+        &self,
+        kind: BlobKind,
+        stream: &str,
+        rendition: &str,
+        msn: i64,
+    ) -> Result<Option<Vec<Bytes>>, StoreError> {
+        let Some((meta, first)) = self.blob_first(kind, stream, rendition, msn).await? else {
+            return Ok(None);
+        };
+        let rest = (1..meta.chunks).map(|i| self.blob_chunk(kind, stream, rendition, msn, &meta, i));
+        let mut chunks = Vec::with_capacity(meta.chunks as usize);
+        chunks.push(first);
+        chunks.extend(futures::future::try_join_all(rest).await?);
+        Ok(Some(chunks))
+    }
+
     /// A whole blob, every chunk checked.
     pub async fn read_blob(
         &self,
@@ -327,15 +347,25 @@ impl Store {
         rendition: &str,
         msn: i64,
     ) -> Result<Option<Bytes>, StoreError> {
-        let Some((meta, first)) = self.blob_first(kind, stream, rendition, msn).await? else {
-            return Ok(None);
-        };
-        let mut out = Vec::with_capacity(meta.size as usize);
-        out.extend_from_slice(&first);
-        for i in 1..meta.chunks {
-            out.extend_from_slice(&self.blob_chunk(kind, stream, rendition, msn, &meta, i).await?);
-        }
-        Ok(Some(Bytes::from(out)))
+        Ok(self.read_chunks(kind, stream, rendition, msn).await?.map(|chunks| chunks.concat().into()))
+    }
+
+    /// How long the store keeps segments: the chunk table's default TTL (the schema's DVR depth
+    /// plus its margin), or None when the table has none.
+    pub async fn retention(&self) -> Result<Option<Duration>, StoreError> {
+        let res = self
+            .session
+            .query_unpaged(
+                "SELECT default_time_to_live FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
+                (&self.keyspace, BlobKind::Segment.table()),
+            )
+            .await
+            .map_err(|e| exec_err("reading the schema", e))?
+            .into_rows_result()
+            .map_err(|e| StoreError::Invalid(format!("reading the schema: {e}")))?;
+        let ttl =
+            res.maybe_first_row::<(i32,)>().map_err(|e| StoreError::Invalid(format!("reading the schema: {e}")))?;
+        Ok(ttl.and_then(|(s,)| u64::try_from(s).ok()).filter(|s| *s > 0).map(Duration::from_secs))
     }
 
     async fn chunk_row(

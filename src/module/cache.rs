@@ -1,0 +1,438 @@
+//! The shared cache (`hls_dvr_cache_zone NAME SIZE;` and `hls_dvr_cache NAME;`): segments, init
+//! segments and playlists in an nginx shared memory zone, for all workers of an edge.
+//!
+//! Live viewers ask for the same few newest segments within seconds of each other: the first
+//! request reads the store, every other one, in any worker, is served from the zone without
+//! touching the store or the worker's runtime. A key's first requester claims it (`Loading`);
+//! requests meanwhile, in any worker, wait for that fill (polling the zone, see handler.rs) and
+//! take it over if the filler dies or stalls. Segments never change once stored, so nothing is
+//! invalidated: they leave the zone least recently used first, or once older than the store's
+//! retention; playlists leave after `hls_dvr_playlist_cache`.
+//!
+//! Layout: the zone's slab pool holds a [`Shared`] header (an rbtree of entries by key hash and an
+//! LRU queue) and, per entry, an [`Entry`] and its bytes. Everything is changed only under the
+//! slab pool's mutex, which nginx's master releases if a worker dies holding it.
+//!
+//! Bytes handed to nginx point into the zone: the entry is pinned by the request (a count per
+//! worker pid) and unpinned by its pool cleanup, and a pinned entry is never freed. Pins of a
+//! worker that died are dropped when eviction meets them.
+//!
+//! Safety: every function runs on a worker's nginx thread (or in the master while the zone is
+//! set up); zone memory is mapped at the same address in every process of the cycle.
+
+use std::ffi::c_void;
+use std::mem::{offset_of, size_of};
+use std::ptr::{self, NonNull};
+
+use ngx::ffi::{
+    kill, ngx_int_t, ngx_pid, ngx_pid_t, ngx_queue_init, ngx_queue_insert_after, ngx_queue_remove, ngx_queue_t,
+    ngx_rbtree_delete, ngx_rbtree_init, ngx_rbtree_insert, ngx_rbtree_insert_value, ngx_rbtree_node_t, ngx_rbtree_t,
+    ngx_shm_zone_t, ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_pool_t,
+};
+
+use hls_dvr::store::Container;
+
+/// Longest key: the segment keys are short; playlist keys are the request's URI and query.
+const KEY_MAX: usize = 512;
+/// Workers that may pin one entry at once; beyond that a request is served around the cache.
+const PINNERS: usize = 16;
+
+/// What an entry holds, which decides its response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    Playlist { max_age_s: u32 },
+    Segment(Container),
+    Init,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Pin {
+    pid: ngx_pid_t,
+    count: u32,
+}
+
+const LOADING: u32 = 1;
+const READY: u32 = 2;
+/// Out of the tree (expired or replaced) but still pinned: freed by the last unpin.
+const DETACHED: u32 = 3;
+
+/// The zone's header.
+#[repr(C)]
+struct Shared {
+    tree: ngx_rbtree_t,
+    sentinel: ngx_rbtree_node_t,
+    /// Ready entries, most recently used first.
+    lru: ngx_queue_t,
+}
+
+#[repr(C)]
+struct Entry {
+    node: ngx_rbtree_node_t,
+    lru: ngx_queue_t,
+    state: u32,
+    content: u32,
+    max_age_s: u32,
+    /// Loading: the worker filling it, and since when.
+    loader: ngx_pid_t,
+    loading_since_ms: i64,
+    /// Ready: gone after this.
+    expires_ms: i64,
+    data: *mut u8,
+    size: usize,
+    pins: [Pin; PINNERS],
+    key_len: usize,
+    key: [u8; KEY_MAX],
+}
+
+/// A look-up's outcome.
+pub enum Lookup {
+    Hit(Pinned),
+    /// Another request is filling it: ask again shortly.
+    Wait,
+    /// This request is to fill it ([`Cache::fill`] or [`Cache::abandon`]).
+    Fill,
+    /// Not cacheable now (key too long, zone full of pinned entries): serve around the cache.
+    Bypass,
+}
+
+/// Bytes in the zone, pinned for a request until [`Cache::unpin`].
+pub struct Pinned {
+    entry: NonNull<Entry>,
+    pub content: Content,
+    data: *const u8,
+    len: usize,
+}
+
+impl Pinned {
+    /// # Safety
+    /// Valid until the pin is released.
+    pub unsafe fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(self.data, self.len)
+        }
+    }
+}
+
+/// The zone a location caches in.
+#[derive(Debug, Clone, Copy)]
+pub struct Cache {
+    zone: NonNull<ngx_shm_zone_t>,
+}
+
+/// Key hash for the tree: FNV-1a, the same in every process.
+fn hash(key: &[u8]) -> usize {
+    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)) as usize
+}
+
+fn encode(c: Content) -> (u32, u32) {
+    match c {
+        Content::Playlist { max_age_s } => (0, max_age_s),
+        Content::Segment(Container::Ts) => (1, 0),
+        Content::Segment(Container::Fmp4) => (2, 0),
+        Content::Init => (3, 0),
+    }
+}
+
+fn decode(content: u32, max_age_s: u32) -> Content {
+    match content {
+        0 => Content::Playlist { max_age_s },
+        1 => Content::Segment(Container::Ts),
+        2 => Content::Segment(Container::Fmp4),
+        _ => Content::Init,
+    }
+}
+
+/// The zone's init callback: a new header, or the one of the previous cycle after a reload.
+///
+/// # Safety
+/// Called by nginx with a mapped zone, in the master.
+pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
+    let shpool = (*zone).shm.addr as *mut ngx_slab_pool_t;
+    if !old.is_null() {
+        (*zone).data = old;
+        return 0;
+    }
+    if (*zone).shm.exists != 0 {
+        (*zone).data = (*shpool).data;
+        return 0;
+    }
+    let sh = ngx_slab_alloc_locked(shpool, size_of::<Shared>()) as *mut Shared;
+    if sh.is_null() {
+        return -1;
+    }
+    ngx_rbtree_init(ptr::addr_of_mut!((*sh).tree), ptr::addr_of_mut!((*sh).sentinel), Some(ngx_rbtree_insert_value));
+    ngx_queue_init(ptr::addr_of_mut!((*sh).lru));
+    (*shpool).data = sh as *mut c_void;
+    (*zone).data = sh as *mut c_void;
+    // A full zone is normal (entries are then evicted): no "no memory" line for each allocation
+    // that fails first.
+    (*shpool).set_log_nomem(0);
+    0
+}
+
+/// The zone's lock, released when dropped.
+struct Locked {
+    pool: *mut ngx_slab_pool_t,
+    sh: *mut Shared,
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // SAFETY: taken in `Cache::lock` on this pool.
+        unsafe { ngx_shmtx_unlock(ptr::addr_of_mut!((*self.pool).mutex)) };
+    }
+}
+
+impl Cache {
+    /// # Safety
+    /// `zone` is a shared zone of this module, set up by [`init_zone`].
+    pub unsafe fn new(zone: NonNull<ngx_shm_zone_t>) -> Cache {
+        Cache { zone }
+    }
+
+    unsafe fn lock(&self) -> Locked {
+        let zone = self.zone.as_ptr();
+        let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
+        ngx_shmtx_lock(ptr::addr_of_mut!((*pool).mutex));
+        Locked { pool, sh: (*zone).data as *mut Shared }
+    }
+
+    /// Finds `key`, pinning it on a hit, or claims it for this request to fill. `stall_ms`: a fill
+    /// older than this is taken over.
+    ///
+    /// # Safety
+    /// See the module's safety note.
+    pub unsafe fn lookup(&self, key: &[u8], now_ms: i64, stall_ms: i64) -> Lookup {
+        if key.len() > KEY_MAX {
+            return Lookup::Bypass;
+        }
+        let l = self.lock();
+        if let Some(e) = find(&l, key) {
+            match (*e).state {
+                READY if (*e).expires_ms > now_ms => {
+                    return match pin(e) {
+                        true => {
+                            touch(&l, e);
+                            Lookup::Hit(pinned(e))
+                        }
+                        false => Lookup::Bypass,
+                    };
+                }
+                LOADING if (*e).loading_since_ms > now_ms - stall_ms && alive((*e).loader) => {
+                    return Lookup::Wait;
+                }
+                LOADING => {
+                    // Its filler died or stalled: ours now.
+                    (*e).loader = ngx_pid;
+                    (*e).loading_since_ms = now_ms;
+                    return Lookup::Fill;
+                }
+                _ => detach(&l, e), // expired
+            }
+        }
+        let Some(e) = alloc(&l, size_of::<Entry>()) else { return Lookup::Bypass };
+        let e = e as *mut Entry;
+        ptr::write_bytes(e, 0, 1);
+        (*e).state = LOADING;
+        (*e).loader = ngx_pid;
+        (*e).loading_since_ms = now_ms;
+        (*e).key_len = key.len();
+        (&mut (*e).key)[..key.len()].copy_from_slice(key);
+        (*e).node.key = hash(key);
+        ngx_queue_init(ptr::addr_of_mut!((*e).lru));
+        ngx_rbtree_insert(ptr::addr_of_mut!((*l.sh).tree), ptr::addr_of_mut!((*e).node));
+        Lookup::Fill
+    }
+
+    /// Stores the bytes of a key this request claimed, and pins them for it. None when the zone
+    /// cannot hold them (the caller serves its own copy) or the claim was lost.
+    ///
+    /// # Safety
+    /// See the module's safety note.
+    pub unsafe fn fill(&self, key: &[u8], content: Content, expires_ms: i64, parts: &[&[u8]]) -> Option<Pinned> {
+        let l = self.lock();
+        let e = find(&l, key).filter(|e| (**e).state == LOADING && (**e).loader == ngx_pid)?;
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        let Some(data) = alloc(&l, size.max(1)) else {
+            detach(&l, e);
+            return None;
+        };
+        let mut at = data;
+        for p in parts {
+            ptr::copy_nonoverlapping(p.as_ptr(), at, p.len());
+            at = at.add(p.len());
+        }
+        (*e).data = data;
+        (*e).size = size;
+        ((*e).content, (*e).max_age_s) = encode(content);
+        (*e).expires_ms = expires_ms;
+        (*e).state = READY;
+        ngx_queue_insert_after(ptr::addr_of_mut!((*l.sh).lru), ptr::addr_of_mut!((*e).lru));
+        if !pin(e) {
+            return None;
+        }
+        Some(pinned(e))
+    }
+
+    /// Gives up a claim (the store failed, or the request went away): waiters then claim it.
+    ///
+    /// # Safety
+    /// See the module's safety note.
+    pub unsafe fn abandon(&self, key: &[u8]) {
+        let l = self.lock();
+        if let Some(e) = find(&l, key).filter(|e| (**e).state == LOADING && (**e).loader == ngx_pid) {
+            detach(&l, e);
+        }
+    }
+
+    /// Releases a request's pin.
+    ///
+    /// # Safety
+    /// `p` came from this cache and is released once.
+    pub unsafe fn unpin(&self, p: &Pinned) {
+        let l = self.lock();
+        let e = p.entry.as_ptr();
+        if let Some(pin) = (*e).pins.iter_mut().find(|pin| pin.pid == ngx_pid && pin.count > 0) {
+            pin.count -= 1;
+            if pin.count == 0 {
+                pin.pid = 0;
+            }
+        }
+        if (*e).state == DETACHED && !pinned_by_anyone(e) {
+            free_entry(&l, e);
+        }
+    }
+}
+
+unsafe fn find(l: &Locked, key: &[u8]) -> Option<*mut Entry> {
+    find_in(l, (*l.sh).tree.root, hash(key), key)
+}
+
+/// Equal hashes may sit on either side of each other (rotations keep only their order).
+unsafe fn find_in(l: &Locked, node: *mut ngx_rbtree_node_t, h: usize, key: &[u8]) -> Option<*mut Entry> {
+    if node == (*l.sh).tree.sentinel {
+        return None;
+    }
+    if h < (*node).key {
+        return find_in(l, (*node).left, h, key);
+    }
+    if h > (*node).key {
+        return find_in(l, (*node).right, h, key);
+    }
+    let e = entry_of(node);
+    if key_of(e) == key {
+        return Some(e);
+    }
+    find_in(l, (*node).left, h, key).or_else(|| find_in(l, (*node).right, h, key))
+}
+
+unsafe fn key_of<'a>(e: *const Entry) -> &'a [u8] {
+    let key = &(*e).key;
+    &key[..(*e).key_len]
+}
+
+unsafe fn entry_of(node: *mut ngx_rbtree_node_t) -> *mut Entry {
+    (node as *mut u8).sub(offset_of!(Entry, node)) as *mut Entry
+}
+
+unsafe fn entry_of_lru(q: *mut ngx_queue_t) -> *mut Entry {
+    (q as *mut u8).sub(offset_of!(Entry, lru)) as *mut Entry
+}
+
+fn alive(pid: ngx_pid_t) -> bool {
+    const ESRCH: i32 = 3;
+    // SAFETY: signal 0 only asks whether the process exists.
+    unsafe { kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() != Some(ESRCH) }
+}
+
+unsafe fn pin(e: *mut Entry) -> bool {
+    let pins = &mut (*e).pins;
+    if let Some(p) = pins.iter_mut().find(|p| p.pid == ngx_pid) {
+        p.count += 1;
+        return true;
+    }
+    match pins.iter_mut().find(|p| p.count == 0) {
+        Some(p) => {
+            *p = Pin { pid: ngx_pid, count: 1 };
+            true
+        }
+        None => false,
+    }
+}
+
+unsafe fn pinned(e: *mut Entry) -> Pinned {
+    Pinned {
+        entry: NonNull::new_unchecked(e),
+        content: decode((*e).content, (*e).max_age_s),
+        data: (*e).data,
+        len: (*e).size,
+    }
+}
+
+/// True when some live worker pins the entry; the pins of dead workers are dropped.
+unsafe fn pinned_by_anyone(e: *mut Entry) -> bool {
+    let mut any = false;
+    for p in (*e).pins.iter_mut().filter(|p| p.count > 0) {
+        if p.pid == ngx_pid || alive(p.pid) {
+            any = true;
+        } else {
+            *p = Pin { pid: 0, count: 0 };
+        }
+    }
+    any
+}
+
+unsafe fn touch(l: &Locked, e: *mut Entry) {
+    ngx_queue_remove(ptr::addr_of_mut!((*e).lru));
+    ngx_queue_insert_after(ptr::addr_of_mut!((*l.sh).lru), ptr::addr_of_mut!((*e).lru));
+}
+
+/// Takes an entry out of the tree and the LRU queue; frees it unless pinned.
+unsafe fn detach(l: &Locked, e: *mut Entry) {
+    ngx_rbtree_delete(ptr::addr_of_mut!((*l.sh).tree), ptr::addr_of_mut!((*e).node));
+    if (*e).state == READY {
+        ngx_queue_remove(ptr::addr_of_mut!((*e).lru));
+    }
+    (*e).state = DETACHED;
+    if !pinned_by_anyone(e) {
+        free_entry(l, e);
+    }
+}
+
+unsafe fn free_entry(l: &Locked, e: *mut Entry) {
+    if !(*e).data.is_null() {
+        ngx_slab_free_locked(l.pool, (*e).data as *mut c_void);
+    }
+    ngx_slab_free_locked(l.pool, e as *mut c_void);
+}
+
+/// Allocates `size` bytes, evicting least recently used entries nobody pins until it fits.
+unsafe fn alloc(l: &Locked, size: usize) -> Option<*mut u8> {
+    loop {
+        let p = ngx_slab_alloc_locked(l.pool, size) as *mut u8;
+        if !p.is_null() {
+            return Some(p);
+        }
+        if !evict_one(l) {
+            return None;
+        }
+    }
+}
+
+/// Frees the least recently used entry that nobody pins. False when there is none.
+unsafe fn evict_one(l: &Locked) -> bool {
+    let head = ptr::addr_of_mut!((*l.sh).lru);
+    let mut q = (*head).prev;
+    while q != head {
+        let e = entry_of_lru(q);
+        q = (*q).prev;
+        if !pinned_by_anyone(e) {
+            detach(l, e);
+            return true;
+        }
+    }
+    false
+}
