@@ -705,6 +705,26 @@ fn segmenters_that_end_their_stream_lose_nothing() {
 }
 
 #[test]
+fn playlist_writes_wake_the_uploader_without_polling() {
+    // Polling once a minute: only inotify can store a live stream's segments as they come.
+    let cql = Cql::start();
+    let ks = keyspace("inotify");
+    schema(&cql, &ks);
+    let s = Scratch::new("inotify");
+    let dir = s.dir("live");
+    let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &["--poll-interval", "60s"], s.0.join("uploader.log"));
+    std::thread::sleep(Duration::from_millis(500)); // watching, with nothing to read yet
+    Ffmpeg::start(&dir, Kind::Ts, 5, &[]).finish();
+    let r = Reader::new(&cql, &ks);
+    for rend in ["out_0", "out_1"] {
+        let files = listed(&dir.join(format!("{rend}.m3u8")));
+        let idx = r.wait_for("live", rend, files.len(), Duration::from_secs(10));
+        assert_same(&r, "live", rend, &dir, &idx, &files, 0);
+    }
+    up.stop();
+}
+
+#[test]
 fn help_and_bad_arguments() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());

@@ -4,10 +4,12 @@
 //! - [`source`]: playlists as the segmenter wrote them.
 //! - [`tracker`]: which listed segments are new, and their store sequence numbers (pure).
 //! - [`stream`]: one folder: finds renditions, starts a task for each.
+//! - [`changes`]: playlist writes in a folder, from inotify, so renditions react at once.
 //! - [`rendition`]: one rendition: polls its playlist, queues and uploads segments in order.
 //! - [`ingest`]: stores one segment in the write order readers rely on, retrying until it is in.
 
 pub mod args;
+pub mod changes;
 pub mod ingest;
 pub mod rendition;
 pub mod source;

@@ -32,6 +32,8 @@ pub struct Spec {
     /// Attributes from the master playlist, when there is one.
     pub variant: Arc<Mutex<Option<VariantInfo>>>,
     pub poll_interval: Duration,
+    /// Playlist writes in the stream's folder (inotify): poll at once.
+    pub changes: tokio::sync::watch::Receiver<u64>,
 }
 
 /// A segment seen in a playlist, waiting for its upload.
@@ -295,7 +297,7 @@ impl State {
 }
 
 /// Runs a rendition until shutdown (then finishes the upload in flight).
-pub async fn run(spec: Spec, sh: Shared) {
+pub async fn run(mut spec: Spec, sh: Shared) {
     let mut shutdown = sh.shutdown.clone();
     // Resume where the store's head says the last run stopped.
     let mut backoff = Backoff::default();
@@ -349,6 +351,7 @@ pub async fn run(spec: Spec, sh: Shared) {
                 }
             }
             _ = tick.tick(), if !stopping => st.poll(&spec),
+            Ok(()) = spec.changes.changed(), if !stopping => st.poll(&spec),
             _ = shutdown.changed(), if !stopping => stopping = true,
         }
     }

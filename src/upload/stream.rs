@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, info_span, Instrument};
 
+use super::changes::Changes;
 use super::ingest::Shared;
 use super::rendition::{self, Spec};
 use super::source::{self, file_id, sanitize_name, FileId, Parsed, VariantInfo};
@@ -31,6 +32,7 @@ pub struct Watcher {
     stream: Arc<str>,
     dir: PathBuf,
     poll_interval: Duration,
+    changes: Changes,
     /// Classification of the folder's playlists, by file identity.
     kinds: HashMap<PathBuf, (FileId, Kind)>,
     renditions: HashMap<PathBuf, Known>,
@@ -71,9 +73,11 @@ pub fn rendition_name(dir: &Path, playlist: &Path, taken: &HashSet<String>) -> S
 
 impl Watcher {
     pub fn new(stream: &str, dir: &Path, poll_interval: Duration) -> Watcher {
+        let dir = normalize(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
         Watcher {
             stream: Arc::from(stream),
-            dir: normalize(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())),
+            changes: Changes::watch(&dir),
+            dir,
             poll_interval,
             kinds: HashMap::new(),
             renditions: HashMap::new(),
@@ -155,6 +159,7 @@ impl Watcher {
                 playlist: path.clone(),
                 variant: variant.clone(),
                 poll_interval: self.poll_interval,
+                changes: self.changes.subscribe(),
             };
             let span = info_span!("rendition", stream = %self.stream, rendition = %name);
             self.tasks.spawn(rendition::run(spec, shared.clone()).instrument(span));
@@ -168,9 +173,11 @@ impl Watcher {
         let mut shutdown = shared.shutdown.clone();
         let mut tick = tokio::time::interval(self.poll_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut changes = self.changes.subscribe();
         while !*shutdown.borrow() {
             tokio::select! {
                 _ = tick.tick() => self.update(&shared),
+                _ = changes.changed() => self.update(&shared),
                 _ = shutdown.changed() => break,
             }
         }
