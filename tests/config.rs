@@ -42,12 +42,12 @@ fn good_configurations_pass() {
     assert!(ok, "{err}");
     let full = format!(
         "{STORE} hls_dvr_consistency local_one; hls_dvr_timeout 1500ms; hls_dvr_connect_timeout 3s; \
-         hls_dvr_max_in_flight 64; hls_dvr_playlist_cache off;"
+         hls_dvr_max_in_flight 64; hls_dvr_playlist_cache off; hls_dvr_cache_zone edge 8m;"
     );
     let (ok, err) = nginx_t(
         &full,
         "hls_dvr_allow_origin https://player.example; \
-         location /live/ { hls_dvr; hls_dvr_window 1h30m; hls_dvr_max_range 12h; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; }",
+         location /live/ { hls_dvr; hls_dvr_window 1h30m; hls_dvr_max_range 12h; hls_dvr_cache edge; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; }",
     );
     assert!(ok, "{err}");
     // Production cluster settings: credentials from a file, TLS with a client certificate, a
@@ -87,6 +87,12 @@ fn mistakes_fail_with_clear_messages() {
         (STORE, "location /live/ { hls_dvr; hls_dvr; }", "is duplicate"),
         (STORE, "location /live/ { hls_dvr on; }", "invalid number of arguments"),
         (STORE, "location /live/ { hls_dvr; hls_dvr_max_range 30s; }", "must be at least 1m"),
+        (&format!("{STORE} hls_dvr_cache_zone edge 100k;"), "", "at least 1m"),
+        (&format!("{STORE} hls_dvr_cache_zone edge 10x;"), "", "is not a size"),
+        (&format!("{STORE} hls_dvr_cache_zone edge 4m; hls_dvr_cache_zone edge 4m;"), "", "declared twice"),
+        (&format!("{STORE} hls_dvr_cache_zone e/dge 4m;"), "", "is not a zone name"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_cache nowhere; }", "declare it with \"hls_dvr_cache_zone nowhere SIZE;\""),
+        (&format!("{STORE} hls_dvr_cache_zone edge 4m;"), "location /live/ { hls_dvr; hls_dvr_cache edge; hls_dvr_cache off; }", "is duplicate"),
         (STORE, "location /live/ { hls_dvr; hls_dvr_max_range 2h; hls_dvr_max_range 3h; }", "is duplicate"),
         (&format!("{STORE} hls_dvr_username dvr;"), "", "\"hls_dvr_username\" needs \"hls_dvr_password_file\""),
         (&format!("{STORE} hls_dvr_local_dc \"dc 1\";"), "", "is not a datacenter name"),

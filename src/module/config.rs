@@ -65,6 +65,8 @@ pub struct MainConf {
     pub tls: Option<Tls>,
     /// Some location says `hls_dvr`: workers need a runtime and a session.
     pub used: bool,
+    /// Zones named by `hls_dvr_cache`, to check they are declared.
+    pub cache_refs: Vec<(String, NonNull<ngx_shm_zone_t>)>,
 }
 
 impl MainConf {
@@ -344,8 +346,11 @@ pub unsafe extern "C" fn set_cache(
     // SAFETY: nginx passes this module's location conf.
     let lc = &mut *(conf as *mut LocConf);
     directive(cf, "hls_dvr_cache", |a| {
-        // A zone never declared is reported by nginx itself: "zero size shared memory zone".
         let zone = if a[0] == "off" { None } else { Some(shared_zone(cf, a[0], 0)?) };
+        if let Some(z) = zone {
+            let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
+            main.cache_refs.push((a[0].to_string(), z));
+        }
         once(&mut lc.cache, zone)
     })
 }
@@ -434,6 +439,12 @@ pub fn check_main(c: &mut MainConf) -> Result<(), String> {
         "\"hls_dvr_tls_cert\"",
         "\"hls_dvr_tls_key\"",
     ])?;
+    for (name, zone) in &c.cache_refs {
+        // SAFETY: zones live as long as the configuration cycle.
+        if unsafe { zone.as_ref() }.init.is_none() {
+            return Err(format!("\"hls_dvr_cache {name}\" names no zone: declare it with \"hls_dvr_cache_zone {name} SIZE;\""));
+        }
+    }
     if !c.used {
         return Ok(());
     }
