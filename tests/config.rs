@@ -91,8 +91,16 @@ fn mistakes_fail_with_clear_messages() {
         (&format!("{STORE} hls_dvr_cache_zone edge 10x;"), "", "is not a size"),
         (&format!("{STORE} hls_dvr_cache_zone edge 4m; hls_dvr_cache_zone edge 4m;"), "", "declared twice"),
         (&format!("{STORE} hls_dvr_cache_zone e/dge 4m;"), "", "is not a zone name"),
-        (STORE, "location /live/ { hls_dvr; hls_dvr_cache nowhere; }", "declare it with \"hls_dvr_cache_zone nowhere SIZE;\""),
-        (&format!("{STORE} hls_dvr_cache_zone edge 4m;"), "location /live/ { hls_dvr; hls_dvr_cache edge; hls_dvr_cache off; }", "is duplicate"),
+        (
+            STORE,
+            "location /live/ { hls_dvr; hls_dvr_cache nowhere; }",
+            "declare it with \"hls_dvr_cache_zone nowhere SIZE;\"",
+        ),
+        (
+            &format!("{STORE} hls_dvr_cache_zone edge 4m;"),
+            "location /live/ { hls_dvr; hls_dvr_cache edge; hls_dvr_cache off; }",
+            "is duplicate",
+        ),
         (STORE, "location /live/ { hls_dvr; hls_dvr_max_range 2h; hls_dvr_max_range 3h; }", "is duplicate"),
         (&format!("{STORE} hls_dvr_username dvr;"), "", "\"hls_dvr_username\" needs \"hls_dvr_password_file\""),
         (&format!("{STORE} hls_dvr_local_dc \"dc 1\";"), "", "is not a datacenter name"),

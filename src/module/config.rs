@@ -442,7 +442,9 @@ pub fn check_main(c: &mut MainConf) -> Result<(), String> {
     for (name, zone) in &c.cache_refs {
         // SAFETY: zones live as long as the configuration cycle.
         if unsafe { zone.as_ref() }.init.is_none() {
-            return Err(format!("\"hls_dvr_cache {name}\" names no zone: declare it with \"hls_dvr_cache_zone {name} SIZE;\""));
+            return Err(format!(
+                "\"hls_dvr_cache {name}\" names no zone: declare it with \"hls_dvr_cache_zone {name} SIZE;\""
+            ));
         }
     }
     if !c.used {

@@ -151,24 +151,67 @@ where
     }
 }
 
-async fn read_segment(upload: &Upload) -> Result<Bytes, String> {
-    match file_id(&upload.path) {
-        None => return Err("file vanished before upload".into()),
-        Some(f) if f != upload.file => {
-            return Err(format!("file was replaced before upload (listed {:?}, now {:?})", upload.file, f))
+/// A segment listed before it was whole is waited for while it changes, at most this long.
+const GROWTH_WAIT: Duration = Duration::from_secs(10);
+/// A file that stopped changing this long ago is as whole as it gets: stored as it is.
+const SETTLED: Duration = Duration::from_secs(2);
+
+/// Reads a listed segment, whole: a file that is not yet a whole segment of its container, or
+/// that changes while read, is being written still, and is read again once it stops changing.
+/// The upload's file identity (and the head's source position) become the final file's.
+async fn read_segment(upload: &mut Upload) -> Result<Bytes, String> {
+    let container = upload.head.container;
+    let give_up = Instant::now() + GROWTH_WAIT;
+    let mut last_change: Option<(FileId, Instant)> = None;
+    loop {
+        let before = match file_id(&upload.path) {
+            None => return Err("file vanished before upload".into()),
+            Some(f) if !f.same_file(&upload.file) => {
+                return Err(format!("file was replaced before upload (listed {:?}, now {:?})", upload.file, f))
+            }
+            Some(f) => f,
+        };
+        let data = tokio::fs::read(&upload.path).await.map_err(|e| format!("cannot read: {e}"))?;
+        let unchanged = file_id(&upload.path) == Some(before) && data.len() as i64 == before.size;
+        let settled = last_change.is_some_and(|(id, since)| id == before && since.elapsed() >= SETTLED);
+        let verdict = match (unchanged, super::source::whole(container, &data)) {
+            (true, Ok(())) => Ok(()),
+            (true, Err(why)) if settled => {
+                warn!("{} is not a whole segment ({why}) but no longer changes: stored as it is", upload.uri);
+                Ok(())
+            }
+            (false, _) => Err("it changed while read".to_string()),
+            (true, Err(why)) => Err(why),
+        };
+        match verdict {
+            Ok(()) => {
+                if last_change.is_some() {
+                    info!("{} was listed before it was whole: stored once complete ({} bytes)", upload.uri, data.len());
+                }
+                upload.file = before;
+                upload.head.source.size = before.size;
+                upload.head.source.mtime_ns = before.mtime_ns;
+                return Ok(Bytes::from(data));
+            }
+            Err(why) => {
+                if Instant::now() > give_up {
+                    return Err(format!("not a whole segment after {GROWTH_WAIT:?}: {why}"));
+                }
+                match last_change {
+                    None => warn!("{} is listed but not whole yet ({why}): waiting for it", upload.uri),
+                    Some((id, _)) if id == before => {}
+                    Some(_) => last_change = None,
+                }
+                last_change = last_change.or(Some((before, Instant::now())));
+            }
         }
-        Some(_) => {}
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let data = tokio::fs::read(&upload.path).await.map_err(|e| format!("cannot read: {e}"))?;
-    if data.len() as i64 != upload.file.size {
-        return Err(format!("file changed while read ({} bytes, listed with {})", data.len(), upload.file.size));
-    }
-    Ok(Bytes::from(data))
 }
 
 /// Stores one segment. Returns once every row is written, the segment is lost, or on shutdown.
-pub async fn store_segment(sh: Shared, upload: Upload) -> Outcome {
-    let data = match read_segment(&upload).await {
+pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
+    let data = match read_segment(&mut upload).await {
         Ok(d) => d,
         Err(why) => return Outcome::Lost(why),
     };

@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn, Instrument, Span};
 use crate::store::{Container, Rendition, SourcePos};
 
 use super::ingest::{self, Backoff, InitState, Outcome, Shared, Upload};
-use super::source::{self, file_id, FileId, MediaInfo, Parsed, VariantInfo};
+use super::source::{self, file_id, FileId, Located, MediaInfo, Parsed, VariantInfo};
 use super::tracker::{Assigned, Change, PdtChain, Seen, Sequencer, Tracker};
 use crate::clock::now_ms;
 
@@ -34,6 +34,8 @@ pub struct Spec {
     pub poll_interval: Duration,
     /// Playlist writes in the stream's folder (inotify): poll at once.
     pub changes: tokio::sync::watch::Receiver<u64>,
+    /// The stream's folder, canonical: nothing outside it is read.
+    pub dir: PathBuf,
 }
 
 /// A segment seen in a playlist, waiting for its upload.
@@ -69,6 +71,8 @@ struct State {
     source_ended: bool,
     /// The last head stored, and whether it says the stream ended.
     last_head: Option<Rendition>,
+    /// Listed URIs outside the folder, warned about once.
+    refused: std::collections::HashSet<String>,
     bad_reads: u32,
 }
 
@@ -88,6 +92,7 @@ impl State {
             waiting: false,
             source_ended: false,
             last_head: head.cloned(),
+            refused: Default::default(),
             bad_reads: 0,
         }
     }
@@ -141,33 +146,44 @@ impl State {
         self.target_duration = self.target_duration.max(info.target_duration);
         self.source_ended = info.ended;
 
-        let paths: Vec<Option<PathBuf>> =
+        let resolved: Vec<Option<PathBuf>> =
             info.entries.iter().map(|e| source::resolve(&spec.playlist, &e.uri)).collect();
-        // Only the last position and what follows it need a stat (a long playlist stays cheap).
+        // Only the last position and what follows it need checking and a stat (a long playlist
+        // stays cheap).
         let from = self
             .tracker
             .last()
             .and_then(|l| info.entries.iter().position(|e| e.seg_msn == l.seg_msn && e.uri == l.uri));
         let from = from.unwrap_or(0);
-        let stat = |i: usize| paths[i].as_deref().and_then(file_id);
-        let mut seen: Vec<Seen> = info
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| Seen {
-                seg_msn: e.seg_msn,
-                uri: &e.uri,
-                file: if i >= from { stat(i) } else { None },
-                discontinuity: e.discontinuity,
-            })
-            .collect();
+        let n = resolved.len();
+        let (mut paths, mut refused, mut files) = (vec![None; n], vec![false; n], vec![None; n]);
+        let mut check =
+            |st: &mut Self, range: std::ops::Range<usize>, files: &mut [Option<FileId>], refused: &mut [bool]| {
+                for i in range {
+                    (paths[i], refused[i]) = st.confine(spec, &info.entries[i].uri, resolved[i].clone());
+                    files[i] = paths[i].as_deref().and_then(file_id);
+                }
+            };
+        check(self, from..n, &mut files, &mut refused);
+        let seen_of = |files: &[Option<FileId>], refused: &[bool]| -> Vec<Seen> {
+            info.entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| Seen {
+                    seg_msn: e.seg_msn,
+                    uri: &e.uri,
+                    file: files[i],
+                    discontinuity: e.discontinuity,
+                    refused: refused[i],
+                })
+                .collect()
+        };
         // Unless the last position is still listed as the same file, everything listed may be
         // new (a restart that reused the name, a lag): those entries need their files too.
-        if from > 0 && self.tracker.classify(&seen).0 != Change::Continue {
-            for (i, s) in seen.iter_mut().enumerate().take(from) {
-                s.file = stat(i);
-            }
+        if from > 0 && self.tracker.classify(&seen_of(&files, &refused)).0 != Change::Continue {
+            check(self, 0..from, &mut files, &mut refused);
         }
+        let seen = seen_of(&files, &refused);
         let (change, diff) = self.tracker.diff(&seen, now_ms());
         match change {
             Change::Restart => info!(
@@ -181,7 +197,7 @@ impl State {
             ),
             _ => {}
         }
-        for &i in &diff.skipped {
+        for &i in diff.skipped.iter().filter(|i| !seen[**i].refused) {
             error!(
                 "segment {} listed but its file never appeared; skipped, a discontinuity follows",
                 info.entries[i].uri
@@ -195,7 +211,7 @@ impl State {
                 info!("segmenter discontinuity before {}", e.uri);
             }
             let pdt_ms = self.pdt.next(e.pdt_ms, e.duration_us, file.mtime_ns, disc);
-            let map = e.map.as_ref().and_then(|m| source::resolve(&spec.playlist, m).map(|p| (m.clone(), p)));
+            let map = e.map.as_ref().and_then(|m| self.locate(spec, m).map(|p| (m.clone(), p)));
             self.queue.push_back(Pending {
                 seg_msn: e.seg_msn,
                 uri: e.uri.clone(),
@@ -207,6 +223,30 @@ impl State {
                 map,
             });
         }
+    }
+
+    /// Where a listed file is on disk, if inside the stream's folder (`resolved`: its path), and
+    /// whether it is refused: a file outside the folder is never read, and is warned about once.
+    fn confine(&mut self, spec: &Spec, uri: &str, resolved: Option<PathBuf>) -> (Option<PathBuf>, bool) {
+        match resolved.map(|p| source::confine(&spec.dir, p)) {
+            Some(Located::Inside(p) | Located::Missing(p)) => (Some(p), false),
+            Some(Located::Outside(p)) => {
+                if self.refused.len() > 1000 {
+                    self.refused.clear();
+                }
+                if self.refused.insert(uri.to_string()) {
+                    let (playlist, dir) = (spec.playlist.display(), spec.dir.display());
+                    warn!("{playlist} lists {uri}, which is {} outside {dir}: never read", p.display());
+                }
+                (None, true)
+            }
+            Some(Located::Remote) | None => (None, false),
+        }
+    }
+
+    /// Where an init segment (EXT-X-MAP) is, if inside the stream's folder.
+    fn locate(&mut self, spec: &Spec, uri: &str) -> Option<PathBuf> {
+        self.confine(spec, uri, source::resolve(&spec.playlist, uri)).0
     }
 
     /// The upload for the oldest queued segment.

@@ -19,6 +19,20 @@ use crate::store::Container;
 pub struct FileId {
     pub size: i64,
     pub mtime_ns: i64,
+    /// Inode number; 0 when not known (a position restored from the store).
+    pub ino: u64,
+}
+
+impl FileId {
+    /// Whether this is still the file first seen as `listed`: the same inode, at least as long
+    /// (a segment still being written grows); without inodes, the same size and time.
+    pub fn same_file(&self, listed: &FileId) -> bool {
+        if self.ino != 0 && listed.ino != 0 {
+            self.ino == listed.ino && self.size >= listed.size
+        } else {
+            self.size == listed.size && self.mtime_ns == listed.mtime_ns
+        }
+    }
 }
 
 /// The file's identity, or None when it does not exist (or is not a regular file).
@@ -29,7 +43,7 @@ pub fn file_id(path: &Path) -> Option<FileId> {
     }
     let mtime_ns =
         md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
-    Some(FileId { size: md.len() as i64, mtime_ns })
+    Some(FileId { size: md.len() as i64, mtime_ns, ino: std::os::unix::fs::MetadataExt::ino(&md) })
 }
 
 /// One segment as a media playlist lists it.
@@ -214,7 +228,62 @@ pub fn resolve(playlist: &Path, uri: &str) -> Option<PathBuf> {
         return None;
     }
     let p = Path::new(p);
-    Some(if p.is_absolute() { p.to_path_buf() } else { playlist.parent().unwrap_or(Path::new(".")).join(p) })
+    Some(normalize(&if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        playlist.parent().unwrap_or(Path::new(".")).join(p)
+    }))
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Where a listed file is, seen from the stream's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// In the folder, symlinks resolved.
+    Inside(PathBuf),
+    /// Would be in the folder, but is not there (yet).
+    Missing(PathBuf),
+    /// Outside the folder (`..`, an absolute path elsewhere, a symlink leading out): never read.
+    Outside(PathBuf),
+    /// A URL: not a file.
+    Remote,
+}
+
+/// Resolves `uri` of the playlist at `playlist` and checks it stays inside `dir` (canonical).
+pub fn locate(dir: &Path, playlist: &Path, uri: &str) -> Located {
+    match resolve(playlist, uri) {
+        Some(path) => confine(dir, path),
+        None => Located::Remote,
+    }
+}
+
+/// Checks that `path` (resolved, normalized) stays inside `dir` (canonical), symlinks followed.
+pub fn confine(dir: &Path, path: PathBuf) -> Located {
+    if !path.starts_with(dir) {
+        return Located::Outside(path);
+    }
+    match std::fs::canonicalize(&path) {
+        Ok(real) if real.starts_with(dir) => Located::Inside(real),
+        Ok(real) => Located::Outside(real),
+        Err(_) => Located::Missing(path),
+    }
 }
 
 /// `12.345678` → 12_345_678 µs, exactly (rounded half up past six decimals).
@@ -239,6 +308,42 @@ pub fn parse_duration_us(s: &str) -> Option<i64> {
         us += 1;
     }
     Some(us)
+}
+
+/// Whether `data` is a whole segment of `container`: complete MPEG-TS packets, or complete MP4
+/// boxes end to end. A file caught while being written fails this (or changes while read).
+pub fn whole(container: Container, data: &[u8]) -> Result<(), String> {
+    match container {
+        Container::Ts => {
+            if data.is_empty() || data.len() % 188 != 0 {
+                return Err(format!("{} bytes is not a whole number of MPEG-TS packets", data.len()));
+            }
+            match data.chunks(188).position(|p| p[0] != 0x47) {
+                Some(i) => Err(format!("MPEG-TS packet {i} does not start with a sync byte")),
+                None => Ok(()),
+            }
+        }
+        Container::Fmp4 => {
+            let mut at = 0usize;
+            while at < data.len() {
+                let rest = &data[at..];
+                let size = match rest.get(..8).map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]])) {
+                    Some(1) => rest.get(8..16).map(|s| u64::from_be_bytes(s.try_into().unwrap())),
+                    Some(0) => Some(rest.len() as u64),
+                    Some(n) => Some(n as u64),
+                    None => None,
+                };
+                match size {
+                    Some(n) if n >= 8 && n <= rest.len() as u64 => at += n as usize,
+                    _ => return Err(format!("an MP4 box at byte {at} runs past the end ({} bytes)", data.len())),
+                }
+            }
+            if data.is_empty() {
+                return Err("empty".into());
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Stream and rendition names: the rule the nginx module's URLs accept.
@@ -393,6 +498,51 @@ out_1.m3u8
         assert_eq!(resolve(pl, "a.ts?t=1"), Some(PathBuf::from("/d/sub/a.ts")));
         assert_eq!(resolve(pl, "/abs/a.ts"), Some(PathBuf::from("/abs/a.ts")));
         assert_eq!(resolve(pl, "http://cdn/a.ts"), None);
+        assert_eq!(resolve(pl, "../x/./b.ts"), Some(PathBuf::from("/d/x/b.ts")));
+    }
+
+    #[test]
+    fn whole_segments_are_told_from_cut_ones() {
+        let ts: Vec<u8> = (0..10).flat_map(|_| std::iter::once(0x47).chain(std::iter::repeat_n(0u8, 187))).collect();
+        assert!(whole(Container::Ts, &ts).is_ok());
+        assert!(whole(Container::Ts, &ts[..1000]).is_err());
+        let mut bad = ts.clone();
+        bad[188 * 3] = 0;
+        assert!(whole(Container::Ts, &bad).unwrap_err().contains("packet 3"));
+        assert!(whole(Container::Ts, &[]).is_err());
+        let boxed = |t: &[u8; 4], body: usize| {
+            let mut b = ((8 + body) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(t);
+            b.extend(std::iter::repeat_n(1u8, body));
+            b
+        };
+        let frag = [boxed(b"styp", 4), boxed(b"moof", 100), boxed(b"mdat", 5000)].concat();
+        assert!(whole(Container::Fmp4, &frag).is_ok());
+        assert!(whole(Container::Fmp4, &frag[..frag.len() - 1]).unwrap_err().contains("runs past the end"));
+        assert!(whole(Container::Fmp4, &frag[..10]).is_err());
+        assert!(whole(Container::Fmp4, &[0, 0, 0, 4, b'x', b'x', b'x', b'x']).is_err());
+    }
+
+    #[test]
+    fn listed_files_stay_inside_the_folder() {
+        let root = std::env::temp_dir().join(format!("hls-dvr-locate-{}", std::process::id()));
+        let dir = root.join("stream");
+        std::fs::create_dir_all(dir.join("hd")).unwrap();
+        std::fs::write(dir.join("hd/a.ts"), b"a").unwrap();
+        std::fs::write(root.join("secret.ts"), b"s").unwrap();
+        std::os::unix::fs::symlink(root.join("secret.ts"), dir.join("hd/link.ts")).unwrap();
+        std::os::unix::fs::symlink(dir.join("hd/a.ts"), dir.join("hd/ok.ts")).unwrap();
+        let dir = std::fs::canonicalize(&dir).unwrap();
+        let pl = dir.join("hd/index.m3u8");
+        assert_eq!(locate(&dir, &pl, "a.ts"), Located::Inside(dir.join("hd/a.ts")));
+        assert_eq!(locate(&dir, &pl, "ok.ts"), Located::Inside(dir.join("hd/a.ts")));
+        assert_eq!(locate(&dir, &pl, "later.ts"), Located::Missing(dir.join("hd/later.ts")));
+        assert!(matches!(locate(&dir, &pl, "link.ts"), Located::Outside(_)));
+        assert!(matches!(locate(&dir, &pl, "../../secret.ts"), Located::Outside(_)));
+        assert!(matches!(locate(&dir, &pl, "/etc/passwd"), Located::Outside(_)));
+        assert!(matches!(locate(&dir, &pl, "../hd/../../stream/hd/a.ts"), Located::Inside(_)));
+        assert_eq!(locate(&dir, &pl, "https://cdn/a.ts"), Located::Remote);
+        let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]

@@ -5,18 +5,18 @@
 //! is the media playlist's file stem, sanitized (its path inside the folder when stems collide).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::changes::Changes;
 use super::ingest::Shared;
 use super::rendition::{self, Spec};
-use super::source::{self, file_id, sanitize_name, FileId, Parsed, VariantInfo};
+use super::source::{self, file_id, normalize, sanitize_name, FileId, Located, Parsed, VariantInfo};
 
 #[derive(Debug, Clone)]
 enum Kind {
@@ -33,6 +33,8 @@ pub struct Watcher {
     dir: PathBuf,
     poll_interval: Duration,
     changes: Changes,
+    /// Playlists named outside the folder, warned about once.
+    refused: HashSet<PathBuf>,
     /// Classification of the folder's playlists, by file identity.
     kinds: HashMap<PathBuf, (FileId, Kind)>,
     renditions: HashMap<PathBuf, Known>,
@@ -40,24 +42,6 @@ pub struct Watcher {
     tasks: JoinSet<()>,
 }
 
-/// `a/./b` → `a/b`, so a playlist listed and named by a master are the same path.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Picks a rendition name for `playlist` not in `taken`.
 pub fn rendition_name(dir: &Path, playlist: &Path, taken: &HashSet<String>) -> String {
     let stem = sanitize_name(&playlist.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
     if !taken.contains(&stem) {
@@ -73,10 +57,13 @@ pub fn rendition_name(dir: &Path, playlist: &Path, taken: &HashSet<String>) -> S
 
 impl Watcher {
     pub fn new(stream: &str, dir: &Path, poll_interval: Duration) -> Watcher {
-        let dir = normalize(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
+        // Canonical: what the folder's playlists list is checked to stay inside it.
+        let dir = std::fs::canonicalize(dir)
+            .unwrap_or_else(|_| normalize(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())));
         Watcher {
             stream: Arc::from(stream),
             changes: Changes::watch(&dir),
+            refused: HashSet::new(),
             dir,
             poll_interval,
             kinds: HashMap::new(),
@@ -123,11 +110,18 @@ impl Watcher {
             if let Some((_, Kind::Master(vs))) = self.kinds.get(p) {
                 masters = true;
                 for (uri, info) in vs {
-                    if let Some(path) = source::resolve(p, uri) {
-                        let path = normalize(&path);
-                        if !out.iter().any(|(q, _)| *q == path) {
-                            out.push((path, Some(info.clone())));
+                    let path = match source::locate(&self.dir, p, uri) {
+                        Located::Inside(path) | Located::Missing(path) => path,
+                        Located::Outside(path) => {
+                            if self.refused.insert(path.clone()) {
+                                warn!("{} lists {uri}, outside {}: ignored", p.display(), self.dir.display());
+                            }
+                            continue;
                         }
+                        Located::Remote => continue,
+                    };
+                    if !out.iter().any(|(q, _)| *q == path) {
+                        out.push((path, Some(info.clone())));
                     }
                 }
             }
@@ -160,6 +154,7 @@ impl Watcher {
                 variant: variant.clone(),
                 poll_interval: self.poll_interval,
                 changes: self.changes.subscribe(),
+                dir: self.dir.clone(),
             };
             let span = info_span!("rendition", stream = %self.stream, rendition = %name);
             self.tasks.spawn(rendition::run(spec, shared.clone()).instrument(span));
@@ -207,5 +202,6 @@ mod tests {
     #[test]
     fn paths_normalize() {
         assert_eq!(normalize(Path::new("/s/./a/../b.m3u8")), PathBuf::from("/s/b.m3u8"));
+        assert_eq!(normalize(Path::new("../a")), PathBuf::from("../a"));
     }
 }

@@ -22,6 +22,8 @@ pub struct Seen<'a> {
     pub file: Option<FileId>,
     /// The segmenter tagged it with EXT-X-DISCONTINUITY.
     pub discontinuity: bool,
+    /// Outside the stream's folder: never read, so skipped at once.
+    pub refused: bool,
 }
 
 impl Seen<'_> {
@@ -94,7 +96,7 @@ impl Tracker {
     pub fn resume(head: Option<&SourcePos>, stall_ms: i64) -> Tracker {
         let mut t = Tracker::new(stall_ms);
         if let Some(s) = head.filter(|s| s.msn >= 0 && !s.uri.is_empty()) {
-            let file = (s.size > 0).then_some(FileId { size: s.size, mtime_ns: s.mtime_ns });
+            let file = (s.size > 0).then_some(FileId { size: s.size, mtime_ns: s.mtime_ns, ino: 0 });
             t.last = Some(Last { seg_msn: s.msn, uri: s.uri.clone(), file });
         }
         t
@@ -115,7 +117,7 @@ impl Tracker {
             let same = match (e.file, last.file) {
                 // Missing now: deleted after upload (or by the segmenter's window), not rewritten.
                 (None, _) | (_, None) => true,
-                (Some(a), Some(b)) => a == b,
+                (Some(now), Some(listed)) => now.same_file(&listed),
             };
             return if same { (Change::Continue, i + 1) } else { (Change::Restart, 0) };
         }
@@ -137,6 +139,13 @@ impl Tracker {
         let mut i = start;
         while i < entries.len() {
             let e = &entries[i];
+            if e.refused {
+                d.skipped.push(i);
+                self.carry_disc = true;
+                self.last = Some(Last { seg_msn: e.seg_msn, uri: e.uri.to_string(), file: None });
+                i += 1;
+                continue;
+            }
             if e.ready() {
                 d.enqueue.push((i, e.discontinuity || self.carry_disc));
                 self.carry_disc = false;
@@ -253,13 +262,19 @@ mod tests {
     use super::*;
 
     fn id(n: i64) -> Option<FileId> {
-        Some(FileId { size: 1000 + n, mtime_ns: n * 1_000_000_000 })
+        Some(FileId { size: 1000 + n, mtime_ns: n * 1_000_000_000, ino: 0 })
     }
 
     /// A playlist of segmenter msns `range`, files `seg{msn}.ts` with identity from `gen`.
     fn pl(range: std::ops::Range<i64>, names: &[String], gen: i64) -> Vec<Seen<'_>> {
         range
-            .map(|m| Seen { seg_msn: m, uri: &names[m as usize], file: id(m + gen * 1000), discontinuity: false })
+            .map(|m| Seen {
+                seg_msn: m,
+                uri: &names[m as usize],
+                file: id(m + gen * 1000),
+                discontinuity: false,
+                refused: false,
+            })
             .collect()
     }
 
@@ -388,7 +403,7 @@ mod tests {
         let n = names();
         let mut t = Tracker::new(5_000);
         let mut p = pl(0..3, &n, 0);
-        p[1].file = Some(FileId { size: 0, mtime_ns: 1 });
+        p[1].file = Some(FileId { size: 0, mtime_ns: 1, ino: 0 });
         let (_, d) = t.diff(&p, 0);
         assert_eq!(idx(&d), vec![(0, false)]);
         assert_eq!(d.waiting, Some(1));
