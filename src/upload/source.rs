@@ -315,7 +315,7 @@ pub fn parse_duration_us(s: &str) -> Option<i64> {
 pub fn whole(container: Container, data: &[u8]) -> Result<(), String> {
     match container {
         Container::Ts => {
-            if data.is_empty() || data.len() % 188 != 0 {
+            if data.is_empty() || !data.len().is_multiple_of(188) {
                 return Err(format!("{} bytes is not a whole number of MPEG-TS packets", data.len()));
             }
             match data.chunks(188).position(|p| p[0] != 0x47) {
