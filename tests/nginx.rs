@@ -303,6 +303,66 @@ fn reload_under_load_loses_no_request() {
 }
 
 #[test]
+fn reload_with_a_new_keyspace_window_and_contact_points_under_load() {
+    // Two keyspaces with different histories, each reached through its own proxy.
+    let (a, _) = Fixture::new("reloada", 10, 1000);
+    let (b, _) = Fixture::new("reloadb", 30, 1000);
+    let (Some(pa), Some(pb)) = (a.cql.proxy(), b.cql.proxy()) else { return };
+    let ng = Nginx::start(&pa.addr(), &a.ks, 2, "", "hls_dvr_window 12s;");
+    ng.wait_ready("/live/demo/master.m3u8");
+    let first = media_playlist(&get(&ng.url("/live/demo/hi/index.m3u8")).text());
+    assert_eq!((first.media_sequence, first.segments.len()), (4, 6));
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = ng.port;
+    let clients: Vec<_> = (0..4)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let path = if i % 2 == 0 {
+                        "/live/demo/hi/index.m3u8".to_string()
+                    } else {
+                        format!("/live/demo/hi/{}.ts", i % 10)
+                    };
+                    match http("GET", &format!("http://127.0.0.1:{port}{path}"), &[]) {
+                        Ok(r) if r.status == 200 => {}
+                        Ok(r) => failures.push(format!("{path}: {}", r.status)),
+                        Err(e) => failures.push(format!("{path}: {e}")),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let through_b = pb.executes();
+    ng.reconfigure(&pb.addr(), &b.ks, 2, "", "hls_dvr_window 20s;");
+    // The new settings take effect: the other keyspace, window and contact point.
+    wait_for("the new keyspace and window", Duration::from_secs(20), || {
+        http("GET", &ng.url("/live/demo/hi/index.m3u8"), &[]).is_ok_and(|r| {
+            r.status == 200 && {
+                let pl = media_playlist(&r.text());
+                pl.media_sequence == 20 && pl.segments.len() == 10
+            }
+        })
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed across the reload: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    assert!(pb.executes() > through_b, "the new contact point is not used");
+    assert!(!ng.error_log().contains("exited on signal"));
+}
+
+#[test]
 fn two_workers_both_serve() {
     let (f, _) = Fixture::new("workers", 3, 1000);
     let ng = Nginx::start(&f.cql.addr, &f.ks, 2, "", "");

@@ -238,6 +238,33 @@ fn newest_source(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
     newest
 }
 
+/// nginx.conf of the test nginx in `d`.
+fn conf(d: &Path, port: u16, store: &str, ks: &str, workers: u32, http_extra: &str, loc_extra: &str) -> String {
+    format!(
+        "load_module {module};\n\
+         worker_processes {workers};\n\
+         error_log {d}/logs/error.log info;\n\
+         pid {d}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+           access_log {d}/logs/access.log;\n\
+           client_body_temp_path {d}/tmp;\n\
+           proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+           hls_dvr_cassandra {store};\n\
+           hls_dvr_keyspace {ks};\n\
+           {http_extra}\n\
+           server {{\n\
+             listen 127.0.0.1:{port};\n\
+             location /live/ {{ hls_dvr; {loc_extra} }}\n\
+             location /files/ {{ alias {d}/files/; sendfile on; }}\n\
+           }}\n\
+         }}\n",
+        module = module_path().display(),
+        d = d.display(),
+        store = store.replace(',', " "),
+    )
+}
+
 /// Debian's nginx with the module, on a free port, master in the foreground.
 pub struct Nginx {
     pub dir: TempDir,
@@ -252,30 +279,11 @@ impl Nginx {
         let dir = TempDir::new("nginx");
         let port = free_port();
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-        let conf = format!(
-            "load_module {module};\n\
-             worker_processes {workers};\n\
-             error_log {d}/logs/error.log info;\n\
-             pid {d}/nginx.pid;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n\
-               access_log {d}/logs/access.log;\n\
-               client_body_temp_path {d}/tmp;\n\
-               proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
-               hls_dvr_cassandra {store};\n\
-               hls_dvr_keyspace {ks};\n\
-               {http_extra}\n\
-               server {{\n\
-                 listen 127.0.0.1:{port};\n\
-                 location /live/ {{ hls_dvr; {loc_extra} }}\n\
-                 location /files/ {{ alias {d}/files/; sendfile on; }}\n\
-               }}\n\
-             }}\n",
-            module = module_path().display(),
-            d = dir.path().display(),
-            store = store.replace(',', " "),
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            conf(dir.path(), port, store, ks, workers, http_extra, loc_extra),
+        )
+        .unwrap();
         let master = Proc(
             Command::new("nginx")
                 .args(["-p", &dir.path().display().to_string(), "-c", "nginx.conf", "-g", "daemon off;"])
@@ -286,6 +294,13 @@ impl Nginx {
         let n = Nginx { dir, port, master };
         wait_for("nginx to listen", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
         n
+    }
+
+    /// A new configuration, as an operator changes one: rewritten, then `nginx -s reload`.
+    pub fn reconfigure(&self, store: &str, ks: &str, workers: u32, http_extra: &str, loc_extra: &str) {
+        let text = conf(self.dir.path(), self.port, store, ks, workers, http_extra, loc_extra);
+        std::fs::write(self.dir.path().join("nginx.conf"), text).unwrap();
+        self.signal("reload");
     }
 
     pub fn url(&self, path: &str) -> String {
