@@ -42,7 +42,8 @@ fn good_configurations_pass() {
     assert!(ok, "{err}");
     let full = format!(
         "{STORE} hls_dvr_consistency local_one; hls_dvr_timeout 1500ms; hls_dvr_connect_timeout 3s; \
-         hls_dvr_max_in_flight 64; hls_dvr_playlist_cache off; hls_dvr_cache_zone edge 8m;"
+         hls_dvr_max_in_flight 64; hls_dvr_playlist_cache off; hls_dvr_cache_zone edge 8m; \
+         hls_dvr_speculative_retry 50ms;"
     );
     let (ok, err) = nginx_t(
         &full,
@@ -88,6 +89,7 @@ fn mistakes_fail_with_clear_messages() {
         (STORE, "location /live/ { hls_dvr on; }", "invalid number of arguments"),
         (STORE, "location /live/ { hls_dvr; hls_dvr_max_range 30s; }", "must be at least 1m"),
         (&format!("{STORE} hls_dvr_cache_zone edge 100k;"), "", "at least 1m"),
+        (&format!("{STORE} hls_dvr_speculative_retry soon;"), "", "is not a duration"),
         (&format!("{STORE} hls_dvr_cache_zone edge 10x;"), "", "is not a size"),
         (&format!("{STORE} hls_dvr_cache_zone edge 4m; hls_dvr_cache_zone edge 4m;"), "", "declared twice"),
         (&format!("{STORE} hls_dvr_cache_zone e/dge 4m;"), "", "is not a zone name"),

@@ -25,6 +25,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::MainConf;
 use hls_dvr::serve::{self, Edge, Job, Reply};
+use hls_dvr::store::keeper::{Event, Keeper};
 use hls_dvr::store::{Op, Store, StoreError};
 
 enum Msg {
@@ -35,8 +36,8 @@ enum Msg {
 /// Completions waiting for the nginx thread.
 static QUEUE: Mutex<Vec<Msg>> = Mutex::new(Vec::new());
 static EVENT_FD: AtomicI32 = AtomicI32::new(-1);
-/// Set by the runtime once connected.
-static STORE: OnceCell<Arc<Store>> = OnceCell::new();
+/// The worker's session, connected (and replaced when it keeps failing) by the runtime.
+static KEEPER: Keeper = Keeper::new();
 /// How long the store keeps segments, in ms (0: not known yet, or no TTL), read once connected.
 static RETENTION_MS: AtomicI64 = AtomicI64::new(0);
 
@@ -138,33 +139,18 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
 
     let _ = EDGE.set(Edge::new(main.playlist_cache()));
     let cfg = main.store_config();
-    runtime.spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        // Requests answer 503 meanwhile; the log says why once, not once per retry.
-        let mut last_error = String::new();
-        loop {
-            match Store::connect(&cfg).await {
-                Ok(s) => {
-                    match s.retention().await {
-                        Ok(r) => RETENTION_MS.store(r.map_or(0, |d| d.as_millis() as i64), Ordering::Relaxed),
-                        Err(e) => log(NGX_LOG_WARN, format!("hls_dvr: the store's retention is unknown: {e}")),
-                    }
-                    let _ = STORE.set(Arc::new(s));
-                    log(NGX_LOG_NOTICE, format!("hls_dvr: connected to {} keyspace {}", cfg.describe(), cfg.keyspace));
-                    return;
-                }
-                Err(e) => {
-                    let e = e.to_string();
-                    if e != last_error {
-                        log(NGX_LOG_ERR, format!("hls_dvr: {e}; retrying until it works"));
-                        last_error = e;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
-    });
+    let whom = format!("{} keyspace {}", cfg.describe(), cfg.keyspace);
+    // Requests answer 503 until connected; the log says why once, not once per retry.
+    runtime.spawn(KEEPER.run(
+        cfg,
+        move |event| match event {
+            Event::Connected => log(NGX_LOG_NOTICE, format!("hls_dvr: connected to {whom}")),
+            Event::Replaced => log(NGX_LOG_NOTICE, format!("hls_dvr: reconnected to {whom} with a new session")),
+            Event::Failed(e) => log(NGX_LOG_ERR, format!("hls_dvr: {e}; retrying until it works")),
+            Event::NoRetention(e) => log(NGX_LOG_WARN, format!("hls_dvr: the store's retention is unknown: {e}")),
+        },
+        |r| RETENTION_MS.store(r.map_or(0, |d| d.as_millis() as i64), Ordering::Relaxed),
+    ));
 
     WORKER.with(|w| {
         *w.borrow_mut() = Some(Worker {
@@ -182,7 +168,7 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
 /// Stops the runtime and closes the eventfd. In-flight requests are gone by now.
 pub fn stop() {
     let Some(w) = WORKER.with(|w| w.borrow_mut().take()) else { return };
-    if let Some(store) = STORE.get() {
+    if let Some(store) = KEEPER.get() {
         // SAFETY: exit_process runs on the worker's nginx thread, where the cycle is live.
         let log = unsafe { (*ngx_cycle).log };
         ngx_log_error!(
@@ -226,7 +212,11 @@ pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u6
         w.next_id += 1;
         let task = w.runtime.spawn(async move {
             let res = match store_within(wait).await {
-                Some(store) => serve::run(store, edge, job).await,
+                Some(store) => {
+                    let res = serve::run(store, edge, job).await;
+                    KEEPER.report(&res);
+                    res
+                }
                 None => Err(StoreError::Unavailable(NOT_CONNECTED.into())),
             };
             push(Msg::Done(id, res));
@@ -240,8 +230,8 @@ pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u6
 async fn store_within(wait: Duration) -> Option<Arc<Store>> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        if let Some(s) = STORE.get() {
-            return Some(s.clone());
+        if let Some(s) = KEEPER.get() {
+            return Some(s);
         }
         if tokio::time::Instant::now() >= deadline {
             return None;

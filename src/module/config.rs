@@ -9,6 +9,7 @@
 //!     hls_dvr_connect_timeout 5s;
 //!     hls_dvr_max_in_flight 1024;                     # per worker, then 503
 //!     hls_dvr_playlist_cache 500ms;                   # per worker; off to disable
+//!     hls_dvr_speculative_retry 100ms;                # a slow replica: ask another too (off)
 //!     hls_dvr_username hls_dvr;                       # PasswordAuthenticator
 //!     hls_dvr_password_file /etc/nginx/cassandra.pw;  # its first line
 //!     hls_dvr_tls_ca /etc/nginx/cassandra-ca.pem;     # TLS, verified against this CA
@@ -47,6 +48,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 pub const DEFAULT_PLAYLIST_CACHE: Duration = Duration::from_millis(500);
 pub const DEFAULT_MAX_RANGE: Duration = Duration::from_secs(24 * 3600);
+/// Reads take milliseconds: one unanswered after this goes to another replica too.
+pub const DEFAULT_SPECULATIVE_RETRY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 pub struct MainConf {
@@ -57,6 +60,8 @@ pub struct MainConf {
     pub connect_timeout: Option<Duration>,
     pub max_in_flight: Option<usize>,
     pub playlist_cache: Option<Duration>,
+    /// `hls_dvr_speculative_retry`: Some(ZERO) is off.
+    pub speculative_retry: Option<Duration>,
     pub secrets: Secrets,
     pub local_dc: Option<String>,
     /// Read from the files above once the http block is parsed, by the master: workers may
@@ -87,6 +92,8 @@ impl MainConf {
         c.credentials = self.credentials.clone();
         c.tls = self.tls.clone();
         c.local_dc = self.local_dc.clone();
+        c.speculative_retry =
+            Some(self.speculative_retry.unwrap_or(DEFAULT_SPECULATIVE_RETRY)).filter(|d| !d.is_zero());
         c
     }
 }
@@ -372,6 +379,11 @@ fn parse_size(s: &str) -> Result<usize, String> {
     };
     n.checked_mul(1 << shift).ok_or_else(bad)
 }
+
+main_directive!(set_speculative_retry, "hls_dvr_speculative_retry", |c, a| {
+    let d = if a[0] == "off" { Duration::ZERO } else { duration(a[0])? };
+    once(&mut c.speculative_retry, d)
+});
 
 main_directive!(set_local_dc, "hls_dvr_local_dc", |c, a| once(&mut c.local_dc, parse_datacenter(a[0])?));
 

@@ -71,7 +71,7 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
     ngx_command_t { name, type_, set: Some(set), conf, offset: 0, post: std::ptr::null_mut() }
 }
 
-static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 20] = [
+static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 21] = [
     command(
         ngx_string!("hls_dvr_cassandra"),
         MAIN | NGX_CONF_1MORE as ngx_uint_t,
@@ -142,6 +142,12 @@ static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 20] = [
         ngx_string!("hls_dvr_tls_key"),
         MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
         config::set_tls_key,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_speculative_retry"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_speculative_retry,
         NGX_HTTP_MAIN_CONF_OFFSET,
     ),
     command(

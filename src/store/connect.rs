@@ -13,7 +13,9 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::statement::Consistency;
+use std::sync::Arc;
 
 use super::error::{exec_err, StoreError};
 use crate::schema::{is_identifier, SchemaOptions};
@@ -201,6 +203,9 @@ pub struct StoreConfig {
     pub tls: Option<Tls>,
     /// Requests go to this datacenter's replicas only (LOCAL_* consistency stays local).
     pub local_dc: Option<String>,
+    /// A request unanswered this long is sent to the next replica too (every statement is
+    /// idempotent); the first answer wins. None: never.
+    pub speculative_retry: Option<Duration>,
 }
 
 impl StoreConfig {
@@ -216,6 +221,7 @@ impl StoreConfig {
             credentials: None,
             tls: None,
             local_dc: None,
+            speculative_retry: None,
         }
     }
 
@@ -246,7 +252,13 @@ pub(super) async fn session(cfg: &StoreConfig) -> Result<Session, StoreError> {
     if let Some(dc) = &cfg.local_dc {
         policy = policy.prefer_datacenter(dc.clone()).permit_dc_failover(false);
     }
-    let profile = ExecutionProfile::builder().load_balancing_policy(policy.build()).build();
+    let mut profile = ExecutionProfile::builder().load_balancing_policy(policy.build());
+    if let Some(after) = cfg.speculative_retry {
+        // A slow replica (a GC pause, a failing disk) costs `after`, not the whole timeout.
+        let spec = SimpleSpeculativeExecutionPolicy { max_retry_count: 2, retry_interval: after };
+        profile = profile.speculative_execution_policy(Some(Arc::new(spec)));
+    }
+    let profile = profile.build();
     builder = builder.default_execution_profile_handle(profile.into_handle());
     // The driver retries contact points itself; bound the whole start-up so callers get an answer.
     match tokio::time::timeout(cfg.connect_timeout + Duration::from_secs(1), builder.build()).await {

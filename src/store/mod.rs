@@ -9,9 +9,11 @@
 //! - [`rows`]: the tables' contents as Rust types, read and written by column name.
 //! - [`error`]: what went wrong, sorted by what a caller can do about it.
 //! - [`latency`]: how long each kind of request takes.
+//! - [`keeper`]: a session kept working for a long-lived client (an nginx worker).
 
 pub mod connect;
 pub mod error;
+pub mod keeper;
 pub mod latency;
 pub mod rows;
 

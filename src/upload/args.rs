@@ -36,6 +36,7 @@ OPTIONS:
   --tls-cert FILE         client certificate (PEM), with --tls-key, for clusters that require one
   --tls-key FILE          its private key (PEM)
   --local-dc DC           send requests to this datacenter's nodes only (token-aware either way)
+  --speculative-retry D   a write unanswered after D is sent to another replica too (default off)
   --stream NAME DIR       a stream: NAME is [A-Za-z0-9_-]{1,64}, DIR must exist
   --config FILE           more streams, one \"NAME DIR\" a line, # comments; relative DIRs are
                           relative to FILE's folder
@@ -69,6 +70,7 @@ pub struct Connection {
     pub local_dc: Option<String>,
     pub write_consistency: Option<Consistency>,
     pub write_timeout: Option<Duration>,
+    pub speculative_retry: Option<Duration>,
 }
 
 impl Connection {
@@ -78,6 +80,7 @@ impl Connection {
         (c.credentials, c.tls) =
             self.secrets.load(["--username", "--password-file", "--tls-ca", "--tls-cert", "--tls-key"])?;
         c.local_dc = self.local_dc.clone();
+        c.speculative_retry = self.speculative_retry;
         if let Some(w) = self.write_consistency {
             c.write_consistency = w;
         }
@@ -190,6 +193,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--tls-ca" => conn.secrets.tls_ca = Some(PathBuf::from(value("a file")?)),
             "--tls-cert" => conn.secrets.tls_cert = Some(PathBuf::from(value("a file")?)),
             "--tls-key" => conn.secrets.tls_key = Some(PathBuf::from(value("a file")?)),
+            "--speculative-retry" => {
+                let d = parse_duration(&value("a duration")?).map_err(|e| format!("--speculative-retry: {e}"))?;
+                conn.speculative_retry = Some(d).filter(|d| !d.is_zero());
+            }
             "--local-dc" => {
                 conn.local_dc = Some(parse_datacenter(&value("a datacenter")?).map_err(|e| format!("--local-dc: {e}"))?)
             }

@@ -39,8 +39,14 @@ impl Proxy {
     /// this machine's (a remote cluster): such tests are skipped.
     pub fn start(target: &str) -> Option<Proxy> {
         let target: SocketAddr = target.parse().ok()?;
+        Proxy::start_on(SocketAddr::new(target.ip(), 0), target)
+    }
+
+    /// A proxy to `target` listening on `listen`: proxies on the same port of each node's IP
+    /// carry a whole cluster's traffic.
+    pub fn start_on(listen: SocketAddr, target: SocketAddr) -> Option<Proxy> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let listener = rt.block_on(TcpListener::bind((target.ip(), 0))).ok()?;
+        let listener = rt.block_on(TcpListener::bind(listen)).ok()?;
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
             target,
