@@ -6,13 +6,16 @@
 
 pub mod clock;
 pub mod duration;
+pub mod edge_metrics;
 pub mod head_watch;
 pub mod index_cache;
 pub mod params;
 pub mod playlist;
+pub mod prometheus;
 pub mod route;
 pub mod schema;
 pub mod serve;
+pub mod status;
 pub mod store;
 pub mod upload;
 pub mod window;

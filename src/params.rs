@@ -23,6 +23,10 @@ pub struct PlaylistQuery {
     pub skip: bool,
     /// `_HLS_msn=N`: answer once segment N is in the playlist.
     pub block_msn: Option<i64>,
+    /// The query's other parameters (tokens of `secure_link`, cache busters), as they came:
+    /// passed on to every URI the playlist lists (`hls_dvr_pass_args`), so that a signed
+    /// playlist's segments stay signed.
+    pub passed: String,
 }
 
 /// The latest time a URL may name: year 3000, far beyond any stream, well within i64 ms.
@@ -45,7 +49,17 @@ impl PlaylistQuery {
                 "_HLS_skip" => "_HLS_skip",
                 "_HLS_msn" => "_HLS_msn",
                 "_HLS_part" => return Err("_HLS_part: partial segments are not served".into()),
-                _ => continue,
+                _ => {
+                    // Listed in playlist lines and quoted attributes: nothing that could end them.
+                    if !pair.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+                        return Err(format!("{key}: the value must be URL-encoded"));
+                    }
+                    if !q.passed.is_empty() {
+                        q.passed.push('&');
+                    }
+                    q.passed.push_str(pair);
+                    continue;
+                }
             };
             if seen.contains(&name) {
                 return Err(format!("{name} is given twice"));
@@ -131,7 +145,20 @@ impl PlaylistQuery {
         if let Some(w) = self.window_ms {
             add("window", secs(w));
         }
+        if !self.passed.is_empty() {
+            out.push(if out.is_empty() { '?' } else { '&' });
+            out.push_str(&self.passed);
+        }
         out
+    }
+
+    /// What follows a segment or init URI: the passed-on parameters, if any.
+    pub fn for_segments(&self) -> String {
+        if self.passed.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", self.passed)
+        }
     }
 
     /// For logs and error messages.
@@ -290,6 +317,19 @@ mod tests {
         let r = q("start=-3600.25&end=now&_HLS_msn=3&_HLS_skip=YES").unwrap();
         assert_eq!(r.for_variants(), "?start=1764089999.750&end=1764093600.000");
         assert_eq!(q("delay=90&window=30").unwrap().for_variants(), "?delay=90.000&window=30.000");
-        assert_eq!(q("token=x").unwrap().for_variants(), "");
+        assert_eq!(q("").unwrap().for_variants(), "");
+    }
+
+    #[test]
+    fn other_parameters_pass_on_as_they_came() {
+        let r = q("md5=a_B-c&start=-60&expires=17%2B3&_HLS_skip=YES&flag").unwrap();
+        assert_eq!(r.passed, "md5=a_B-c&expires=17%2B3&flag");
+        assert_eq!(r.for_segments(), "?md5=a_B-c&expires=17%2B3&flag");
+        assert!(
+            r.for_variants().starts_with("?start=") && r.for_variants().ends_with("&md5=a_B-c&expires=17%2B3&flag")
+        );
+        assert_eq!(q("md5=x").unwrap().for_variants(), "?md5=x");
+        assert_eq!(q("_HLS_msn=3").unwrap().for_segments(), "");
+        assert!(q("t=a\"b").unwrap_err().contains("URL-encoded"));
     }
 }

@@ -74,7 +74,8 @@ pub const SKIP_TARGET_DURATIONS: i64 = 6;
 
 /// The media playlist of `view`. `delta`: the client asked for a delta update (`_HLS_skip`); it
 /// is given one when the playlist can change (no EXT-X-ENDLIST).
-pub fn media(r: &Rendition, view: &View, delta: bool) -> String {
+/// `args` follows every segment and init URI (see [`crate::params::PlaylistQuery::for_segments`]).
+pub fn media(r: &Rendition, view: &View, delta: bool, args: &str) -> String {
     let items = &view.items;
     let mut out = String::with_capacity(512 + items.len() * 64);
     let td = target_duration(r.target_duration, items);
@@ -115,7 +116,7 @@ pub fn media(r: &Rendition, view: &View, delta: bool) -> String {
             Item::Gap { msn, duration_us, .. } => {
                 out.push_str("#EXT-X-GAP\n#EXTINF:");
                 seconds(*duration_us, &mut out);
-                let _ = write!(out, ",\n{msn}.{ext}\n");
+                let _ = write!(out, ",\n{msn}.{ext}{args}\n");
                 expect_pdt = expect_pdt.map(|t| t + duration_us / 1000);
                 continue;
             }
@@ -128,7 +129,7 @@ pub fn media(r: &Rendition, view: &View, delta: bool) -> String {
         // skipped lines said is not repeated, but what applies to listed segments is.
         if r.container == Container::Fmp4 && e.init_msn.is_some() && (e.init_msn != init || disc) {
             init = e.init_msn;
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", e.init_msn.unwrap_or(0));
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4{args}\"", e.init_msn.unwrap_or(0));
         }
         if disc || expect_pdt.is_none_or(|x| (e.pdt_ms - x).abs() > PDT_SLACK_MS) {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(e.pdt_ms));
@@ -136,7 +137,7 @@ pub fn media(r: &Rendition, view: &View, delta: bool) -> String {
         expect_pdt = Some(e.pdt_ms + e.duration_us / 1000);
         out.push_str("#EXTINF:");
         seconds(e.duration_us, &mut out);
-        let _ = write!(out, ",\n{}.{ext}\n", e.msn);
+        let _ = write!(out, ",\n{}.{ext}{args}\n", e.msn);
     }
     if view.ended {
         out.push_str("#EXT-X-ENDLIST\n");
@@ -208,7 +209,7 @@ mod tests {
     fn media_playlist_parses_and_keeps_sequences() {
         let r = rendition(Container::Ts);
         let w = vec![seg(5, false, 0, None), seg(6, true, 1, None), seg(7, false, 1, None)];
-        let text = media(&r, &live(&w), false);
+        let text = media(&r, &live(&w), false, "");
         let pl = parse(&text);
         assert_eq!(pl.media_sequence, 5);
         assert_eq!(pl.discontinuity_sequence, 0);
@@ -226,7 +227,7 @@ mod tests {
         assert!(pl.segments[2].program_date_time.is_none());
 
         // Sliding past the discontinuity: the sequence counts it, the tag goes.
-        let text = media(&r, &live(&w[1..]), false);
+        let text = media(&r, &live(&w[1..]), false, "");
         assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
         assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
     }
@@ -237,7 +238,7 @@ mod tests {
         let w = vec![seg(3, false, 0, Some(0)), seg(4, false, 0, Some(0)), seg(5, true, 1, Some(5))];
         let mut clip = live(&w);
         (clip.kind, clip.ended) = (Kind::Vod, true);
-        let text = media(&r, &clip, false);
+        let text = media(&r, &clip, false, "");
         assert!(text.contains("#EXT-X-VERSION:6\n"));
         assert_eq!(text.matches("#EXT-X-MAP:URI=\"init-0.mp4\"").count(), 1);
         assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-5.mp4\""));
@@ -303,25 +304,25 @@ mod tests {
     fn kinds_of_playlists_carry_their_tags() {
         let r = rendition(Container::Ts);
         let w: Vec<_> = (0..5).map(|m| seg(m, false, 0, None)).collect();
-        let live_text = media(&r, &live(&w), false);
+        let live_text = media(&r, &live(&w), false, "");
         assert!(live_text.contains("#EXT-X-VERSION:9\n"));
         assert!(live_text.contains("#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0,CAN-BLOCK-RELOAD=YES\n"));
         assert!(!live_text.contains("PLAYLIST-TYPE") && !live_text.contains("ENDLIST"));
         let mut delayed = live(&w);
         delayed.at_edge = false;
-        assert!(media(&r, &delayed, false).contains("CAN-SKIP-UNTIL=12.0\n"));
+        assert!(media(&r, &delayed, false, "").contains("CAN-SKIP-UNTIL=12.0\n"));
         let mut event = live(&w);
         event.kind = Kind::Event;
-        let text = media(&r, &event, false);
+        let text = media(&r, &event, false, "");
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0\n"));
         let pl = parse(&text);
         assert!(pl.start.is_some() && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Event));
         event.ended = true;
-        let text = media(&r, &event, true);
+        let text = media(&r, &event, true, "");
         assert!(text.ends_with("#EXT-X-ENDLIST\n") && !text.contains("SERVER-CONTROL") && !text.contains("SKIP:"));
         let mut vod = live(&w);
         (vod.kind, vod.ended) = (Kind::Vod, true);
-        let pl = parse(&media(&r, &vod, false));
+        let pl = parse(&media(&r, &vod, false, ""));
         assert!(pl.end_list && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Vod));
     }
 
@@ -339,7 +340,7 @@ mod tests {
             ended: true,
             at_edge: false,
         };
-        let text = media(&r, &view, false);
+        let text = media(&r, &view, false, "");
         assert!(text.contains("#EXT-X-VERSION:8\n"));
         assert!(text.contains("#EXT-X-GAP\n#EXTINF:2.000,\n5.ts\n#EXTINF:2.000,\n6.ts\n"), "{text}");
         assert_eq!(parse(&text).segments.len(), 3);
@@ -352,8 +353,8 @@ mod tests {
         let mut w: Vec<_> = (0..20).map(|m| seg(m, m == 16, i64::from(m >= 16), Some(0))).collect();
         w[15].init_msn = Some(0);
         let r = rendition(Container::Fmp4);
-        let full = media(&r, &live(&w), false);
-        let delta = media(&r, &live(&w), true);
+        let full = media(&r, &live(&w), false, "");
+        let delta = media(&r, &live(&w), true, "");
         assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n"), "{delta}");
         assert!(delta.contains("#EXT-X-VERSION:9\n"));
         // What is listed is the full playlist's tail, with its map, date and discontinuity.
@@ -365,6 +366,6 @@ mod tests {
         let full_tail: Vec<&str> = full.lines().skip_while(|l| *l != "13.m4s").skip(1).collect();
         assert_eq!(&listed[2..], &full_tail[..]);
         // Short playlists have nothing to skip; the same counting decides.
-        assert!(!media(&r, &live(&w[..6]), true).contains("EXT-X-SKIP"));
+        assert!(!media(&r, &live(&w[..6]), true, "").contains("EXT-X-SKIP"));
     }
 }

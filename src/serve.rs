@@ -16,6 +16,7 @@ use crate::head_watch::HeadWatch;
 use crate::index_cache::IndexCache;
 use crate::params::PlaylistQuery;
 use crate::playlist;
+use crate::status::{self, RenditionStatus};
 use crate::store::{BlobKind, BlobMeta, Store, StoreError};
 use crate::window;
 
@@ -55,6 +56,11 @@ pub enum Job {
         rendition: String,
         msn: i64,
     },
+    /// The status document; the oldest segments are looked for from `since_ms` (now less the
+    /// store's retention) on.
+    Status {
+        since_ms: i64,
+    },
 }
 
 impl Job {
@@ -92,6 +98,8 @@ pub enum Reply {
     Chunk(Bytes),
     /// A whole blob, as its chunks.
     Whole(Vec<Bytes>),
+    /// A JSON document.
+    Json(Bytes),
 }
 
 impl Reply {
@@ -166,7 +174,25 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
                 None => Reply::not_found(format!("no segment {stream}/{rendition}/{msn}")),
             })
         }
+        Job::Status { since_ms } => status(store, since_ms).await,
     }
+}
+
+/// Reads every stream's heads, and each rendition's oldest stored segment, concurrently.
+async fn status(store: &Arc<Store>, since_ms: i64) -> Result<Reply, StoreError> {
+    let now = now_ms();
+    let streams = futures::future::try_join_all(store.streams().await?.into_iter().map(|name| async move {
+        let heads = store.renditions(&name).await?;
+        let name_ref = &name;
+        let renditions = futures::future::try_join_all(heads.into_iter().map(|head| async move {
+            let oldest = store.oldest(name_ref, &head.name, since_ms, now).await?;
+            Ok::<_, StoreError>(RenditionStatus { head, oldest })
+        }))
+        .await?;
+        Ok::<_, StoreError>((name, renditions))
+    }))
+    .await?;
+    Ok(Reply::Json(status::document(now, &streams).into()))
 }
 
 async fn media(
@@ -214,7 +240,7 @@ async fn media(
         window::Kind::Vod => CLIP_MAX_AGE_S,
         _ => playlist_max_age(playlist::target_duration(head.target_duration, &view.items)),
     };
-    Ok(Reply::Playlist { text: playlist::media(&head, &view, q.skip).into(), max_age_s })
+    Ok(Reply::Playlist { text: playlist::media(&head, &view, q.skip, &q.for_segments()).into(), max_age_s })
 }
 
 type SharedReply = Shared<BoxFuture<'static, Result<Reply, StoreError>>>;

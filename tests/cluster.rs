@@ -211,11 +211,13 @@ fn a_node_killed_under_load_loses_nothing_and_rejoins_whole() {
     let total = rt.block_on(store.index_range("demo", "stream_hi", since, now_ms())).unwrap().len();
     let on_node3 = || -> usize {
         (bucket_of(since)..=bucket_of(now_ms()))
-            .map(|b| {
-                rt.block_on(session.execute_unpaged(&stmt, (b,)))
-                    .ok()
-                    .and_then(|r| r.into_rows_result().ok())
-                    .map_or(0, |r| r.rows_num())
+            .map(|b| match rt.block_on(session.execute_unpaged(&stmt, (b,))).map(|r| r.into_rows_result()) {
+                Ok(Ok(r)) => r.rows_num(),
+                Ok(Err(e)) => panic!("node 3: {e}"),
+                Err(e) => {
+                    eprintln!("node 3, bucket {b}: {e}");
+                    0
+                }
             })
             .sum()
     };

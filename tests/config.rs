@@ -48,7 +48,8 @@ fn good_configurations_pass() {
     let (ok, err) = nginx_t(
         &full,
         "hls_dvr_allow_origin https://player.example; \
-         location /live/ { hls_dvr; hls_dvr_window 1h30m; hls_dvr_max_range 12h; hls_dvr_cache edge; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; }",
+         location /live/ { hls_dvr; hls_dvr_window 1h30m; hls_dvr_max_range 12h; hls_dvr_cache edge; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; hls_dvr_pass_args off; } \
+         location = /status { hls_dvr_status; } location = /metrics { hls_dvr_metrics; }",
     );
     assert!(ok, "{err}");
     // Production cluster settings: credentials from a file, TLS with a client certificate, a
@@ -64,6 +65,9 @@ fn good_configurations_pass() {
     assert!(ok, "{err}");
     // Without any hls_dvr location the store directives are harmless.
     let (ok, err) = nginx_t("", "location / { return 204; }");
+    assert!(ok, "{err}");
+    // Metrics need no store: they count what the edge serves.
+    let (ok, err) = nginx_t("", "location = /metrics { hls_dvr_metrics; }");
     assert!(ok, "{err}");
 }
 
@@ -107,6 +111,17 @@ fn mistakes_fail_with_clear_messages() {
         (&format!("{STORE} hls_dvr_username dvr;"), "", "\"hls_dvr_username\" needs \"hls_dvr_password_file\""),
         (&format!("{STORE} hls_dvr_local_dc \"dc 1\";"), "", "is not a datacenter name"),
         (&format!("{STORE} hls_dvr_username a; hls_dvr_username b;"), "", "is duplicate"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_pass_args yes; }", "expects on or off"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_pass_args on; hls_dvr_pass_args off; }", "is duplicate"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_metrics; }", "give each its own location"),
+        (STORE, "location = /status { hls_dvr_status; hls_dvr_status; }", "give each its own location"),
+        (STORE, "location = /status { proxy_pass http://127.0.0.1:1; hls_dvr_status; }", "already has a handler"),
+        (STORE, "location = /metrics { hls_dvr_metrics now; }", "invalid number of arguments"),
+        (
+            "hls_dvr_keyspace dvr;",
+            "location = /status { hls_dvr_status; }",
+            "\"hls_dvr_cassandra HOST:PORT ...;\" is missing",
+        ),
     ];
     for (http, location, want) in cases {
         let (ok, err) = nginx_t(http, location);

@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let window_us = (q[6] as i64 + 1) * 10_000_000;
     if let Ok(view) = window::select(&entries, &head, &query, window_us, 6_000_000, NOW) {
-        let text = playlist::media(&head, &view, q[7] & 1 == 1);
+        let text = playlist::media(&head, &view, q[7] & 1 == 1, "");
         assert!(text.starts_with("#EXTM3U\n"));
     }
 });

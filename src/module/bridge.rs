@@ -26,7 +26,7 @@ use tokio::task::AbortHandle;
 use crate::config::MainConf;
 use hls_dvr::serve::{self, Edge, Job, Reply};
 use hls_dvr::store::keeper::{Event, Keeper};
-use hls_dvr::store::{Op, Store, StoreError};
+use hls_dvr::store::{Observer, Op, Store, StoreError};
 
 enum Msg {
     Done(u64, Result<Reply, StoreError>),
@@ -138,7 +138,13 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
     EVENT_FD.store(fd, Ordering::Release);
 
     let _ = EDGE.set(Edge::new(main.playlist_cache()));
-    let cfg = main.store_config();
+    let mut cfg = main.store_config();
+    // Store reads count in the shared counters (metrics.rs: plain shared memory, any thread).
+    cfg.observer = Some(Observer(Arc::new(|op, took| {
+        if let Some(b) = crate::metrics::board() {
+            b.store_read(op, took);
+        }
+    })));
     let whom = format!("{} keyspace {}", cfg.describe(), cfg.keyspace);
     // Requests answer 503 until connected; the log says why once, not once per retry.
     runtime.spawn(KEEPER.run(

@@ -24,7 +24,10 @@
 //!             hls_dvr_max_range 24h;                  # longest start/end range per request
 //!             hls_dvr_cache edge;                     # segments and playlists from the zone
 //!             hls_dvr_allow_origin *;
+//!             hls_dvr_pass_args on;                   # playlists pass their query on (tokens)
 //!         }
+//!         location = /status { hls_dvr_status; }     # streams as JSON
+//!         location = /metrics { hls_dvr_metrics; }   # Prometheus, summed over workers
 //!     }
 //! }
 //! ```
@@ -72,6 +75,10 @@ pub struct MainConf {
     pub used: bool,
     /// Zones named by `hls_dvr_cache`, to check they are declared.
     pub cache_refs: Vec<(String, NonNull<ngx_shm_zone_t>)>,
+    /// Some location says `hls_dvr_metrics`.
+    pub metrics: bool,
+    /// The zone of the shared counters (edge_metrics.rs), when anything counts or shows them.
+    pub metrics_zone: Option<NonNull<ngx_shm_zone_t>>,
 }
 
 impl MainConf {
@@ -108,6 +115,10 @@ pub struct LocConf {
     pub allow_origin: Option<String>,
     /// `hls_dvr_cache`: a zone, or off (`Some(None)`).
     pub cache: Option<Option<NonNull<ngx_shm_zone_t>>>,
+    /// `hls_dvr_pass_args`: playlists pass their query on to the URIs they list (default on).
+    pub pass_args: Option<bool>,
+    /// `hls_dvr_status`: the location answers the status document.
+    pub status: bool,
 }
 
 impl LocConf {
@@ -120,6 +131,9 @@ impl LocConf {
     /// The longest start/end range one playlist request may cover.
     pub fn max_range(&self) -> Duration {
         self.max_range.unwrap_or(DEFAULT_MAX_RANGE)
+    }
+    pub fn pass_args(&self) -> bool {
+        self.pass_args.unwrap_or(true)
     }
     /// `None` when CORS headers are switched off (`hls_dvr_allow_origin off`).
     pub fn allow_origin(&self) -> Option<&str> {
@@ -144,6 +158,9 @@ impl Merge for LocConf {
         }
         if self.allow_origin.is_none() {
             self.allow_origin = prev.allow_origin.clone();
+        }
+        if self.pass_args.is_none() {
+            self.pass_args = prev.pass_args;
         }
         Ok(())
     }
@@ -410,6 +427,31 @@ loc_directive!(set_allow_origin, "hls_dvr_allow_origin", |c, a| {
     once(&mut c.allow_origin, a[0].to_string())
 });
 
+loc_directive!(set_pass_args, "hls_dvr_pass_args", |c, a| {
+    let on = match a[0] {
+        "on" => true,
+        "off" => false,
+        other => return Err(format!("{other:?}: expects on or off")),
+    };
+    once(&mut c.pass_args, on)
+});
+
+/// The location's core configuration, for a directive that gives it a content handler: one such
+/// directive per location.
+///
+/// # Safety
+/// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
+unsafe fn handled_location(cf: *mut ngx_conf_t) -> Result<&'static mut ngx_http_core_loc_conf_t, String> {
+    let clcf: &mut ngx_http_core_loc_conf_t =
+        NgxHttpCoreModule::location_conf_mut(&*cf).ok_or("no core location configuration")?;
+    if clcf.handler.is_some() {
+        return Err("the location already has a handler (hls_dvr, hls_dvr_status, hls_dvr_metrics or another \
+                    module's): give each its own location"
+            .into());
+    }
+    Ok(clcf)
+}
+
 /// `hls_dvr;` makes the location a DVR endpoint.
 pub unsafe extern "C" fn set_hls_dvr(
     cf: *mut ngx_conf_t,
@@ -422,8 +464,7 @@ pub unsafe extern "C" fn set_hls_dvr(
         if lc.enabled {
             return Err("is duplicate".into());
         }
-        let clcf: &mut ngx_http_core_loc_conf_t =
-            NgxHttpCoreModule::location_conf_mut(&*cf).ok_or("no core location configuration")?;
+        let clcf = handled_location(cf)?;
         // Routes are read from what follows the location's prefix, so it must be a plain prefix.
         if !clcf.regex.is_null() || clcf.exact_match() != 0 || clcf.named() != 0 || clcf.noname() != 0 {
             return Err("must be in a prefix location, such as \"location /live/ { hls_dvr; }\"".into());
@@ -439,6 +480,49 @@ pub unsafe extern "C" fn set_hls_dvr(
         main.used = true;
         Ok(())
     })
+}
+
+/// `hls_dvr_status;`: the location answers the status document (JSON) from the store.
+pub unsafe extern "C" fn set_status(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx::ffi::ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's location conf.
+    let lc = &mut *(conf as *mut LocConf);
+    directive(cf, "hls_dvr_status", |_| {
+        handled_location(cf)?.handler = Some(crate::handler::content_handler);
+        lc.status = true;
+        crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.used = true;
+        Ok(())
+    })
+}
+
+/// `hls_dvr_metrics;`: the location answers the shared counters in Prometheus's text format.
+pub unsafe extern "C" fn set_metrics(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx::ffi::ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, "hls_dvr_metrics", |_| {
+        handled_location(cf)?.handler = Some(crate::metrics::handler);
+        crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.metrics = true;
+        Ok(())
+    })
+}
+
+/// The zone of the shared counters, added once the http block is read when anything uses it.
+///
+/// # Safety
+/// `cf` is the `ngx_conf_t` of the http block being configured.
+pub unsafe fn add_metrics_zone(cf: *mut ngx_conf_t, c: &mut MainConf) -> Result<(), String> {
+    if !(c.used || c.metrics) {
+        return Ok(());
+    }
+    let zone = shared_zone(cf, crate::metrics::ZONE, crate::metrics::zone_size())?;
+    (*zone.as_ptr()).init = Some(crate::metrics::init_zone);
+    c.metrics_zone = Some(zone);
+    Ok(())
 }
 
 /// After the whole http block is read: a DVR location needs a store to talk to, and the
@@ -463,10 +547,13 @@ pub fn check_main(c: &mut MainConf) -> Result<(), String> {
         return Ok(());
     }
     if c.nodes.is_empty() {
-        return Err("\"hls_dvr\" is used but \"hls_dvr_cassandra HOST:PORT ...;\" is missing in the http block".into());
+        return Err("\"hls_dvr\" (or \"hls_dvr_status\") is used but \"hls_dvr_cassandra HOST:PORT ...;\" is missing in the http block".into());
     }
     if c.keyspace.is_none() {
-        return Err("\"hls_dvr\" is used but \"hls_dvr_keyspace NAME;\" is missing in the http block".into());
+        return Err(
+            "\"hls_dvr\" (or \"hls_dvr_status\") is used but \"hls_dvr_keyspace NAME;\" is missing in the http block"
+                .into(),
+        );
     }
     Ok(())
 }

@@ -17,7 +17,7 @@
 use std::ffi::c_void;
 use std::mem::{size_of, MaybeUninit};
 use std::ptr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ngx::ffi::{
@@ -33,9 +33,11 @@ use ngx::ngx_log_error;
 use crate::bridge::{self, Refused};
 use crate::cache::{Cache, Content, Lookup, Pinned};
 use crate::headers;
+use crate::metrics;
 use crate::pump::{self, Blob, Streaming};
 use crate::HlsDvr;
 use hls_dvr::clock::now_ms;
+use hls_dvr::edge_metrics::CacheKind;
 use hls_dvr::params::PlaylistQuery;
 use hls_dvr::route::{self, Route};
 use hls_dvr::serve::{Job, Reply};
@@ -69,6 +71,14 @@ pub struct Ctx {
     waiting: Option<Job>,
     wait_until_ms: i64,
     poll: ngx_event_t,
+    /// Time spent waiting for the store so far (`$hls_dvr_store_ms`), and since when the
+    /// current job waits.
+    pub store_ms: Option<u64>,
+    store_since: Option<Instant>,
+    /// `HIT` or `MISS` where the shared cache applies (`$hls_dvr_cache`).
+    pub cache_status: Option<&'static str>,
+    /// A blocked playlist reload, counted in the shared counters until the request is freed.
+    blocked: bool,
 }
 
 /// How often a request waiting for another's fill looks at the zone.
@@ -85,6 +95,11 @@ unsafe extern "C" fn drop_ctx(data: *mut c_void) {
     }
     if (*ctx).poll.timer_set() != 0 {
         ngx_del_timer(&mut (*ctx).poll);
+    }
+    if (*ctx).blocked {
+        if let Some(b) = metrics::board() {
+            b.blocked(-1);
+        }
     }
     if let Some((cache, key, _)) = (*ctx).cache.as_ref() {
         if (*ctx).filling {
@@ -157,6 +172,10 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             wait_until_ms: now_ms() + main.timeout().as_millis() as i64,
             // SAFETY: as for `timer`.
             poll: MaybeUninit::zeroed().assume_init(),
+            store_ms: None,
+            store_since: None,
+            cache_status: None,
+            blocked: false,
         },
     );
     (*cln).handler = Some(drop_ctx);
@@ -167,9 +186,16 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
         ev.log = (*(*r).connection).log;
     }
 
+    let blocking = !job.wait_limit().is_zero();
     match start(ctx, job) {
         Step::Answered(rc) | Step::Refused(rc) => rc,
         Step::Pending => {
+            if blocking {
+                if let Some(b) = metrics::board() {
+                    b.blocked(1);
+                    (*ctx).blocked = true;
+                }
+            }
             // Watch for the client going away while the store works.
             (*r).read_event_handler = Some(ngx_http_test_reading);
             (*(*r).main).set_count((*(*r).main).count() + 1);
@@ -221,7 +247,13 @@ unsafe fn start(ctx: *mut Ctx, mut job: Job) -> Step {
         // A fill older than two store timeouts has failed silently: taken over.
         let stall_ms = 2 * main.timeout().as_millis() as i64;
         match cache.lookup(key, now_ms(), stall_ms) {
-            Lookup::Hit(p) => return Step::Answered(send_pinned(ctx, p)),
+            Lookup::Hit(p) => {
+                (*ctx).cache_status = Some("HIT");
+                if let Some(b) = metrics::board() {
+                    b.cache_hit(cache_kind(p.content), p.bytes().len());
+                }
+                return Step::Answered(send_pinned(ctx, p));
+            }
             Lookup::Wait => {
                 (*ctx).waiting = Some(job);
                 ngx_add_timer(&mut (*ctx).poll, POLL_MS);
@@ -229,6 +261,10 @@ unsafe fn start(ctx: *mut Ctx, mut job: Job) -> Step {
             }
             Lookup::Fill => {
                 (*ctx).filling = true;
+                (*ctx).cache_status = Some("MISS");
+                if let (Some(b), Some((_, _, content))) = (metrics::board(), (*ctx).cache.as_ref()) {
+                    b.cache_miss(cache_kind(*content));
+                }
                 // The cache holds whole segments: read them in one job.
                 if let Job::BlobFirst { kind, stream, rendition, msn } = job {
                     job = Job::BlobWhole { kind, stream, rendition, msn };
@@ -240,6 +276,14 @@ unsafe fn start(ctx: *mut Ctx, mut job: Job) -> Step {
     match submit(ctx, job) {
         Ok(()) => Step::Pending,
         Err(status) => Step::Refused(status),
+    }
+}
+
+fn cache_kind(c: Content) -> CacheKind {
+    match c {
+        Content::Playlist { .. } => CacheKind::Playlist,
+        Content::Segment(_) => CacheKind::Segment,
+        Content::Init => CacheKind::Init,
     }
 }
 
@@ -338,7 +382,18 @@ unsafe fn route_request(r: *mut ngx_http_request_t) -> Result<(Job, Option<Blob>
         .ok_or_else(|| "the path is not UTF-8 or not under the location".to_string())?;
     let args = if (*r).args.len == 0 { &[][..] } else { std::slice::from_raw_parts((*r).args.data, (*r).args.len) };
     let args = std::str::from_utf8(args).map_err(|_| "the query string is not UTF-8".to_string())?;
-    let query = || PlaylistQuery::parse(args, now_ms(), lc.max_range().as_millis() as i64);
+    if lc.status {
+        // Oldest segments are looked for where they may still be: within the store's retention.
+        let retention = bridge::retention_ms().unwrap_or(lc.max_range().as_millis() as i64);
+        return Ok((Job::Status { since_ms: now_ms() - retention }, None));
+    }
+    let query = || {
+        let mut q = PlaylistQuery::parse(args, now_ms(), lc.max_range().as_millis() as i64)?;
+        if !lc.pass_args() {
+            q.passed.clear();
+        }
+        Ok::<_, String>(q)
+    };
     let blob = |kind, stream: &str, rendition: &str, msn, content_type| {
         let b = Blob { kind, stream: stream.into(), rendition: rendition.into(), msn, content_type };
         (b.first_job(), Some(b))
@@ -371,6 +426,7 @@ pub unsafe fn submit(ctx: *mut Ctx, job: Job) -> Result<(), ngx_int_t> {
     match bridge::submit(r, job, session_wait) {
         Ok(id) => {
             (*ctx).job_id = Some(id);
+            (*ctx).store_since = Some(Instant::now());
             ngx_add_timer(&mut (*ctx).timer, (*ctx).timeout);
             Ok(())
         }
@@ -393,10 +449,21 @@ unsafe extern "C" fn on_timeout(ev: *mut ngx_event_t) {
     if let Some(id) = (*ctx).job_id.take() {
         bridge::cancel(id);
     }
+    waited(ctx);
+    if let Some(b) = metrics::board() {
+        b.store_error(&StoreError::Timeout(String::new()));
+    }
     ngx_log_error!(NGX_LOG_ERR, (*c).log, "hls_dvr: store did not answer within {}ms", (*ctx).timeout);
     let rc = if (*r).header_sent() == 0 { NGX_HTTP_GATEWAY_TIME_OUT as ngx_int_t } else { NGX_ERROR };
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
+}
+
+/// The current job stopped waiting for the store: its time counts in `$hls_dvr_store_ms`.
+unsafe fn waited(ctx: *mut Ctx) {
+    if let Some(t) = (*ctx).store_since.take() {
+        *(*ctx).store_ms.get_or_insert(0) += t.elapsed().as_millis() as u64;
+    }
 }
 
 /// A reply for request `r` arrived (called from the bridge, on the nginx thread).
@@ -411,6 +478,7 @@ pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, S
         return;
     }
     (*ctx).job_id = None;
+    waited(ctx);
     if (*ctx).timer.timer_set() != 0 {
         ngx_del_timer(&mut (*ctx).timer);
     }
@@ -423,6 +491,9 @@ pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, S
     }
     match res {
         Err(e) => {
+            if let Some(b) = metrics::board() {
+                b.store_error(&e);
+            }
             // Without a session, the connect loop has logged why once; each request needs no line.
             let level = match &e {
                 StoreError::Unavailable(m) if m == bridge::NOT_CONNECTED => NGX_LOG_INFO,
@@ -440,6 +511,9 @@ pub unsafe fn complete(r: *mut ngx_http_request_t, id: u64, res: Result<Reply, S
             ngx_http_finalize_request(r, fill(ctx, vec![text], Content::Playlist { max_age_s }));
         }
         Ok(Reply::Playlist { text, max_age_s }) => send_playlist(r, ctx, text, max_age_s),
+        Ok(Reply::Json(doc)) => {
+            ngx_http_finalize_request(r, send_body(r, 200, headers::JSON_TYPE, &doc, Some("no-store")))
+        }
         Ok(Reply::Whole(chunks)) => {
             let content = (*ctx).cache.as_ref().map_or(Content::Init, |c| c.2);
             ngx_http_finalize_request(r, fill(ctx, chunks, content));
@@ -474,10 +548,28 @@ unsafe fn send_playlist(r: *mut ngx_http_request_t, ctx: *mut Ctx, text: Bytes, 
 }
 
 /// Sends `status` with `reason` as a short text body; returns what to finalize the request with.
-/// The body is in the request's pool, so it needs no owner.
 unsafe fn send_text(r: *mut ngx_http_request_t, status: u16, reason: &str) -> ngx_int_t {
-    let body = format!("{reason}\n");
-    headers::text(r, status, body.len());
+    send_body(r, status, headers::TEXT_TYPE, format!("{reason}\n").as_bytes(), None)
+}
+
+/// Sends `body` (copied into the request's pool, so it needs no owner) with `status` and
+/// `content_type`; returns what to finalize the request with.
+///
+/// # Safety
+/// `r` is a live request whose header is not sent yet.
+pub unsafe fn send_body(
+    r: *mut ngx_http_request_t,
+    status: u16,
+    content_type: &'static str,
+    body: &[u8],
+    cache_control: Option<&str>,
+) -> ngx_int_t {
+    (*r).headers_out.status = status as usize;
+    (*r).headers_out.content_length_n = body.len() as _;
+    headers::content_type(r, content_type);
+    if let Some(c) = cache_control {
+        headers::add(r, "Cache-Control", c);
+    }
     let rc = ngx_http_send_header(r);
     if rc == NGX_ERROR || rc > NGX_OK || (*r).header_only() != 0 {
         return rc;

@@ -20,7 +20,8 @@ use hls_dvr::store::StoreError;
 pub const SEGMENT_CACHE: &str = "public, max-age=86400, immutable";
 pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 pub const INIT_TYPE: &str = "video/mp4";
-const TEXT_TYPE: &str = "text/plain; charset=utf-8";
+pub const TEXT_TYPE: &str = "text/plain; charset=utf-8";
+pub const JSON_TYPE: &str = "application/json";
 
 /// # Safety
 /// `r` is a live request of an `hls_dvr` location.
@@ -103,15 +104,4 @@ pub fn status_for(e: &StoreError) -> ngx_int_t {
         StoreError::Corrupt(_) => NGX_HTTP_BAD_GATEWAY,
         StoreError::Invalid(_) => NGX_HTTP_INTERNAL_SERVER_ERROR,
     }) as ngx_int_t
-}
-
-/// Prepares a short `text/plain` answer with status `status` whose body is `reason`: the headers
-/// are set, the body is the caller's to send. Never cached.
-///
-/// # Safety
-/// `r` is a live request whose header is not sent yet.
-pub unsafe fn text(r: *mut ngx_http_request_t, status: u16, body_len: usize) {
-    (*r).headers_out.status = status as usize;
-    (*r).headers_out.content_length_n = body_len as _;
-    content_type(r, TEXT_TYPE);
 }

@@ -6,7 +6,9 @@ mod cache;
 mod config;
 mod handler;
 mod headers;
+mod metrics;
 mod pump;
+mod variables;
 
 use std::ffi::{c_char, c_void};
 use std::ptr::{addr_of, addr_of_mut};
@@ -33,12 +35,26 @@ impl HttpModule for HlsDvr {
     unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
         // SAFETY: nginx passes the main conf this module created.
         let c = &mut *(conf as *mut MainConf);
-        match config::check_main(c) {
+        match config::check_main(c).and_then(|()| config::add_metrics_zone(cf, c)) {
             Ok(()) => std::ptr::null_mut(),
             Err(msg) => {
                 ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{}", msg);
                 NGX_CONF_ERROR
             }
+        }
+    }
+
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        match variables::add(cf) {
+            Ok(()) => Status::NGX_OK.into(),
+            Err(()) => Status::NGX_ERROR.into(),
+        }
+    }
+
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        match metrics::add_log_handler(cf) {
+            Ok(()) => Status::NGX_OK.into(),
+            Err(()) => Status::NGX_ERROR.into(),
         }
     }
 }
@@ -52,8 +68,8 @@ unsafe impl HttpModuleLocationConf for HlsDvr {
 }
 
 static NGX_HTTP_HLS_DVR_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
-    postconfiguration: None,
+    preconfiguration: Some(HlsDvr::preconfiguration),
+    postconfiguration: Some(HlsDvr::postconfiguration),
     create_main_conf: Some(HlsDvr::create_main_conf),
     init_main_conf: Some(HlsDvr::init_main_conf),
     create_srv_conf: None,
@@ -71,7 +87,7 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
     ngx_command_t { name, type_, set: Some(set), conf, offset: 0, post: std::ptr::null_mut() }
 }
 
-static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 21] = [
+static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 24] = [
     command(
         ngx_string!("hls_dvr_cassandra"),
         MAIN | NGX_CONF_1MORE as ngx_uint_t,
@@ -187,6 +203,24 @@ static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 21] = [
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(
+        ngx_string!("hls_dvr_pass_args"),
+        LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_pass_args,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_status"),
+        NGX_HTTP_LOC_CONF as ngx_uint_t | NGX_CONF_NOARGS as ngx_uint_t,
+        config::set_status,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_metrics"),
+        NGX_HTTP_LOC_CONF as ngx_uint_t | NGX_CONF_NOARGS as ngx_uint_t,
+        config::set_metrics,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
         ngx_string!("hls_dvr_allow_origin"),
         LOC | NGX_CONF_TAKE1 as ngx_uint_t,
         config::set_allow_origin,
@@ -220,6 +254,9 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         return Status::NGX_OK.into();
     }
     let Some(main) = HlsDvr::main_conf(cycle) else { return Status::NGX_OK.into() };
+    if let Some(zone) = main.metrics_zone {
+        metrics::attach(zone.as_ptr());
+    }
     if !main.used {
         return Status::NGX_OK.into();
     }

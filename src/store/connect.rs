@@ -206,6 +206,18 @@ pub struct StoreConfig {
     /// A request unanswered this long is sent to the next replica too (every statement is
     /// idempotent); the first answer wins. None: never.
     pub speculative_retry: Option<Duration>,
+    /// Told how long each request took, besides the store's own [`super::Latencies`].
+    pub observer: Option<Observer>,
+}
+
+/// Hears each store request's kind and duration (an nginx edge adds them to shared counters).
+#[derive(Clone)]
+pub struct Observer(pub std::sync::Arc<dyn Fn(super::Op, Duration) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl StoreConfig {
@@ -222,6 +234,7 @@ impl StoreConfig {
             tls: None,
             local_dc: None,
             speculative_retry: None,
+            observer: None,
         }
     }
 

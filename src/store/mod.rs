@@ -26,7 +26,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
 pub use connect::{
-    create_schema, parse_consistency, parse_datacenter, parse_nodes, Credentials, Secrets, StoreConfig, Tls,
+    create_schema, parse_consistency, parse_datacenter, parse_nodes, Credentials, Observer, Secrets, StoreConfig, Tls,
 };
 pub use error::StoreError;
 pub use latency::{Latencies, Op};
@@ -46,6 +46,8 @@ struct Statements {
     select_head: PreparedStatement,
     select_bucket: PreparedStatement,
     select_bucket_after: PreparedStatement,
+    select_bucket_first: PreparedStatement,
+    select_streams: PreparedStatement,
 }
 
 /// A connected store with its statements prepared.
@@ -55,6 +57,7 @@ pub struct Store {
     st: Statements,
     chunk_size: usize,
     latency: Latencies,
+    observer: Option<Observer>,
 }
 
 impl Store {
@@ -138,8 +141,18 @@ impl Store {
             .await?,
             select_bucket: prep(index_select.clone(), false).await?,
             select_bucket_after: prep(format!("{index_select} AND msn > ?"), false).await?,
+            select_bucket_first: prep(format!("{index_select} LIMIT 1"), false).await?,
+            // Partition keys only: one row per stream, tens of them.
+            select_streams: prep(format!("SELECT DISTINCT stream FROM {ks}.streams"), false).await?,
         };
-        Ok(Store { session, keyspace: ks.clone(), st, chunk_size: MAX_CHUNK, latency: Latencies::default() })
+        Ok(Store {
+            session,
+            keyspace: ks.clone(),
+            st,
+            chunk_size: MAX_CHUNK,
+            latency: Latencies::default(),
+            observer: cfg.observer.clone(),
+        })
     }
 
     /// Smaller chunks, for tests that exercise multi-chunk blobs with small files.
@@ -156,7 +169,11 @@ impl Store {
     async fn timed<T>(&self, op: Op, f: impl Future<Output = T>) -> T {
         let start = Instant::now();
         let out = f.await;
-        self.latency.record(op, start.elapsed());
+        let took = start.elapsed();
+        self.latency.record(op, took);
+        if let Some(o) = &self.observer {
+            (o.0)(op, took);
+        }
         out
     }
 
@@ -237,6 +254,55 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
         let row = res.maybe_first_row::<HeadRow>().map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
         row.map(HeadRow::into_rendition).transpose()
+    }
+
+    /// Every stream's name, in name order (the status endpoint).
+    pub async fn streams(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .timed(Op::ReadHead, async {
+                self.session
+                    .execute_iter(self.st.select_streams.clone(), ())
+                    .await
+                    .map_err(|e| pager_err("listing streams", e))?
+                    .rows_stream::<(String,)>()
+                    .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?
+                    .map_ok(|(s,)| s)
+                    .try_collect()
+                    .await
+                    .map_err(|e| row_err("listing streams", e))
+            })
+            .await?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// The oldest segment still stored that was added at `from_ms` or later: the first row of
+    /// the first bucket that has one, from `from_ms`'s bucket on (never below it).
+    pub async fn oldest(
+        &self,
+        stream: &str,
+        rendition: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<IndexEntry>, StoreError> {
+        for bucket in bucket_of(from_ms)..=bucket_of(to_ms.max(from_ms)) {
+            let res = self
+                .timed(
+                    Op::ReadIndex,
+                    self.session.execute_unpaged(&self.st.select_bucket_first, (stream, rendition, bucket)),
+                )
+                .await
+                .map_err(|e| exec_err("reading index", e))?
+                .into_rows_result()
+                .map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?;
+            let row = res
+                .maybe_first_row::<IndexRow>()
+                .map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?;
+            if let Some(r) = row {
+                return Ok(Some(r.into_entry()));
+            }
+        }
+        Ok(None)
     }
 
     /// Index rows of one bucket, in msn order, optionally only those after `after`.

@@ -22,7 +22,7 @@ USAGE:
   hls-dvr-upload --cassandra HOST:PORT[,...] --keyspace K [CONNECTION]
         --stream NAME DIR [--stream NAME DIR ...] [--config FILE]
         [--max-concurrent 16] [--poll-interval 200ms] [--delete-after-upload]
-        [--write-consistency LOCAL_QUORUM] [--write-timeout 5s]
+        [--write-consistency LOCAL_QUORUM] [--write-timeout 5s] [--metrics ADDR]
       Watches each DIR (a media playlist with its segments, or a master playlist with one media
       playlist per rendition) and stores every new segment, until SIGINT or SIGTERM.
 
@@ -46,6 +46,7 @@ OPTIONS:
                           segments)
   --write-consistency C   ONE, QUORUM, LOCAL_QUORUM (default), ...
   --write-timeout D       per write (default 5s)
+  --metrics ADDR          serve Prometheus metrics at http://ADDR/metrics (such as 127.0.0.1:9110)
   --replication R         schema: replication (default SimpleStrategy:1)
   --durable-writes B      schema: durable_writes (default true)
   --dvr-depth D           schema: longest DVR window (default 2h); data lives this plus 30m
@@ -98,6 +99,8 @@ pub struct RunOptions {
     pub max_concurrent: usize,
     pub poll_interval: Duration,
     pub delete_after_upload: bool,
+    /// `--metrics ADDR`: serve Prometheus metrics on this address.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +160,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut max_concurrent = 16usize;
     let mut poll_interval = Duration::from_millis(200);
     let mut delete_after_upload = false;
+    let mut metrics = None;
     let mut replication = Replication::Simple(1);
     let mut durable_writes = true;
     let mut dvr_depth = Duration::from_secs(7200);
@@ -250,6 +254,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 conn.write_timeout = Some(t);
                 run_only.push(flag.to_string());
             }
+            "--metrics" => {
+                let v = value("an address")?;
+                metrics =
+                    Some(v.parse().map_err(|_| format!("--metrics {v:?}: expected IP:PORT, such as 127.0.0.1:9110"))?);
+                run_only.push(flag.to_string());
+            }
             "--replication" => {
                 replication =
                     Replication::parse(&value("a replication")?).map_err(|e| format!("--replication: {e}"))?;
@@ -300,7 +310,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             return Err(format!("stream {:?} is given twice", s.name));
         }
     }
-    Ok(Command::Run(RunOptions { connection: conn, streams, max_concurrent, poll_interval, delete_after_upload }))
+    Ok(Command::Run(RunOptions {
+        connection: conn,
+        streams,
+        max_concurrent,
+        poll_interval,
+        delete_after_upload,
+        metrics,
+    }))
 }
 
 /// Checks every stream folder exists.

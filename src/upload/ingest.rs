@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 use crate::clock::now_ms;
 use crate::store::{BlobKind, IndexEntry, Rendition, Store, StoreError};
 
+use super::metrics::UploadMetrics;
 use super::source::{file_id, FileId};
 use super::tracker::Assigned;
 
@@ -51,6 +52,7 @@ pub struct Shared {
     pub slots: Arc<Semaphore>,
     pub shutdown: watch::Receiver<bool>,
     pub delete_after_upload: bool,
+    pub metrics: Arc<UploadMetrics>,
 }
 
 /// The init segment last stored for a rendition.
@@ -129,6 +131,7 @@ where
             }
             Err(e) => {
                 failures += 1;
+                sh.metrics.retried(&e);
                 if stopping(&sh.shutdown) {
                     warn!("{what}: {e}; shutting down, giving up (it is uploaded again after a restart)");
                     return Err(());
@@ -277,6 +280,9 @@ pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
     {
         return Outcome::Aborted;
     }
+    let written = tokio::fs::metadata(&upload.path).await.and_then(|m| m.modified()).ok();
+    let delay = written.and_then(|t| t.elapsed().ok()).unwrap_or_default();
+    sh.metrics.stored(stream, rendition, data.len(), delay, entry.pdt_ms + entry.duration_us / 1000);
 
     // 4. The head: the resume point of a restarted uploader.
     let mut head = upload.head.clone();

@@ -7,10 +7,12 @@
 //! - [`changes`]: playlist writes in a folder, from inotify, so renditions react at once.
 //! - [`rendition`]: one rendition: polls its playlist, queues and uploads segments in order.
 //! - [`ingest`]: stores one segment in the write order readers rely on, retrying until it is in.
+//! - [`metrics`]: what was stored and how it went, for Prometheus (`--metrics`).
 
 pub mod args;
 pub mod changes;
 pub mod ingest;
+pub mod metrics;
 pub mod rendition;
 pub mod source;
 pub mod stream;
@@ -25,6 +27,7 @@ use tracing::{error, info};
 use crate::store::{create_schema, Op, Store, StoreConfig};
 
 use args::{Command, RunOptions};
+use metrics::UploadMetrics;
 
 fn init_logging() {
     use std::io::IsTerminal;
@@ -123,8 +126,16 @@ async fn run(o: RunOptions, cfg: StoreConfig) -> ExitCode {
         o.streams.len(),
         o.max_concurrent
     );
+    let metrics = Arc::new(UploadMetrics::default());
+    if let Some(addr) = o.metrics {
+        if let Err(e) = metrics::serve(addr, metrics.clone()).await {
+            eprintln!("hls-dvr-upload: --metrics {addr}: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = ingest::Shared {
+        metrics,
         store: store.clone(),
         slots: Arc::new(Semaphore::new(o.max_concurrent)),
         shutdown: stop_rx,

@@ -1,0 +1,364 @@
+//! The edge's counters: what nginx's workers served, how the store and the cache did. One
+//! [`Board`] lives in an nginx shared zone, so every worker adds to the same counters and
+//! `/metrics` shows their sum (ARCHITECTURE.md, "Metrics").
+//!
+//! The board is plain memory of atomics (`#[repr(C)]`, valid when all zero): it can be placed in
+//! any zeroed memory, shared between processes, and written from any thread. Series per stream
+//! and rendition are claimed in a fixed open-addressing table; names that do not fit, or streams
+//! beyond its size, count under the stream `_other`.
+
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+use std::time::Duration;
+
+use crate::prometheus::{latency_bucket, Text, LATENCY_BOUNDS_S};
+use crate::store::{Op, StoreError};
+
+/// Stream and rendition series; streams number in tens, renditions a few each.
+pub const SERIES: usize = 512;
+/// Longest `stream` + `rendition` kept by name.
+const NAME_MAX: usize = 120;
+/// Series 0 counts requests whose path names no stream.
+const NO_STREAM: usize = 0;
+/// Series 1 counts streams beyond the table or with overlong names.
+const OTHER: usize = 1;
+
+/// What a request asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Master,
+    Media,
+    Segment,
+    Init,
+    /// Not one of ours: a bad path.
+    Invalid,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [Kind::Master, Kind::Media, Kind::Segment, Kind::Init, Kind::Invalid];
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Master => "master",
+            Kind::Media => "media",
+            Kind::Segment => "segment",
+            Kind::Init => "init",
+            Kind::Invalid => "invalid",
+        }
+    }
+}
+
+/// Statuses counted by code; any other counts as `other`.
+const STATUSES: [u16; 16] = [200, 204, 206, 304, 400, 403, 404, 405, 412, 416, 499, 500, 502, 503, 504, 0];
+
+fn status_slot(status: u16) -> usize {
+    STATUSES.iter().position(|s| *s == status).unwrap_or(STATUSES.len() - 1)
+}
+
+/// What the shared cache holds, for its counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    Playlist,
+    Segment,
+    Init,
+}
+
+const CACHE_KINDS: [(CacheKind, &str); 3] =
+    [(CacheKind::Playlist, "playlist"), (CacheKind::Segment, "segment"), (CacheKind::Init, "init")];
+
+const FREE: u32 = 0;
+const CLAIMING: u32 = 1;
+const READY: u32 = 2;
+
+#[repr(C)]
+struct Series {
+    state: AtomicU32,
+    hash: AtomicU64,
+    /// Length of the stream's name, then of the rendition's, in `name`.
+    stream_len: AtomicU32,
+    rendition_len: AtomicU32,
+    name: [AtomicU8; NAME_MAX],
+    requests: [[AtomicU64; STATUSES.len()]; Kind::ALL.len()],
+    bytes: [AtomicU64; Kind::ALL.len()],
+}
+
+#[repr(C)]
+struct Histogram {
+    counts: [AtomicU64; LATENCY_BOUNDS_S.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn record(&self, d: Duration) {
+        self.counts[latency_bucket(d.as_secs_f64())].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+}
+
+/// Store errors by kind, in [`error_slot`] order.
+const ERRORS: [&str; 4] = ["timeout", "unavailable", "corrupt", "invalid"];
+
+fn error_slot(e: &StoreError) -> usize {
+    match e {
+        StoreError::Timeout(_) => 0,
+        StoreError::Unavailable(_) => 1,
+        StoreError::Corrupt(_) => 2,
+        StoreError::Invalid(_) => 3,
+    }
+}
+
+/// The counters, all zero when new.
+#[repr(C)]
+pub struct Board {
+    series: [Series; SERIES],
+    /// Store reads by [`Op::READS`] order.
+    reads: [Histogram; 3],
+    errors: [AtomicU64; ERRORS.len()],
+    /// Per [`CACHE_KINDS`]: hits, misses, bytes served from the zone.
+    cache: [[AtomicU64; 3]; CACHE_KINDS.len()],
+    /// Playlist requests held until their segment exists (`_HLS_msn`).
+    blocked: AtomicI64,
+}
+
+fn fnv(stream: &str, rendition: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in stream.bytes().chain([0]).chain(rendition.bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    h | 1 // 0 never names a series
+}
+
+impl Board {
+    /// A board on the heap (tests, and anything outside nginx).
+    pub fn boxed() -> Box<Board> {
+        // SAFETY: a Board is atomics only, for which all-zero bytes are valid zero values.
+        unsafe { Box::new_zeroed().assume_init() }
+    }
+
+    /// A request answered: its kind, stream and rendition (empty for a master playlist or a bad
+    /// path), status and bytes sent.
+    pub fn request(&self, kind: Kind, stream: &str, rendition: &str, status: u16, bytes: u64) {
+        let s = &self.series[self.series_of(stream, rendition)];
+        s.requests[kind as usize][status_slot(status)].fetch_add(1, Relaxed);
+        s.bytes[kind as usize].fetch_add(bytes, Relaxed);
+    }
+
+    pub fn store_read(&self, op: Op, took: Duration) {
+        if let Some(i) = Op::READS.iter().position(|o| *o == op) {
+            self.reads[i].record(took);
+        }
+    }
+
+    pub fn store_error(&self, e: &StoreError) {
+        self.errors[error_slot(e)].fetch_add(1, Relaxed);
+    }
+
+    pub fn cache_hit(&self, kind: CacheKind, bytes: usize) {
+        self.cache[kind as usize][0].fetch_add(1, Relaxed);
+        self.cache[kind as usize][2].fetch_add(bytes as u64, Relaxed);
+    }
+
+    pub fn cache_miss(&self, kind: CacheKind) {
+        self.cache[kind as usize][1].fetch_add(1, Relaxed);
+    }
+
+    pub fn blocked(&self, delta: i64) {
+        self.blocked.fetch_add(delta, Relaxed);
+    }
+
+    /// The series of a stream and rendition, claimed on first use.
+    fn series_of(&self, stream: &str, rendition: &str) -> usize {
+        if stream.is_empty() {
+            return NO_STREAM;
+        }
+        if stream.len() + rendition.len() > NAME_MAX {
+            return OTHER;
+        }
+        let hash = fnv(stream, rendition);
+        let first = 2 + (hash as usize) % (SERIES - 2);
+        for probe in 0..SERIES - 2 {
+            let i = 2 + (first - 2 + probe) % (SERIES - 2);
+            let s = &self.series[i];
+            loop {
+                match s.state.load(Acquire) {
+                    READY if s.hash.load(Relaxed) == hash && s.is(stream, rendition) => return i,
+                    READY => break,
+                    FREE => {
+                        if s.state.compare_exchange(FREE, CLAIMING, Acquire, Relaxed).is_ok() {
+                            s.hash.store(hash, Relaxed);
+                            s.stream_len.store(stream.len() as u32, Relaxed);
+                            s.rendition_len.store(rendition.len() as u32, Relaxed);
+                            for (d, b) in s.name.iter().zip(stream.bytes().chain(rendition.bytes())) {
+                                d.store(b, Relaxed);
+                            }
+                            s.state.store(READY, Release);
+                            return i;
+                        }
+                    }
+                    // Another process is writing this slot's name: a few stores, so wait.
+                    _ => std::hint::spin_loop(),
+                }
+            }
+        }
+        OTHER
+    }
+
+    /// Renders every counter in the Prometheus text format. Request series appear once used.
+    pub fn render(&self, t: &mut Text) {
+        let mut series: Vec<(String, String, &Series)> = Vec::new();
+        for (i, s) in self.series.iter().enumerate() {
+            let (stream, rendition) = match i {
+                NO_STREAM => (String::new(), String::new()),
+                OTHER => ("_other".to_string(), String::new()),
+                _ if s.state.load(Acquire) == READY => s.names(),
+                _ => continue,
+            };
+            series.push((stream, rendition, s));
+        }
+        series.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+
+        t.family("hls_dvr_requests_total", "counter", "Requests answered, by kind, status, stream and rendition.");
+        for (stream, rendition, s) in &series {
+            for kind in Kind::ALL {
+                for (j, status) in STATUSES.iter().enumerate() {
+                    let n = s.requests[kind as usize][j].load(Relaxed);
+                    if n > 0 {
+                        let code = if *status == 0 { "other".to_string() } else { status.to_string() };
+                        let labels =
+                            [("kind", kind.name()), ("status", &code), ("stream", stream), ("rendition", rendition)];
+                        t.sample("hls_dvr_requests_total", &labels, n);
+                    }
+                }
+            }
+        }
+        t.family(
+            "hls_dvr_sent_bytes_total",
+            "counter",
+            "Bytes sent to clients (headers and bodies), by kind, stream and rendition.",
+        );
+        for (stream, rendition, s) in &series {
+            for kind in Kind::ALL {
+                let n = s.bytes[kind as usize].load(Relaxed);
+                if n > 0 {
+                    t.sample(
+                        "hls_dvr_sent_bytes_total",
+                        &[("kind", kind.name()), ("stream", stream), ("rendition", rendition)],
+                        n,
+                    );
+                }
+            }
+        }
+        t.family("hls_dvr_store_read_seconds", "histogram", "Time each store read took, by query kind.");
+        for (op, h) in Op::READS.iter().zip(&self.reads) {
+            let counts: Vec<u64> = h.counts.iter().map(|c| c.load(Relaxed)).collect();
+            t.histogram(
+                "hls_dvr_store_read_seconds",
+                &[("query", op.name())],
+                &counts,
+                h.sum_us.load(Relaxed) as f64 / 1e6,
+            );
+        }
+        t.family("hls_dvr_store_errors_total", "counter", "Requests that failed at the store, by kind of failure.");
+        for (name, n) in ERRORS.iter().zip(&self.errors) {
+            t.sample("hls_dvr_store_errors_total", &[("kind", name)], n.load(Relaxed));
+        }
+        let cache = [
+            ("hls_dvr_cache_hits_total", "Requests answered from the shared cache.", 0),
+            ("hls_dvr_cache_misses_total", "Requests the shared cache could not answer, filled from the store.", 1),
+            ("hls_dvr_cache_sent_bytes_total", "Body bytes answered from the shared cache.", 2),
+        ];
+        for (name, help, j) in cache {
+            t.family(name, "counter", help);
+            for (kind, label) in CACHE_KINDS {
+                t.sample(name, &[("content", label)], self.cache[kind as usize][j].load(Relaxed));
+            }
+        }
+        t.family("hls_dvr_blocked_reloads", "gauge", "Playlist requests waiting for a segment (_HLS_msn).");
+        t.sample("hls_dvr_blocked_reloads", &[], self.blocked.load(Relaxed));
+    }
+}
+
+impl Series {
+    fn is(&self, stream: &str, rendition: &str) -> bool {
+        self.stream_len.load(Relaxed) as usize == stream.len()
+            && self.rendition_len.load(Relaxed) as usize == rendition.len()
+            && self.name.iter().zip(stream.bytes().chain(rendition.bytes())).all(|(a, b)| a.load(Relaxed) == b)
+    }
+
+    fn names(&self) -> (String, String) {
+        let sl = self.stream_len.load(Relaxed) as usize;
+        let rl = self.rendition_len.load(Relaxed) as usize;
+        let bytes: Vec<u8> = self.name[..(sl + rl).min(NAME_MAX)].iter().map(|b| b.load(Relaxed)).collect();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (text(&bytes[..sl.min(bytes.len())]), text(&bytes[sl.min(bytes.len())..]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(b: &Board) -> String {
+        let mut t = Text::default();
+        b.render(&mut t);
+        t.out
+    }
+
+    #[test]
+    fn requests_count_per_stream_rendition_kind_and_status() {
+        let b = Board::boxed();
+        b.request(Kind::Media, "news", "hi", 200, 1000);
+        b.request(Kind::Media, "news", "hi", 200, 500);
+        b.request(Kind::Segment, "news", "lo", 404, 10);
+        b.request(Kind::Master, "sport", "", 200, 300);
+        b.request(Kind::Invalid, "", "", 400, 50);
+        b.request(Kind::Segment, "news", "hi", 418, 1);
+        let text = render(&b);
+        assert!(text.contains(r#"hls_dvr_requests_total{kind="media",status="200",stream="news",rendition="hi"} 2"#));
+        assert!(text.contains(r#"hls_dvr_requests_total{kind="segment",status="404",stream="news",rendition="lo"} 1"#));
+        assert!(text.contains(r#"hls_dvr_requests_total{kind="master",status="200",stream="sport",rendition=""} 1"#));
+        assert!(text.contains(r#"hls_dvr_requests_total{kind="invalid",status="400",stream="",rendition=""} 1"#));
+        assert!(
+            text.contains(r#"hls_dvr_requests_total{kind="segment",status="other",stream="news",rendition="hi"} 1"#)
+        );
+        assert!(text.contains(r#"hls_dvr_sent_bytes_total{kind="media",stream="news",rendition="hi"} 1500"#));
+        // A name that shares a prefix is its own series.
+        b.request(Kind::Media, "new", "shi", 200, 7);
+        assert!(render(&b).contains(r#"hls_dvr_sent_bytes_total{kind="media",stream="new",rendition="shi"} 7"#));
+    }
+
+    #[test]
+    fn a_full_table_and_long_names_count_as_other() {
+        let b = Board::boxed();
+        for i in 0..SERIES + 10 {
+            b.request(Kind::Segment, &format!("s{i}"), "r", 200, 1);
+        }
+        b.request(Kind::Segment, &"x".repeat(NAME_MAX), "r", 200, 1);
+        let text = render(&b);
+        let named =
+            text.lines().filter(|l| l.starts_with("hls_dvr_sent_bytes_total{") && l.contains("stream=\"s")).count();
+        assert_eq!(named, SERIES - 2);
+        assert!(text.contains(r#"hls_dvr_sent_bytes_total{kind="segment",stream="_other",rendition=""} 13"#));
+    }
+
+    #[test]
+    fn store_cache_and_blocked_counters() {
+        let b = Board::boxed();
+        b.store_read(Op::ReadChunk, Duration::from_millis(3));
+        b.store_read(Op::ReadChunk, Duration::from_millis(300));
+        b.store_read(Op::WriteChunk, Duration::from_millis(3)); // not a read: not shown
+        b.store_error(&StoreError::Timeout("x".into()));
+        b.cache_hit(CacheKind::Segment, 4096);
+        b.cache_miss(CacheKind::Playlist);
+        b.blocked(2);
+        b.blocked(-1);
+        let text = render(&b);
+        assert!(text.contains(r#"hls_dvr_store_read_seconds_bucket{query="chunk",le="0.005"} 1"#));
+        assert!(text.contains(r#"hls_dvr_store_read_seconds_bucket{query="chunk",le="0.5"} 2"#));
+        assert!(text.contains(r#"hls_dvr_store_read_seconds_count{query="chunk"} 2"#));
+        assert!(text.contains(r#"hls_dvr_store_read_seconds_sum{query="chunk"} 0.303"#));
+        assert!(text.contains(r#"hls_dvr_store_errors_total{kind="timeout"} 1"#));
+        assert!(text.contains(r#"hls_dvr_cache_hits_total{content="segment"} 1"#));
+        assert!(text.contains(r#"hls_dvr_cache_sent_bytes_total{content="segment"} 4096"#));
+        assert!(text.contains(r#"hls_dvr_cache_misses_total{content="playlist"} 1"#));
+        assert!(text.contains("hls_dvr_blocked_reloads 1\n"));
+    }
+}
