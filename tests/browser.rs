@@ -1,7 +1,7 @@
 //! A viewer in a real browser: hls.js in Debian's headless Chromium plays the stream from a page on
 //! another origin (so CORS is exercised), seeks 60 s back into the DVR window and keeps playing,
 //! asking for delta updates and blocking reloads as they are offered; then plays a catch-up clip
-//! to its end.
+//! to its end. And the demo's DVR player page, driven through its own controls.
 
 mod common;
 
@@ -11,13 +11,22 @@ use std::time::Duration;
 
 use common::*;
 
+/// A folder with the demo's player page next to hls.js. nginx workers run unprivileged: a copy in
+/// a world-readable folder.
+fn player_page() -> TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = TempDir::new("page");
+    std::fs::copy(root.join("nginx-conf/player/index.html"), dir.path().join("index.html")).unwrap();
+    let js = root.join("tests/browser/node_modules/hls.js/dist/hls.min.js");
+    assert!(js.is_file() && Path::new("/usr/bin/chromium").is_file(), "hls.js or chromium missing: run scripts/setup");
+    std::fs::copy(js, dir.path().join("hls.min.js")).unwrap();
+    dir
+}
+
 #[test]
 fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
+    let page_dir = player_page();
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/hls.js/dist/hls.min.js").is_file() && Path::new("/usr/bin/chromium").is_file(),
-        "hls.js or chromium missing: run scripts/setup"
-    );
     let cql = Cql::start();
     let ks = keyspace("browser");
     create_schema(&cql, &ks, "1h");
@@ -39,12 +48,6 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
         .unwrap();
     assert!(backlog.success());
     let _up = uploader(&cql, &ks, "demo", dir.path(), &[]);
-    // nginx workers run unprivileged: serve a copy of the page from a world-readable folder.
-    let page_dir = TempDir::new("page");
-    std::fs::create_dir_all(page_dir.path().join("node_modules/hls.js/dist")).unwrap();
-    std::fs::copy(browser_dir.join("player.html"), page_dir.path().join("player.html")).unwrap();
-    let js = "node_modules/hls.js/dist/hls.min.js";
-    std::fs::copy(browser_dir.join(js), page_dir.path().join(js)).unwrap();
     let page_port = free_port();
     let ng = Nginx::start(
         &cql.addr,
@@ -92,7 +95,7 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
                 c => c.to_string(),
             })
             .collect();
-        let page = format!("http://127.0.0.1:{page_port}/player/player.html?src={src}");
+        let page = format!("http://127.0.0.1:{page_port}/player/index.html?src={src}");
         let out = Command::new("node").arg(browser_dir.join("play.mjs")).arg(&page).arg(mode).output().unwrap();
         let report = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "browser playback failed: {report}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -122,4 +125,52 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     assert!(get(&ng.url(&format!("/live/demo/{variant}"))).text().contains("#EXT-X-PLAYLIST-TYPE:VOD"));
     let report = play(&clip, "ended");
     assert!(report.contains("\"duration\":10"), "a 10 s clip: {report}");
+}
+
+/// The demo's DVR player page (nginx-conf/player/index.html), driven through its own controls:
+/// it lists the stream from the status endpoint, plays, seeks to a wall-clock time typed in, and
+/// its LIVE button returns to the edge. A screenshot is left in target/dvr-page.png.
+#[test]
+fn the_dvr_page_lists_plays_seeks_to_a_time_and_returns_live() {
+    let page_dir = player_page();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cql = Cql::start();
+    let ks = keyspace("dvrpage");
+    create_schema(&cql, &ks, "1h");
+    let dir = TempDir::new("dvrpage");
+    let _ffmpeg = ffmpeg_live(dir.path(), Container::Ts, 2);
+    let _up = uploader(&cql, &ks, "demo", dir.path(), &[]);
+    // Served as the demo serves it: /status and /live/ on the page's own server.
+    let page_port = free_port();
+    let ng = Nginx::start(
+        &cql.addr,
+        &ks,
+        2,
+        &format!(
+            "types {{ text/html html; application/javascript js; }}\n\
+             server {{ listen 127.0.0.1:{page_port};\n\
+               location /player/ {{ alias {}/; index index.html; }}\n\
+               location /live/ {{ hls_dvr; }}\n\
+               location = /status {{ hls_dvr_status; }} }}",
+            page_dir.path().display()
+        ),
+        "",
+    );
+    // 50 s of history: enough to seek 40 s back.
+    wait_for("50 s of the live stream", Duration::from_secs(90), || {
+        http("GET", &ng.url("/live/demo/stream_hi/index.m3u8"), &[])
+            .is_ok_and(|r| r.status == 200 && media_playlist(&r.text()).segments.len() >= 25)
+    });
+    let shot = root.join("target/dvr-page.png");
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/dvr_page.mjs"))
+        .arg(format!("http://127.0.0.1:{page_port}/player/"))
+        .arg("demo")
+        .arg(&shot)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "the DVR page failed: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("\"ok\":true"), "{report}");
+    eprintln!("dvr page: {report}");
 }

@@ -82,7 +82,8 @@ fn wrk_errors(out: &str) -> u64 {
         .map_or(0, |l| l.split(", ").filter_map(|kv| kv.split_whitespace().nth(1)?.parse::<u64>().ok()).sum())
 }
 
-/// Clients that ask for a segment and vanish after a random part of it.
+/// Clients that vanish: a third half-way through their request, the rest after a random part of
+/// the segment they asked for.
 fn vanishing(port: u16, n: u64) -> u64 {
     let done = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..4)
@@ -95,15 +96,17 @@ fn vanishing(port: u16, n: u64) -> u64 {
                     x ^= x >> 7;
                     x ^= x << 17;
                     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { continue };
-                    let http2_prefix = x % 3 == 0;
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                     let req = format!("GET /live/demo/hi/{}.ts HTTP/1.1\r\nHost: x\r\n\r\n", x % 3);
-                    let _ = if http2_prefix {
-                        s.write_all(&req.as_bytes()[..req.len() / 2])
+                    if x % 3 == 0 {
+                        // Gone half-way through its request.
+                        let _ = s.write_all(&req.as_bytes()[..req.len() / 2]);
                     } else {
-                        s.write_all(req.as_bytes())
-                    };
-                    let mut buf = vec![0u8; (x % 200_000) as usize + 1];
-                    let _ = s.read(&mut buf);
+                        // Gone after some of the 300 KB body.
+                        let _ = s.write_all(req.as_bytes());
+                        let mut buf = vec![0u8; (x % 200_000) as usize + 1];
+                        let _ = s.read(&mut buf);
+                    }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })
