@@ -183,9 +183,9 @@ fn live(nodes: &str, ks: &str, tag: &str, http_extra: &str) -> Live {
     let uploader = uploader(&Cql { addr: nodes.into() }, ks, "demo", dir.path(), &[]);
     let ng = Nginx::start(nodes, ks, 2, &format!("hls_dvr_timeout 2s; {http_extra}"), "hls_dvr_window 10m;");
     wait_for("both renditions live through nginx", Duration::from_secs(60), || {
-        ["stream_hi", "stream_lo"].iter().all(|r| {
-            http("GET", &ng.url(&format!("/live/demo/{r}/index.m3u8")), &[]).is_ok_and(|r| r.status == 200)
-        })
+        ["stream_hi", "stream_lo"]
+            .iter()
+            .all(|r| http("GET", &ng.url(&format!("/live/demo/{r}/index.m3u8")), &[]).is_ok_and(|r| r.status == 200))
     });
     Live { dir, ffmpeg, uploader, ng }
 }

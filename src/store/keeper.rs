@@ -1,4 +1,4 @@
-//! Keeps a working session for a long-lived client (an nginx worker): connects in the background,
+//! Keeps a working session for a long-lived client (an nginx worker, the uploader): connects in the background,
 //! and replaces a session that has failed every request for a while by a fresh one.
 //!
 //! The driver reconnects a broken session by itself, but after a long outage its back-off has
@@ -47,6 +47,13 @@ impl Default for Keeper {
 impl Keeper {
     pub const fn new() -> Keeper {
         Keeper { current: Mutex::new(None), failures: AtomicU32::new(0), last_success: Mutex::new(None) }
+    }
+
+    /// Starts from a session the caller made (the uploader connects first, to fail fast); `run`
+    /// then only replaces it when it keeps failing.
+    pub fn set(&self, store: Arc<Store>) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+        *self.last_success.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
     pub fn get(&self) -> Option<Arc<Store>> {

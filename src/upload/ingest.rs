@@ -12,6 +12,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
 use crate::clock::now_ms;
+use crate::store::keeper::Keeper;
 use crate::store::{BlobKind, IndexEntry, Rendition, Store, StoreError};
 
 use super::metrics::UploadMetrics;
@@ -47,12 +48,19 @@ impl Backoff {
 /// What the uploads of all renditions share.
 #[derive(Clone)]
 pub struct Shared {
-    pub store: Arc<Store>,
+    /// The session, replaced when it keeps failing (a long outage of the whole cluster).
+    pub keeper: Arc<Keeper>,
     /// Segment uploads in flight at once, over all streams.
     pub slots: Arc<Semaphore>,
     pub shutdown: watch::Receiver<bool>,
     pub delete_after_upload: bool,
     pub metrics: Arc<UploadMetrics>,
+}
+
+impl Shared {
+    pub fn store(&self) -> Arc<Store> {
+        self.keeper.get().expect("the uploader's session is set before it starts")
+    }
 }
 
 /// The init segment last stored for a rendition.
@@ -113,7 +121,7 @@ fn stopping(rx: &watch::Receiver<bool>) -> bool {
 /// Runs `f` until it succeeds, holding an upload slot while it runs.
 async fn retry<F, Fut>(sh: &Shared, permit: &mut Option<OwnedSemaphorePermit>, what: &str, mut f: F) -> Result<(), ()>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Arc<Store>) -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
     let mut backoff = Backoff::default();
@@ -122,7 +130,9 @@ where
         if permit.is_none() {
             *permit = Some(sh.slots.clone().acquire_owned().await.map_err(|_| ())?);
         }
-        match f().await {
+        let res = f(sh.store()).await;
+        sh.keeper.report(&res);
+        match res {
             Ok(()) => {
                 if failures > 0 {
                     info!("{what}: stored after {failures} failed attempts");
@@ -219,7 +229,6 @@ pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
         Err(why) => return Outcome::Lost(why),
     };
     let (stream, rendition, msn) = (&*upload.stream, upload.head.name.as_str(), upload.assigned.msn);
-    let store = &*sh.store;
     let mut permit = None;
 
     // 1. The init segment, when it changed (or is due for a refresh).
@@ -239,8 +248,9 @@ pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
         };
         if let Some(new) = write {
             let what = format!("init segment {uri} as {stream}/{rendition} init {}", new.msn);
-            if retry(&sh, &mut permit, &what, || {
-                store.write_blob(BlobKind::Init, stream, rendition, new.msn, &new.bytes)
+            let (init_msn, bytes) = (new.msn, &new.bytes);
+            if retry(&sh, &mut permit, &what, |store| async move {
+                store.write_blob(BlobKind::Init, stream, rendition, init_msn, bytes).await
             })
             .await
             .is_err()
@@ -256,9 +266,12 @@ pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
 
     // 2. The segment's bytes.
     let what = format!("segment {} as {stream}/{rendition} {msn}", upload.uri);
-    if retry(&sh, &mut permit, &what, || store.write_blob(BlobKind::Segment, stream, rendition, msn, &data))
-        .await
-        .is_err()
+    let bytes = &data;
+    if retry(&sh, &mut permit, &what, |store| async move {
+        store.write_blob(BlobKind::Segment, stream, rendition, msn, bytes).await
+    })
+    .await
+    .is_err()
     {
         return Outcome::Aborted;
     }
@@ -274,9 +287,12 @@ pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
         size: data.len() as i64,
         added_ms: now_ms(),
     };
-    if retry(&sh, &mut permit, &format!("index row of {what}"), || store.write_index(stream, rendition, &entry))
-        .await
-        .is_err()
+    let row = &entry;
+    if retry(&sh, &mut permit, &format!("index row of {what}"), |store| async move {
+        store.write_index(stream, rendition, row).await
+    })
+    .await
+    .is_err()
     {
         return Outcome::Aborted;
     }
@@ -287,7 +303,9 @@ pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
     // 4. The head: the resume point of a restarted uploader.
     let mut head = upload.head.clone();
     head.updated_ms = now_ms();
-    if retry(&sh, &mut permit, &format!("head row after {what}"), || store.write_head(stream, &head)).await.is_err() {
+    let row = &head;
+    let what = format!("head row after {what}");
+    if retry(&sh, &mut permit, &what, |store| async move { store.write_head(stream, row).await }).await.is_err() {
         return Outcome::Aborted;
     }
     drop(permit);
@@ -314,7 +332,8 @@ pub async fn store_end(sh: Shared, stream: Arc<str>, mut head: Rendition) -> Out
     head.updated_ms = now_ms();
     let mut permit = None;
     let what = format!("end of {stream}/{}", head.name);
-    match retry(&sh, &mut permit, &what, || sh.store.write_head(&stream, &head)).await {
+    let (name, row) = (&*stream, &head);
+    match retry(&sh, &mut permit, &what, |store| async move { store.write_head(name, row).await }).await {
         Ok(()) => Outcome::Ended(head),
         Err(()) => Outcome::Aborted,
     }

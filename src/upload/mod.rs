@@ -22,8 +22,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::{watch, Semaphore};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
+use crate::store::keeper::{Event, Keeper};
 use crate::store::{create_schema, Op, Store, StoreConfig};
 
 use args::{Command, RunOptions};
@@ -133,10 +134,25 @@ async fn run(o: RunOptions, cfg: StoreConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // After a long outage the driver's reconnection back-off has grown to seconds: a session
+    // that keeps failing is replaced by a new one (store/keeper.rs).
+    let keeper = Arc::new(Keeper::new());
+    keeper.set(store);
+    tokio::spawn({
+        let (keeper, cfg) = (keeper.clone(), cfg.clone());
+        async move {
+            let on = |e| match e {
+                Event::Replaced => info!("the store answers again: reconnected with a new session"),
+                Event::Failed(e) => warn!("reconnecting: {e}"),
+                Event::Connected | Event::NoRetention(_) => {}
+            };
+            keeper.run(cfg, on, |_| {}).await
+        }
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = ingest::Shared {
         metrics,
-        store: store.clone(),
+        keeper: keeper.clone(),
         slots: Arc::new(Semaphore::new(o.max_concurrent)),
         shutdown: stop_rx,
         delete_after_upload: o.delete_after_upload,
@@ -158,7 +174,9 @@ async fn run(o: RunOptions, cfg: StoreConfig) -> ExitCode {
     });
     while watchers.join_next().await.is_some() {}
     // Its own target, so benchmarks can ask for this line alone.
-    info!(target: "hls_dvr::latency", "store writes: {}", store.latencies().summary(&Op::WRITES));
+    if let Some(store) = keeper.get() {
+        info!(target: "hls_dvr::latency", "store writes: {}", store.latencies().summary(&Op::WRITES));
+    }
     info!("stopped");
     ExitCode::SUCCESS
 }

@@ -342,7 +342,7 @@ pub async fn run(mut spec: Spec, sh: Shared) {
     // Resume where the store's head says the last run stopped.
     let mut backoff = Backoff::default();
     let head = loop {
-        match sh.store.rendition(&spec.stream, &spec.name).await {
+        match sh.store().rendition(&spec.stream, &spec.name).await {
             Ok(h) => break h,
             Err(e) => {
                 let d = backoff.next_delay();
