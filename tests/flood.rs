@@ -75,11 +75,13 @@ fn wrk_requests(out: &str) -> u64 {
     out.lines().find_map(|l| l.trim().split(" requests in ").next()?.parse().ok()).unwrap_or(0)
 }
 
-/// wrk's socket errors (connect, read, write, timeout): requests that got no answer at all.
-fn wrk_errors(out: &str) -> u64 {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("Socket errors: "))
-        .map_or(0, |l| l.split(", ").filter_map(|kv| kv.split_whitespace().nth(1)?.parse::<u64>().ok()).sum())
+/// wrk's socket errors: (connect, read and write errors: requests that got no answer at all;
+/// timeouts: answers slower than wrk's 2 s, counted apart).
+fn wrk_errors(out: &str) -> (u64, u64) {
+    let Some(line) = out.lines().find_map(|l| l.trim().strip_prefix("Socket errors: ")) else { return (0, 0) };
+    let count =
+        |what: &str| -> u64 { line.split(", ").find_map(|kv| kv.strip_prefix(what)?.trim().parse().ok()).unwrap_or(0) };
+    (count("connect ") + count("read ") + count("write "), count("timeout "))
 }
 
 /// HEAD requests of every path of the mix, `n` of them, each checked to be answered.
@@ -189,7 +191,8 @@ fn a_million_requests_of_every_kind() {
     let wrk = String::from_utf8_lossy(&wrk.wait_with_output().unwrap().stdout).into_owned();
     let h2 = String::from_utf8_lossy(&h2load.wait_with_output().unwrap().stdout).into_owned();
     let mut total = wrk_requests(&wrk) + vanished + head_done;
-    let mut unanswered = wrk_errors(&wrk) + head_failed;
+    let (mut unanswered, mut slow) = wrk_errors(&wrk);
+    unanswered += head_failed;
     let h2_done: u64 = h2
         .lines()
         .find_map(|l| l.strip_prefix("requests: "))
@@ -201,14 +204,15 @@ fn a_million_requests_of_every_kind() {
     while total + more < 1_000_000 {
         let out = String::from_utf8_lossy(&warm(20).stdout).into_owned();
         more += wrk_requests(&out);
-        unanswered += wrk_errors(&out);
+        let (u, t) = wrk_errors(&out);
+        (unanswered, slow) = (unanswered + u, slow + t);
     }
     total += more;
     let after = private_kb(&ng);
     std::thread::sleep(Duration::from_secs(3));
     let settled = private_kb(&ng);
     println!(
-        "| none: a flood | HTTP/1.1 mix (bad paths and queries, Range), {head_done} HEAD, {h2_done} over HTTP/2, {vanished} clients vanishing mid-body, in {:.0} s | {total} | {unanswered} unanswered (wrk socket errors) | - | workers' private memory {} MB before, {} MB after, {} MB settled |",
+        "| none: a flood | HTTP/1.1 mix (bad paths and queries, Range), {head_done} HEAD, {h2_done} over HTTP/2, {vanished} clients vanishing mid-body, in {:.0} s | {total} | {unanswered} unanswered (connection errors), {slow} slower than wrk's 2 s timeout | - | workers' private memory {} MB before, {} MB after, {} MB settled |",
         t.elapsed().as_secs_f64(),
         before / 1024,
         after / 1024,
