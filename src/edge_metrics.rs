@@ -129,8 +129,16 @@ fn fnv(stream: &str, rendition: &str) -> u64 {
 impl Board {
     /// A board on the heap (tests, and anything outside nginx).
     pub fn boxed() -> Box<Board> {
-        // SAFETY: a Board is atomics only, for which all-zero bytes are valid zero values.
-        unsafe { Box::new_zeroed().assume_init() }
+        let layout = std::alloc::Layout::new::<Board>();
+        // SAFETY: the layout is a Board's (not zero-sized); a Board is atomics only, for which
+        // all-zero bytes are valid values; the memory is the global allocator's, as Box expects.
+        unsafe {
+            let p = std::alloc::alloc_zeroed(layout) as *mut Board;
+            if p.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            Box::from_raw(p)
+        }
     }
 
     /// A request answered: its kind, stream and rendition (empty for a master playlist or a bad

@@ -144,7 +144,9 @@ fn check_segments(store: &Store, rt: &tokio::runtime::Runtime, dir: &Path, since
     (stored, lost, dup)
 }
 
-fn row(fault: &str, load: &str, made: u64, failed: usize, stored: usize, lost: usize, dup: usize, recovery: &str) {
+/// `segments`: stored, lost, duplicated.
+fn row(fault: &str, load: &str, made: u64, failed: usize, segments: (usize, usize, usize), recovery: &str) {
+    let (stored, lost, dup) = segments;
     println!("| {fault} | {load} | {made} | {failed} | {stored} stored, {lost} lost, {dup} duplicated | {recovery} |");
 }
 
@@ -241,9 +243,8 @@ fn a_node_killed_under_load_loses_nothing_and_rejoins_whole() {
     let total = rt.block_on(store.index_range("demo", "stream_hi", since, now_ms())).unwrap().len();
     let on_node3 = || -> usize {
         (bucket_of(since)..=bucket_of(now_ms()))
-            .map(|b| match rt.block_on(session.execute_unpaged(&stmt, (b,))).map(|r| r.into_rows_result()) {
-                Ok(Ok(r)) => r.rows_num(),
-                Ok(Err(e)) => panic!("node 3: {e}"),
+            .map(|b| match rt.block_on(session.execute_unpaged(&stmt, (b,))) {
+                Ok(r) => r.into_rows_result().unwrap_or_else(|e| panic!("node 3: {e}")).rows_num(),
                 Err(e) => {
                     eprintln!("node 3, bucket {b}: {e}");
                     0
@@ -258,9 +259,7 @@ fn a_node_killed_under_load_loses_nothing_and_rejoins_whole() {
         "6 viewers (playlist + newest segment, 5/s each), live ffmpeg, RF 3, LOCAL_QUORUM, durable writes",
         made,
         failed.len(),
-        stored,
-        lost,
-        dup,
+        (stored, lost, dup),
         &format!(
             "node back in {:.0} s; its rows complete {:.1} s later; killed at {killed}",
             restart.as_secs_f64(),
@@ -311,9 +310,7 @@ fn the_whole_cluster_gone_for_a_minute() {
         "4 viewers, live ffmpeg",
         made,
         failed.len(),
-        stored,
-        lost,
-        dup,
+        (stored, lost, dup),
         &format!(
             "{made_down} requests while down, all 503/504, slowest {slowest_down} ms; served again {:.2} s after the cluster answered CQL",
             recovered.as_secs_f64()
@@ -371,9 +368,7 @@ fn a_slow_node_costs_little_with_speculative_retries() {
             "300 playlist requests, one at a time, cache off",
             300,
             0,
-            0,
-            0,
-            0,
+            (0, 0, 0),
             &format!("p50 {p50:.0} ms, p99 {p99:.0} ms (timeout 2000 ms)"),
         );
     }

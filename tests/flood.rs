@@ -120,7 +120,7 @@ fn vanishing(port: u16, n: u64) -> u64 {
                     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { continue };
                     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                     let req = format!("GET /live/demo/hi/{}.ts HTTP/1.1\r\nHost: x\r\n\r\n", x % 3);
-                    if x % 3 == 0 {
+                    if x.is_multiple_of(3) {
                         // Gone half-way through its request.
                         let _ = s.write_all(&req.as_bytes()[..req.len() / 2]);
                     } else {

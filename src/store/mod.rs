@@ -105,45 +105,42 @@ impl Store {
             "SELECT {} FROM {ks}.segment_index WHERE stream = ? AND rendition = ? AND bucket = ?",
             IndexRow::COLUMNS
         );
-        let st = Statements {
-            insert_chunk: [
-                prep(chunk_insert(BlobKind::Segment), true).await?,
-                prep(chunk_insert(BlobKind::Init), true).await?,
-            ],
-            select_chunk: [
-                prep(chunk_select(BlobKind::Segment), false).await?,
-                prep(chunk_select(BlobKind::Init), false).await?,
-            ],
-            insert_index: prep(
-                format!(
-                    "INSERT INTO {ks}.segment_index (stream, rendition, bucket, {}) VALUES (?, ?, ?, {})",
-                    IndexRow::COLUMNS,
-                    marks(IndexRow::COLUMNS)
-                ),
-                true,
-            )
-            .await?,
-            insert_head: prep(
-                format!(
-                    "INSERT INTO {ks}.streams (stream, {}) VALUES (?, {})",
-                    HeadRow::COLUMNS,
-                    marks(HeadRow::COLUMNS)
-                ),
-                true,
-            )
-            .await?,
-            select_heads: prep(format!("SELECT {} FROM {ks}.streams WHERE stream = ?", HeadRow::COLUMNS), false)
-                .await?,
-            select_head: prep(
-                format!("SELECT {} FROM {ks}.streams WHERE stream = ? AND rendition = ?", HeadRow::COLUMNS),
-                false,
-            )
-            .await?,
-            select_bucket: prep(index_select.clone(), false).await?,
-            select_bucket_after: prep(format!("{index_select} AND msn > ?"), false).await?,
-            select_bucket_first: prep(format!("{index_select} LIMIT 1"), false).await?,
+        let insert_index = format!(
+            "INSERT INTO {ks}.segment_index (stream, rendition, bucket, {}) VALUES (?, ?, ?, {})",
+            IndexRow::COLUMNS,
+            marks(IndexRow::COLUMNS)
+        );
+        let insert_head =
+            format!("INSERT INTO {ks}.streams (stream, {}) VALUES (?, {})", HeadRow::COLUMNS, marks(HeadRow::COLUMNS));
+        let heads = format!("SELECT {} FROM {ks}.streams WHERE stream = ?", HeadRow::COLUMNS);
+        // Prepared together: a new session (a worker after a reload, say) is ready after one round
+        // trip, not one per statement.
+        let (chunk_w, init_w, chunk_r, init_r, index_w, head_w, heads_r, head_r, bucket, after, first, streams) = futures::try_join!(
+            prep(chunk_insert(BlobKind::Segment), true),
+            prep(chunk_insert(BlobKind::Init), true),
+            prep(chunk_select(BlobKind::Segment), false),
+            prep(chunk_select(BlobKind::Init), false),
+            prep(insert_index, true),
+            prep(insert_head, true),
+            prep(heads.clone(), false),
+            prep(format!("{heads} AND rendition = ?"), false),
+            prep(index_select.clone(), false),
+            prep(format!("{index_select} AND msn > ?"), false),
+            prep(format!("{index_select} LIMIT 1"), false),
             // Partition keys only: one row per stream, tens of them.
-            select_streams: prep(format!("SELECT DISTINCT stream FROM {ks}.streams"), false).await?,
+            prep(format!("SELECT DISTINCT stream FROM {ks}.streams"), false),
+        )?;
+        let st = Statements {
+            insert_chunk: [chunk_w, init_w],
+            select_chunk: [chunk_r, init_r],
+            insert_index: index_w,
+            insert_head: head_w,
+            select_heads: heads_r,
+            select_head: head_r,
+            select_bucket: bucket,
+            select_bucket_after: after,
+            select_bucket_first: first,
+            select_streams: streams,
         };
         Ok(Store {
             session,

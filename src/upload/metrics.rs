@@ -62,12 +62,13 @@ impl UploadMetrics {
     pub fn render(&self, now_ms: i64) -> String {
         let all = self.renditions.lock().unwrap_or_else(|p| p.into_inner());
         let mut t = Text::default();
-        let families: [(&str, &str, &str, fn(&Rendition) -> u64); 2] = [
-            ("hls_dvr_upload_segments_total", "counter", "Segments stored.", |r| r.segments),
-            ("hls_dvr_upload_bytes_total", "counter", "Segment bytes stored.", |r| r.bytes),
+        type Value = fn(&Rendition) -> u64;
+        let families: [(&str, &str, Value); 2] = [
+            ("hls_dvr_upload_segments_total", "Segments stored.", |r| r.segments),
+            ("hls_dvr_upload_bytes_total", "Segment bytes stored.", |r| r.bytes),
         ];
-        for (name, kind, help, value) in families {
-            t.family(name, kind, help);
+        for (name, help, value) in families {
+            t.family(name, "counter", help);
             for (key, r) in all.iter() {
                 t.sample(name, &labels(key), value(r));
             }
