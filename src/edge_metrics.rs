@@ -93,25 +93,13 @@ impl Histogram {
     }
 }
 
-/// Store errors by kind, in [`error_slot`] order.
-const ERRORS: [&str; 4] = ["timeout", "unavailable", "corrupt", "invalid"];
-
-fn error_slot(e: &StoreError) -> usize {
-    match e {
-        StoreError::Timeout(_) => 0,
-        StoreError::Unavailable(_) => 1,
-        StoreError::Corrupt(_) => 2,
-        StoreError::Invalid(_) => 3,
-    }
-}
-
 /// The counters, all zero when new.
 #[repr(C)]
 pub struct Board {
     series: [Series; SERIES],
     /// Store reads by [`Op::READS`] order.
     reads: [Histogram; 3],
-    errors: [AtomicU64; ERRORS.len()],
+    errors: [AtomicU64; StoreError::KINDS.len()],
     /// Per [`CACHE_KINDS`]: hits, misses, bytes served from the zone.
     cache: [[AtomicU64; 3]; CACHE_KINDS.len()],
     /// Playlist requests held until their segment exists (`_HLS_msn`).
@@ -156,7 +144,7 @@ impl Board {
     }
 
     pub fn store_error(&self, e: &StoreError) {
-        self.errors[error_slot(e)].fetch_add(1, Relaxed);
+        self.errors[e.index()].fetch_add(1, Relaxed);
     }
 
     pub fn cache_hit(&self, kind: CacheKind, bytes: usize) {
@@ -265,7 +253,7 @@ impl Board {
             );
         }
         t.family("hls_dvr_store_errors_total", "counter", "Requests that failed at the store, by kind of failure.");
-        for (name, n) in ERRORS.iter().zip(&self.errors) {
+        for (name, n) in StoreError::KINDS.iter().zip(&self.errors) {
             t.sample("hls_dvr_store_errors_total", &[("kind", name)], n.load(Relaxed));
         }
         let cache = [

@@ -31,6 +31,20 @@ pub enum Route<'a> {
     },
 }
 
+impl fmt::Display for Route<'_> {
+    /// The path this route is parsed from: `parse(&route.to_string())` gives the route back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Master { stream } => write!(f, "{stream}/master.m3u8"),
+            Route::Media { stream, rendition } => write!(f, "{stream}/{rendition}/index.m3u8"),
+            Route::Segment { stream, rendition, msn, container } => {
+                write!(f, "{stream}/{rendition}/{msn}.{}", container.segment_ext())
+            }
+            Route::Init { stream, rendition, msn } => write!(f, "{stream}/{rendition}/init-{msn}.mp4"),
+        }
+    }
+}
+
 /// Why a path is not one of ours: always a client error (400).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadPath(pub String);
@@ -222,15 +236,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
             let text = String::from_utf8_lossy(&bytes);
             if let Ok(route) = parse(&text) {
-                let again = match route {
-                    Route::Master { stream } => format!("{stream}/master.m3u8"),
-                    Route::Media { stream, rendition } => format!("{stream}/{rendition}/index.m3u8"),
-                    Route::Segment { stream, rendition, msn, container } => {
-                        format!("{stream}/{rendition}/{msn}.{}", container.segment_ext())
-                    }
-                    Route::Init { stream, rendition, msn } => format!("{stream}/{rendition}/init-{msn}.mp4"),
-                };
-                assert_eq!(again, text);
+                assert_eq!(route.to_string(), text);
             }
             let len = next() % 5000;
             if let ByteRange::Part { start, end } = parse_range(&format!("bytes={text}"), len) {

@@ -31,6 +31,19 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 impl StoreError {
+    /// The kinds' names, in [`StoreError::index`] order: metrics count failures by them.
+    pub const KINDS: [&'static str; 4] = ["timeout", "unavailable", "corrupt", "invalid"];
+
+    /// This error's place in [`StoreError::KINDS`].
+    pub fn index(&self) -> usize {
+        match self {
+            StoreError::Timeout(_) => 0,
+            StoreError::Unavailable(_) => 1,
+            StoreError::Corrupt(_) => 2,
+            StoreError::Invalid(_) => 3,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Timeout(_))
     }

@@ -31,8 +31,8 @@ struct Rendition {
 pub struct UploadMetrics {
     renditions: Mutex<BTreeMap<(String, String), Rendition>>,
     retries: AtomicU64,
-    /// timeout, unavailable, corrupt, invalid.
-    errors: [AtomicU64; 4],
+    /// By [`StoreError::index`].
+    errors: [AtomicU64; StoreError::KINDS.len()],
 }
 
 impl UploadMetrics {
@@ -50,13 +50,7 @@ impl UploadMetrics {
     /// A write failed and is tried again.
     pub fn retried(&self, e: &StoreError) {
         self.retries.fetch_add(1, Relaxed);
-        let i = match e {
-            StoreError::Timeout(_) => 0,
-            StoreError::Unavailable(_) => 1,
-            StoreError::Corrupt(_) => 2,
-            StoreError::Invalid(_) => 3,
-        };
-        self.errors[i].fetch_add(1, Relaxed);
+        self.errors[e.index()].fetch_add(1, Relaxed);
     }
 
     pub fn render(&self, now_ms: i64) -> String {
@@ -88,7 +82,7 @@ impl UploadMetrics {
         t.family("hls_dvr_upload_retries_total", "counter", "Store writes tried again after a failure.");
         t.sample("hls_dvr_upload_retries_total", &[], self.retries.load(Relaxed));
         t.family("hls_dvr_upload_store_errors_total", "counter", "Store writes that failed, by kind of failure.");
-        for (kind, n) in ["timeout", "unavailable", "corrupt", "invalid"].iter().zip(&self.errors) {
+        for (kind, n) in StoreError::KINDS.iter().zip(&self.errors) {
             t.sample("hls_dvr_upload_store_errors_total", &[("kind", kind)], n.load(Relaxed));
         }
         t.out
