@@ -396,8 +396,9 @@ fn http2_clients_that_vanish_mid_segment_do_not_hurt_the_worker() {
         "",
     );
     ng.wait_ready("/live/demo/master.m3u8");
-    node.set_delay(Duration::from_millis(5)); // 64 chunks: the stream takes a while
-                                              // Several streams per connection, the client giving up at different points (RST/close).
+    // 64 chunks: the stream takes a while.
+    node.set_delay(Duration::from_millis(5));
+    // Several streams per connection, the client giving up at different points (RST/close).
     let url = format!("http://127.0.0.1:{h2_port}/live/demo/hi/1.ts");
     let curls: Vec<_> = (0..12)
         .map(|i| {
@@ -405,6 +406,8 @@ fn http2_clients_that_vanish_mid_segment_do_not_hurt_the_worker() {
                 .args(["-s", "-o", "/dev/null", "--http2-prior-knowledge", "--parallel", "--parallel-max", "3"])
                 .args(["--max-time", &format!("0.{}", 1 + i % 5)])
                 .args([&url, &url, &url])
+                // curl prints a progress meter for --parallel even with -s.
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
