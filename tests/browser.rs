@@ -11,18 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A folder with the demo's player page next to hls.js. nginx workers run unprivileged: a copy in
-/// a world-readable folder.
-fn player_page() -> TempDir {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = TempDir::new("page");
-    std::fs::copy(root.join("nginx-conf/player/index.html"), dir.path().join("index.html")).unwrap();
-    let js = root.join("tests/browser/node_modules/hls.js/dist/hls.min.js");
-    assert!(js.is_file() && Path::new("/usr/bin/chromium").is_file(), "hls.js or chromium missing: run scripts/setup");
-    std::fs::copy(js, dir.path().join("hls.min.js")).unwrap();
-    dir
-}
-
 #[test]
 fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     let page_dir = player_page();
@@ -49,17 +37,7 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     assert!(backlog.success());
     let _up = uploader(&cql, &ks, "demo", dir.path(), &[]);
     let page_port = free_port();
-    let ng = Nginx::start(
-        &cql.addr,
-        &ks,
-        2,
-        &format!(
-            "types {{ text/html html; application/javascript js; }}\n\
-             server {{ listen 127.0.0.1:{page_port}; location /player/ {{ alias {}/; }} }}",
-            page_dir.path().display()
-        ),
-        "hls_dvr_window 1h;",
-    );
+    let ng = Nginx::start(&cql.addr, &ks, 2, &player_server(page_port, page_dir.path()), "hls_dvr_window 1h;");
     wait_for("the backlog in the store", Duration::from_secs(60), || {
         http("GET", &ng.url("/live/demo/stream_hi/index.m3u8"), &[])
             .is_ok_and(|r| r.status == 200 && media_playlist(&r.text()).segments.len() >= 40)
@@ -86,16 +64,7 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     assert!(pl.segments.iter().skip(1).any(|s| s.discontinuity), "the encoder restart should be a discontinuity");
 
     let play = |src: &str, mode: &str| {
-        // The playlist URL as one query value of the page's URL.
-        let src: String = ng
-            .url(src)
-            .chars()
-            .map(|c| match c {
-                '&' | '?' | '=' | '%' | '#' => format!("%{:02X}", c as u8),
-                c => c.to_string(),
-            })
-            .collect();
-        let page = format!("http://127.0.0.1:{page_port}/player/index.html?src={src}");
+        let page = player_url(page_port, &ng.url(src));
         let out = Command::new("node").arg(browser_dir.join("play.mjs")).arg(&page).arg(mode).output().unwrap();
         let report = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "browser playback failed: {report}\n{}", String::from_utf8_lossy(&out.stderr));

@@ -4,7 +4,8 @@
 //! duplicated, recovery time.
 //!
 //! The stream: ffmpeg -> hls-dvr-upload -> Cassandra (replication 3, LOCAL_QUORUM both ways)
-//! -> nginx (2 workers) -> viewer threads reloading playlists and fetching the newest segments.
+//! -> nginx (2 workers) -> viewer threads reloading playlists and fetching the newest segments;
+//! for the node kill also wrk on playlists and segments, and hls.js playing in Chromium.
 
 mod common;
 
@@ -197,6 +198,90 @@ fn refusals(ng: &Nginx) -> String {
     ng.error_log().lines().filter(|l| l.contains("hls_dvr: 4")).collect::<Vec<_>>().join("\n")
 }
 
+/// wrk's script: both renditions' playlists, and segments a few behind the newest one a playlist
+/// listed, each connection sending a request every 10 ms.
+const WRK_LUA: &str = r#"
+local n, newest = 0, nil
+request = function()
+  n = n + 1
+  local r = (n % 2 == 0) and "stream_hi" or "stream_lo"
+  if newest == nil or n % 3 == 0 then
+    return wrk.format("GET", "/live/demo/" .. r .. "/index.m3u8")
+  end
+  return wrk.format("GET", "/live/demo/" .. r .. "/" .. (newest - 2 - n % 4) .. ".ts")
+end
+response = function(status, headers, body)
+  if status ~= 200 or headers["Content-Type"] ~= "application/vnd.apple.mpegurl" then return end
+  local last = nil
+  for m in string.gmatch(body, "(%d+)%.ts") do last = tonumber(m) end
+  if last ~= nil and last >= 6 then newest = last end
+end
+delay = function() return 10 end
+"#;
+
+/// wrk on 4 connections until [`Wrk::stop`] (SIGINT: it then prints its summary).
+struct Wrk(std::process::Child);
+
+impl Wrk {
+    fn start(ng: &Nginx) -> Wrk {
+        let script = ng.dir.path().join("live.lua");
+        std::fs::write(&script, WRK_LUA).unwrap();
+        let child = Command::new("wrk")
+            .args(["-t1", "-c4", "-d1h", "-s"])
+            .arg(&script)
+            .arg(ng.url("/"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("wrk (scripts/setup installs it)");
+        Wrk(child)
+    }
+
+    fn stop(self) -> WrkSummary {
+        let _ = Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status();
+        let out = self.0.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let summary = WrkSummary::parse(&text);
+        assert!(summary.requests > 0, "wrk made no request: {text}");
+        summary
+    }
+}
+
+/// hls.js in Chromium on the player page, playing the live stream until [`Player::stop`].
+struct Player {
+    child: std::process::Child,
+    _page: TempDir,
+}
+
+impl Player {
+    /// `page_port`: where nginx serves [`player_server`] for `page`.
+    fn start(ng: &Nginx, page: TempDir, page_port: u16) -> Player {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/play.mjs");
+        let child = Command::new("node")
+            .arg(script)
+            .arg(player_url(page_port, &ng.url("/live/demo/master.m3u8")))
+            .arg("watch")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node (scripts/setup installs it)");
+        Player { child, _page: page }
+    }
+
+    /// Closes its input, which ends the watch: its report (JSON, `"ok":true` when it played).
+    fn stop(mut self) -> String {
+        drop(self.child.stdin.take());
+        let out = self.child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// A number from the player's JSON report.
+fn reported(report: &str, key: &str) -> f64 {
+    let at = report.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {report}"));
+    let rest = &report[at + key.len() + 3..];
+    rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
+}
+
 fn reader(nodes: &str, ks: &str, rt: &tokio::runtime::Runtime) -> Store {
     let nodes = nodes.split(',').map(String::from).collect();
     rt.block_on(Store::connect(&StoreConfig::new(nodes, ks))).unwrap()
@@ -208,8 +293,11 @@ fn a_node_killed_under_load_loses_nothing_and_rejoins_whole() {
     let (nodes, cdir) = cluster();
     let ks = schema3(&nodes, "nodekill", true);
     let since = now_ms() - 60_000;
-    let mut l = live(&nodes, &ks, "nodekill", "");
+    let (page, page_port) = (player_page(), free_port());
+    let mut l = live(&nodes, &ks, "nodekill", &player_server(page_port, page.path()));
     let viewers = Viewers::start(&l.ng, 6, |_| false);
+    let wrk = Wrk::start(&l.ng);
+    let player = Player::start(&l.ng, page, page_port);
     std::thread::sleep(Duration::from_secs(8));
     cassandra(&["stop", "--node", "3"], &cdir);
     let killed = now_ms();
@@ -218,7 +306,10 @@ fn a_node_killed_under_load_loses_nothing_and_rejoins_whole() {
     cassandra(&["start", "--node", "3"], &cdir);
     let restart = t.elapsed();
     std::thread::sleep(Duration::from_secs(8));
-    let (made, failed) = viewers.stop();
+    let (viewed, failed) = viewers.stop();
+    let wrk = wrk.stop();
+    let played = player.stop();
+    eprintln!("player: {played}");
     let rt = rt();
     let store = reader(&nodes, &ks, &rt);
     l.finish(&store, &rt, since);
@@ -254,11 +345,21 @@ fn a_node_killed_under_load_loses_nothing_and_rejoins_whole() {
     };
     wait_for("node 3 to hold every row", Duration::from_secs(120), || on_node3() >= total);
     let caught_up = t.elapsed();
+    let wrk_failed = wrk.non_2xx + wrk.unanswered + wrk.timeouts;
+    let player_failed = played.matches("networkError/").count();
+    let (watched, played_s) = (reported(&played, "wallS"), reported(&played, "playedS"));
     row(
         "node 3 of 3 killed (SIGKILL), restarted 15 s later",
-        "6 viewers (playlist + newest segment, 5/s each), live ffmpeg, RF 3, LOCAL_QUORUM, durable writes",
-        made,
-        failed.len(),
+        &format!(
+            "6 viewers (playlist + newest segment, 5/s each, {viewed} requests); wrk, 4 connections on \
+             playlists and segments ({} requests); hls.js in Chromium; live ffmpeg; RF 3, LOCAL_QUORUM, \
+             durable writes. hls.js played {played_s:.0} s of {watched:.0} s watched, {} stalls ({:.1} s)",
+            wrk.requests,
+            reported(&played, "stalls"),
+            reported(&played, "stalledS")
+        ),
+        viewed + wrk.requests,
+        failed.len() + wrk_failed as usize + player_failed,
         (stored, lost, dup),
         &format!(
             "node back in {:.0} s; its rows complete {:.1} s later; killed at {killed}",
@@ -273,6 +374,10 @@ fn a_node_killed_under_load_loses_nothing_and_rejoins_whole() {
         &failed[..failed.len().min(10)],
         refusals(&l.ng)
     );
+    assert_eq!(wrk_failed, 0, "wrk: {wrk:?}\n{}", refusals(&l.ng));
+    assert!(played.contains("\"ok\":true") && player_failed == 0, "hls.js: {played}");
+    // Played on through the kill: most of the time watched (a stall on 2 busy cores aside).
+    assert!(played_s > watched / 2.0, "hls.js played {played_s} s of {watched} s: {played}");
     assert_eq!((lost, dup), (0, 0));
     assert!(!l.ng.error_log().contains("exited on signal"));
 }

@@ -70,20 +70,6 @@ fn private_kb(ng: &Nginx) -> u64 {
         .unwrap_or(0)
 }
 
-/// wrk's request count from its summary.
-fn wrk_requests(out: &str) -> u64 {
-    out.lines().find_map(|l| l.trim().split(" requests in ").next()?.parse().ok()).unwrap_or(0)
-}
-
-/// wrk's socket errors: (connect, read and write errors: requests that got no answer at all;
-/// timeouts: answers slower than wrk's 2 s, counted apart).
-fn wrk_errors(out: &str) -> (u64, u64) {
-    let Some(line) = out.lines().find_map(|l| l.trim().strip_prefix("Socket errors: ")) else { return (0, 0) };
-    let count =
-        |what: &str| -> u64 { line.split(", ").find_map(|kv| kv.strip_prefix(what)?.trim().parse().ok()).unwrap_or(0) };
-    (count("connect ") + count("read ") + count("write "), count("timeout "))
-}
-
 /// HEAD requests of every path of the mix, `n` of them, each checked to be answered.
 fn heads(port: u16, n: u64) -> (u64, u64) {
     let paths = [
@@ -190,9 +176,9 @@ fn a_million_requests_of_every_kind() {
     let (head_done, head_failed) = head_thread.join().unwrap();
     let wrk = String::from_utf8_lossy(&wrk.wait_with_output().unwrap().stdout).into_owned();
     let h2 = String::from_utf8_lossy(&h2load.wait_with_output().unwrap().stdout).into_owned();
-    let mut total = wrk_requests(&wrk) + vanished + head_done;
-    let (mut unanswered, mut slow) = wrk_errors(&wrk);
-    unanswered += head_failed;
+    let wrk = WrkSummary::parse(&wrk);
+    let mut total = wrk.requests + vanished + head_done;
+    let (mut unanswered, mut slow) = (wrk.unanswered + head_failed, wrk.timeouts);
     let h2_done: u64 = h2
         .lines()
         .find_map(|l| l.strip_prefix("requests: "))
@@ -202,10 +188,9 @@ fn a_million_requests_of_every_kind() {
     // Top up to a million with more of the mix.
     let mut more = 0;
     while total + more < 1_000_000 {
-        let out = String::from_utf8_lossy(&warm(20).stdout).into_owned();
-        more += wrk_requests(&out);
-        let (u, t) = wrk_errors(&out);
-        (unanswered, slow) = (unanswered + u, slow + t);
+        let out = WrkSummary::parse(&String::from_utf8_lossy(&warm(20).stdout));
+        more += out.requests;
+        (unanswered, slow) = (unanswered + out.unanswered, slow + out.timeouts);
     }
     total += more;
     let after = private_kb(&ng);
@@ -277,7 +262,7 @@ fn under_valgrind_no_invalid_read_or_write_in_the_module() {
             .arg(url("/"))
             .output()
             .unwrap();
-        total += wrk_requests(&String::from_utf8_lossy(&out.stdout));
+        total += WrkSummary::parse(&String::from_utf8_lossy(&out.stdout)).requests;
         total += vanishing(port, 400) + heads(port, 200).0;
     }
     let st =

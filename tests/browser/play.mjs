@@ -3,11 +3,57 @@
 //   node play.mjs PAGE_URL [SEEK_BACK_SECONDS]   a live stream: seeks back into the DVR window and
 //                                                checks playback goes on
 //   node play.mjs PAGE_URL ended                 a clip: plays it to its end (the 'ended' event)
+//   node play.mjs PAGE_URL watch                 a live stream: plays until standard input
+//                                                closes, then reports how far it played, its
+//                                                stalls and hls.js's failed loads
 import { chromium } from 'playwright-core';
 
 const pageUrl = process.argv[2];
 const toEnd = process.argv[3] === 'ended';
+const watch = process.argv[3] === 'watch';
 const seekBack = Number(process.argv[3] || 60);
+// Plays on until the caller closes our standard input; a fatal hls.js error ends it early.
+// Reports media time played against wall time, stalls ('waiting' until 'playing') and the loads
+// hls.js had to retry (its non-fatal network errors).
+async function watchUntilStdinCloses(page, video, result) {
+  const closed = new Promise(done => {
+    process.stdin.on('end', done);
+    process.stdin.on('close', done);
+    process.stdin.resume();
+  });
+  let open = true;
+  closed.then(() => { open = false; });
+  await page.evaluate(() => {
+    const v = document.getElementById('video');
+    const w = window.watch = { stalls: 0, stalledMs: 0, since: null };
+    v.addEventListener('waiting', () => {
+      if (w.since === null) { w.stalls++; w.since = performance.now(); }
+    });
+    v.addEventListener('playing', () => {
+      if (w.since !== null) { w.stalledMs += performance.now() - w.since; w.since = null; }
+    });
+  });
+  const first = await video();
+  const wallStart = Date.now();
+  let last = first;
+  while (open) {
+    await new Promise(r => setTimeout(r, 500));
+    last = await video();
+    if (last.errors.length) throw new Error(`fatal player error ${last.errors.join(', ')}`);
+  }
+  const w = await page.evaluate(() => {
+    const w = window.watch;
+    const now = w.since === null ? 0 : performance.now() - w.since;
+    return { stalls: w.stalls, stalledMs: w.stalledMs + now,
+             failedLoads: window.playerErrors.filter(e => e.startsWith('networkError/')) };
+  });
+  result.wallS = (Date.now() - wallStart) / 1000;
+  result.playedS = last.t - first.t;
+  result.stalls = w.stalls;
+  result.stalledS = w.stalledMs / 1000;
+  result.failedLoads = w.failedLoads;
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -37,7 +83,9 @@ try {
     }
   };
   result.started = await waitFor('start playing', 30000, v => v.t > 1 && !v.paused);
-  if (toEnd) {
+  if (watch) {
+    await watchUntilStdinCloses(page, video, result);
+  } else if (toEnd) {
     const end = await waitFor('play to the end', 90000, v => v.ended);
     result.duration = end.duration;
     result.endedAt = end.t;

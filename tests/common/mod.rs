@@ -428,6 +428,71 @@ pub fn store_at(addr: &str, ks: &str, rt: &tokio::runtime::Runtime) -> hls_dvr::
     rt.block_on(Store::connect(&StoreConfig::new(vec![addr.to_string()], ks))).expect("connect")
 }
 
+/// A folder with the demo's player page next to hls.js. nginx workers run unprivileged: a copy in
+/// a world-readable folder.
+pub fn player_page() -> TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = TempDir::new("page");
+    std::fs::copy(root.join("nginx-conf/player/index.html"), dir.path().join("index.html")).unwrap();
+    let js = root.join("tests/browser/node_modules/hls.js/dist/hls.min.js");
+    assert!(js.is_file() && Path::new("/usr/bin/chromium").is_file(), "hls.js or chromium missing: run scripts/setup");
+    std::fs::copy(js, dir.path().join("hls.min.js")).unwrap();
+    dir
+}
+
+/// An nginx `server` serving the player page of [`player_page`] at `/player/` on `page_port`
+/// (another origin than the stream's).
+pub fn player_server(page_port: u16, page_dir: &Path) -> String {
+    format!(
+        "types {{ text/html html; application/javascript js; }}\n\
+         server {{ listen 127.0.0.1:{page_port}; location /player/ {{ alias {}/; }} }}",
+        page_dir.display()
+    )
+}
+
+/// The player page of [`player_page`] served on `page_port`, playing `src` (a whole URL).
+pub fn player_url(page_port: u16, src: &str) -> String {
+    // The playlist URL as one query value of the page's URL.
+    let src: String = src
+        .chars()
+        .map(|c| match c {
+            '&' | '?' | '=' | '%' | '#' => format!("%{:02X}", c as u8),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("http://127.0.0.1:{page_port}/player/index.html?src={src}")
+}
+
+/// What wrk's summary says.
+#[derive(Debug, Default)]
+pub struct WrkSummary {
+    pub requests: u64,
+    /// Connect, read and write errors: requests that got no answer at all.
+    pub unanswered: u64,
+    /// Answers slower than wrk's 2 s, counted apart.
+    pub timeouts: u64,
+    /// Answers with a status other than 2xx or 3xx.
+    pub non_2xx: u64,
+}
+
+impl WrkSummary {
+    pub fn parse(out: &str) -> WrkSummary {
+        let requests = out.lines().find_map(|l| l.trim().split(" requests in ").next()?.parse().ok()).unwrap_or(0);
+        let non_2xx =
+            out.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses: ")?.parse().ok()).unwrap_or(0);
+        let errors = out.lines().find_map(|l| l.trim().strip_prefix("Socket errors: ")).unwrap_or("");
+        let count = |what: &str| -> u64 {
+            errors.split(", ").find_map(|kv| kv.strip_prefix(what)?.trim().parse().ok()).unwrap_or(0)
+        };
+        WrkSummary {
+            requests,
+            unanswered: count("connect ") + count("read ") + count("write "),
+            timeouts: count("timeout "),
+            non_2xx,
+        }
+    }
+}
+
 /// A tokio runtime for tests that talk to the store directly.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
