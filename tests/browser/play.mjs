@@ -34,7 +34,6 @@ async function watchUntilStdinCloses(page, video, result) {
     });
   });
   const first = await video();
-  const wallStart = Date.now();
   let last = first;
   while (open) {
     await new Promise(r => setTimeout(r, 500));
@@ -47,7 +46,8 @@ async function watchUntilStdinCloses(page, video, result) {
     return { stalls: w.stalls, stalledMs: w.stalledMs + now,
              failedLoads: window.playerErrors.filter(e => e.startsWith('networkError/')) };
   });
-  result.wallS = (Date.now() - wallStart) / 1000;
+  // Both clocks read in the page, in the same sample: a slow round trip to it cannot skew them.
+  result.wallS = (last.now - first.now) / 1000;
   result.playedS = last.t - first.t;
   result.stalls = w.stalls;
   result.stalledS = w.stalledMs / 1000;
@@ -69,7 +69,7 @@ try {
     return { t: v.currentTime, paused: v.paused,
              start: v.seekable.length ? v.seekable.start(0) : null,
              end: v.seekable.length ? v.seekable.end(0) : null,
-             duration: v.duration, ended: window.videoEnded,
+             duration: v.duration, ended: window.videoEnded, now: performance.now(),
              errors: window.playerErrors.filter(e => e.endsWith('/true')) };
   });
   const waitFor = async (what, ms, pred) => {
