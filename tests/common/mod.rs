@@ -464,7 +464,7 @@ pub fn player_url(page_port: u16, src: &str) -> String {
 }
 
 /// What wrk's summary says.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WrkSummary {
     pub requests: u64,
     /// Connect, read and write errors: requests that got no answer at all.
