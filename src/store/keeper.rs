@@ -1,5 +1,6 @@
-//! Keeps a working session for a long-lived client (an nginx worker, the uploader): connects in the background,
-//! and replaces a session that has failed every request for a while by a fresh one.
+//! Keeps a working session for a long-lived client (an nginx worker, the uploader): connects in
+//! the background, and replaces a session that has failed every request for a while by a fresh
+//! one.
 //!
 //! The driver reconnects a broken session by itself, but after a long outage its back-off has
 //! grown to seconds; a new session connects at once. So while requests fail, a new session is

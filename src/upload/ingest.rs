@@ -58,8 +58,16 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn store(&self) -> Arc<Store> {
-        self.keeper.get().expect("the uploader's session is set before it starts")
+    /// Runs one store request on the current session, and tells the keeper how it went: every
+    /// request of the uploader goes through here, so a session that keeps failing is replaced.
+    pub async fn with_store<T, Fut>(&self, f: impl FnOnce(Arc<Store>) -> Fut) -> Result<T, StoreError>
+    where
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let store = self.keeper.get().expect("the uploader's session is set before it starts");
+        let res = f(store).await;
+        self.keeper.report(&res);
+        res
     }
 }
 
@@ -130,9 +138,7 @@ where
         if permit.is_none() {
             *permit = Some(sh.slots.clone().acquire_owned().await.map_err(|_| ())?);
         }
-        let res = f(sh.store()).await;
-        sh.keeper.report(&res);
-        match res {
+        match sh.with_store(&mut f).await {
             Ok(()) => {
                 if failures > 0 {
                     info!("{what}: stored after {failures} failed attempts");

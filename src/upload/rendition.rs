@@ -342,7 +342,8 @@ pub async fn run(mut spec: Spec, sh: Shared) {
     // Resume where the store's head says the last run stopped.
     let mut backoff = Backoff::default();
     let head = loop {
-        match sh.store().rendition(&spec.stream, &spec.name).await {
+        let (stream, name) = (&spec.stream, &spec.name);
+        match sh.with_store(|store| async move { store.rendition(stream, name).await }).await {
             Ok(h) => break h,
             Err(e) => {
                 let d = backoff.next_delay();
