@@ -1,4 +1,4 @@
-//! Build script of the nginx module (src/module). Checks, before a long compile, that the nginx tree the module is built against exists and
+//! Build script of the nginx module (src/nginx). Checks, before a long compile, that the nginx tree the module is built against exists and
 //! matches the nginx installed here; nginx refuses a module built for another version.
 
 use std::path::PathBuf;

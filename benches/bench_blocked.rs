@@ -11,8 +11,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hls_dvr::clock::now_ms;
-use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, SourcePos, Store, StoreConfig};
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::model::{Container, IndexEntry, Rendition, SourcePos};
+use hls_dvr_store::{BlobKind, Store, StoreConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

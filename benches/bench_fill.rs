@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use hls_dvr::clock::now_ms;
-use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, SourcePos, Store, StoreConfig};
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::model::{Container, IndexEntry, Rendition, SourcePos};
+use hls_dvr_store::{BlobKind, Store, StoreConfig};
 
 const SEGMENTS: i64 = 3600;
 const SEGMENT_BYTES: usize = 2 * 1024 * 1024;

@@ -17,9 +17,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hls_dvr::schema::bucket_of;
-use hls_dvr::store::{Store, StoreConfig};
-use hls_dvr::upload::source::{self, Parsed};
+use hls_dvr_core::model::bucket_of;
+use hls_dvr_store::{Store, StoreConfig};
+use hls_dvr_upload::source::{self, Parsed};
 
 struct Seg {
     bytes: Vec<u8>,
@@ -164,7 +164,7 @@ fn main() {
     }
     let up_log = out.join("uploader.log");
     let mut up = cmd
-        .env("RUST_LOG", "warn,hls_dvr::latency=info")
+        .env("RUST_LOG", "warn,hls_dvr_store::latency=info")
         .stdin(Stdio::null())
         .stderr(fs::File::create(&up_log).unwrap())
         .spawn()
@@ -344,7 +344,8 @@ fn main() {
     // index row), as many at a time as the uploader's default --max-concurrent (16).
     let direct = {
         use futures::StreamExt;
-        use hls_dvr::store::{BlobKind, IndexEntry};
+        use hls_dvr_core::model::IndexEntry;
+        use hls_dvr_store::BlobKind;
         let jobs: Vec<(usize, usize, i64)> =
             (0..streams).flat_map(|s| (0..nrend).flat_map(move |r| (0..backlog).map(move |n| (s, r, n)))).collect();
         let t = Instant::now();
@@ -392,7 +393,7 @@ fn main() {
         .find_map(|l| l.split_once("store writes: ").map(|(_, s)| s.to_string()))
         .unwrap_or_else(|| "not logged".into());
     println!("store writes as the uploader saw them (seed target on 4 nodes: p99 write 30 ms): {uploader_writes}");
-    println!("store writes of the direct baseline: {}", store.latencies().summary(&hls_dvr::store::Op::WRITES));
+    println!("store writes of the direct baseline: {}", store.latencies().summary(&hls_dvr_store::Op::WRITES));
     if missing > 0 || backlog_missing > 0 || !st.success() {
         std::process::exit(1);
     }

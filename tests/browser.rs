@@ -86,7 +86,7 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
     // than real time, so only its start is surely older than the live part that followed.)
     let pl = get(&ng.url("/live/demo/stream_hi/index.m3u8")).text();
     let first = pl.lines().find_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:")).unwrap();
-    let t0 = hls_dvr::clock::parse_iso8601(first).unwrap();
+    let t0 = hls_dvr_core::clock::parse_iso8601(first).unwrap();
     let secs = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
     let clip = format!("/live/demo/master.m3u8?start={}&end={}", secs(t0), secs(t0 + 10_000));
     let variant = get(&ng.url(&clip)).text();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::proxy::Proxy;
 use common::*;
-use hls_dvr::clock::now_ms;
+use hls_dvr_core::clock::now_ms;
 
 const KIB: usize = 1024;
 

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
 use common::*;
-use hls_dvr::clock::now_ms;
-use hls_dvr::schema::bucket_of;
-use hls_dvr::store::{BlobKind, Store, StoreConfig};
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::model::bucket_of;
+use hls_dvr_store::{BlobKind, Store, StoreConfig};
 
 /// The cluster of `scripts/faults`: contact points and its scripts/cassandra folder.
 fn cluster() -> (String, PathBuf) {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use hls_dvr::clock::{iso8601, now_ms};
-use hls_dvr::store::Store;
+use hls_dvr_core::clock::{iso8601, now_ms};
+use hls_dvr_store::Store;
 
 /// 2 s segments of stream `demo`, rendition `hi`, dated back from now.
 struct Dvr {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hls_dvr::clock::now_ms;
+use hls_dvr_core::clock::now_ms;
 
 /// Three 300 KB segments of `demo/hi` and a playlist of them.
 fn fixture(tag: &str) -> (Cql, String) {

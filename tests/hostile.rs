@@ -13,8 +13,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use hls_dvr::clock::now_ms;
-use hls_dvr::store::{BlobKind, IndexEntry, Store};
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::model::IndexEntry;
+use hls_dvr_store::{BlobKind, Store};
 
 /// 2 s MPEG-TS segments made by ffmpeg, in order.
 fn segments(dir: &Path, n: usize) -> Vec<Vec<u8>> {

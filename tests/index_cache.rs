@@ -3,10 +3,10 @@
 mod common;
 
 use common::*;
-use hls_dvr::clock::now_ms;
-use hls_dvr::index_cache::IndexCache;
-use hls_dvr::schema::{bucket_of, BUCKET_MS};
-use hls_dvr::store::IndexEntry;
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::model::IndexEntry;
+use hls_dvr_core::model::{bucket_of, BUCKET_MS};
+use hls_dvr_edge::index_cache::IndexCache;
 
 fn row(msn: i64, added_ms: i64) -> IndexEntry {
     IndexEntry {

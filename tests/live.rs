@@ -174,7 +174,7 @@ fn a_catch_up_clip_plays_to_its_end_and_a_finished_stream_ends() {
         .status()
         .unwrap();
     assert!(made.success());
-    let past = hls_dvr::clock::now_ms() / 1000 - 150;
+    let past = hls_dvr_core::clock::now_ms() / 1000 - 150;
     assert!(Command::new("touch")
         .arg("-d")
         .arg(format!("@{past}"))
@@ -225,7 +225,7 @@ fn start_over_grows_and_a_delayed_view_trails_the_live_edge() {
 
     // Start-over from 8 s ago: an EVENT playlist whose first segment is within a target duration
     // of the start, and that only grows.
-    let start_ms = hls_dvr::clock::now_ms() - 8000;
+    let start_ms = hls_dvr_core::clock::now_ms() - 8000;
     let q = format!("?start={}", secs(start_ms));
     let event = media(&q);
     let pl = media_playlist(&event);

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use hls_dvr::clock::now_ms;
-use hls_dvr::store::Store;
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_store::Store;
 
 struct Fixture {
     cql: Cql,

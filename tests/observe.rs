@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use hls_dvr::clock::now_ms;
-use hls_dvr::store::Store;
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_store::Store;
 
 /// Samples of a Prometheus text: `name{k=v,...}` (labels sorted) to value.
 fn parse_metrics(text: &str) -> HashMap<String, f64> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use hls_dvr::clock::now_ms;
-use hls_dvr::store::{Credentials, Store, StoreConfig, Tls};
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_store::{Credentials, Store, StoreConfig, Tls};
 
 /// The secure node, stopped when the test ends.
 struct SecureNode {

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{keyspace, rt, Cql};
-use hls_dvr::clock::now_ms;
-use hls_dvr::clock::parse_iso8601;
-use hls_dvr::store::{BlobKind, Container, IndexEntry, Rendition, Store, StoreConfig};
-use hls_dvr::upload::source::parse_duration_us;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hls-dvr-upload");
+use common::{keyspace, rt, upload_bin, Cql};
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::clock::parse_iso8601;
+use hls_dvr_core::model::{Container, IndexEntry, Rendition};
+use hls_dvr_store::{BlobKind, Store, StoreConfig};
+use hls_dvr_upload::source::parse_duration_us;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures (the store and keyspaces come from tests/common)
@@ -74,7 +73,7 @@ struct Uploader {
 impl Uploader {
     /// `store`: contact points (the cluster's or a proxy's).
     fn start(store: &str, ks: &str, streams: &[(&str, &Path)], extra: &[&str], log: PathBuf) -> Uploader {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(upload_bin());
         cmd.args(["--cassandra", store, "--keyspace", ks, "--poll-interval", "100ms"]);
         for (name, dir) in streams {
             cmd.arg("--stream").arg(name).arg(dir);
@@ -726,7 +725,7 @@ fn playlist_writes_wake_the_uploader_without_polling() {
 
 #[test]
 fn help_and_bad_arguments() {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let out = Command::new(upload_bin()).arg("--help").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--stream NAME DIR"));
 
@@ -747,7 +746,7 @@ fn help_and_bad_arguments() {
         (&["schema", "--cassandra", "127.0.0.1:9", "--keyspace", "k", "--replication", "Foo:1"], "replication"),
     ];
     for (args, want) in cases {
-        let out = Command::new(BIN).args(*args).output().unwrap();
+        let out = Command::new(upload_bin()).args(*args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: stderr {err:?} lacks {want:?}");
@@ -764,7 +763,7 @@ fn unusable_store_exits_1_with_a_clear_message() {
         l.local_addr().unwrap().port()
     };
     let t = Instant::now();
-    let out = Command::new(BIN)
+    let out = Command::new(upload_bin())
         .args(["--cassandra", &format!("127.0.0.1:{port}"), "--keyspace", "k", "--stream", "a"])
         .arg(&dir)
         .output()
@@ -776,7 +775,7 @@ fn unusable_store_exits_1_with_a_clear_message() {
 
     // Reachable, but no schema: preparing fails.
     let cql = Cql::start();
-    let out = Command::new(BIN)
+    let out = Command::new(upload_bin())
         .args(["--cassandra", &cql.addr, "--keyspace", &keyspace("noschema"), "--stream", "a"])
         .arg(&dir)
         .output()

@@ -2,8 +2,10 @@
 //! refused or describes chunks that add up to the blob exactly; segment bytes are whole or not.
 #![no_main]
 
-use hls_dvr::store::{BlobMeta, Container};
-use hls_dvr::upload::source::whole;
+use hls_dvr_core::model::Container;
+
+use hls_dvr_store::BlobMeta;
+use hls_dvr_upload::source::whole;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

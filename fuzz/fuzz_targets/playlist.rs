@@ -1,7 +1,7 @@
 //! Playlists as a segmenter (or a broken disk) may leave them: parsed or refused, never a panic.
 #![no_main]
 
-use hls_dvr::upload::source::{self, Parsed};
+use hls_dvr_upload::source::{self, Parsed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

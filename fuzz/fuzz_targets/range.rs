@@ -1,7 +1,7 @@
 //! `Range` headers against any body length: a part is always inside the body.
 #![no_main]
 
-use hls_dvr::route::{parse_range, ByteRange};
+use hls_dvr_core::route::{parse_range, ByteRange};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

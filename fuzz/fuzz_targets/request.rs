@@ -2,8 +2,8 @@
 //! round-trips.
 #![no_main]
 
-use hls_dvr::params::PlaylistQuery;
-use hls_dvr::route;
+use hls_dvr_core::params::PlaylistQuery;
+use hls_dvr_core::route;
 use libfuzzer_sys::fuzz_target;
 
 const NOW: i64 = 1_764_093_600_000;

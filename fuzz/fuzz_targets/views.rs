@@ -2,10 +2,10 @@
 //! view and its playlist text, delta updates included, come out without a panic.
 #![no_main]
 
-use hls_dvr::params::PlaylistQuery;
-use hls_dvr::playlist;
-use hls_dvr::store::{sort_newest_per_msn, Container, IndexEntry, Rendition, SourcePos};
-use hls_dvr::window;
+use hls_dvr_core::params::PlaylistQuery;
+use hls_dvr_core::playlist;
+use hls_dvr_core::model::{sort_newest_per_msn, Container, IndexEntry, Rendition, SourcePos};
+use hls_dvr_core::window;
 use libfuzzer_sys::fuzz_target;
 
 const NOW: i64 = 1_764_093_600_000;

@@ -17,7 +17,7 @@ use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::statement::Consistency;
 use std::sync::Arc;
 
-use super::error::{exec_err, StoreError};
+use crate::error::{exec_err, StoreError};
 use crate::schema::{is_identifier, SchemaOptions};
 
 /// Parses a consistency level the way cqlsh spells it (`LOCAL_QUORUM`, `one`, ...).
@@ -206,13 +206,13 @@ pub struct StoreConfig {
     /// A request unanswered this long is sent to the next replica too (every statement is
     /// idempotent); the first answer wins. None: never.
     pub speculative_retry: Option<Duration>,
-    /// Told how long each request took, besides the store's own [`super::Latencies`].
+    /// Told how long each request took, besides the store's own [`crate::Latencies`].
     pub observer: Option<Observer>,
 }
 
 /// Hears each store request's kind and duration (an nginx edge adds them to shared counters).
 #[derive(Clone)]
-pub struct Observer(pub std::sync::Arc<dyn Fn(super::Op, Duration) + Send + Sync>);
+pub struct Observer(pub std::sync::Arc<dyn Fn(crate::Op, Duration) + Send + Sync>);
 
 impl std::fmt::Debug for Observer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Store, StoreConfig, StoreError};
+use crate::{Store, StoreConfig, StoreError};
 
 /// How often a new session is tried while the store fails.
 pub const RETRY: Duration = Duration::from_millis(250);

@@ -5,103 +5,10 @@
 use scylla::value::CqlTimestamp;
 use scylla::{DeserializeRow, SerializeRow};
 
-use super::error::StoreError;
+use hls_dvr_core::model::{Container, IndexEntry, Rendition, SourcePos};
+
+use crate::error::StoreError;
 use crate::schema::MAX_CHUNK;
-
-/// Container of a rendition's media segments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Container {
-    Ts,
-    Fmp4,
-}
-
-impl Container {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Container::Ts => "ts",
-            Container::Fmp4 => "fmp4",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ts" => Some(Container::Ts),
-            "fmp4" => Some(Container::Fmp4),
-            _ => None,
-        }
-    }
-    /// File extension of media segments in URLs.
-    pub fn segment_ext(self) -> &'static str {
-        match self {
-            Container::Ts => "ts",
-            Container::Fmp4 => "m4s",
-        }
-    }
-    /// The container a segment URL's extension names.
-    pub fn from_segment_ext(ext: &str) -> Option<Self> {
-        match ext {
-            "ts" => Some(Container::Ts),
-            "m4s" => Some(Container::Fmp4),
-            _ => None,
-        }
-    }
-    /// Content-Type of media segments.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Container::Ts => "video/mp2t",
-            Container::Fmp4 => "video/iso.segment",
-        }
-    }
-}
-
-/// Where the uploader stopped in the segmenter's output, so a restart resumes exactly there.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SourcePos {
-    pub uri: String,
-    /// The segmenter's own media sequence number of that segment.
-    pub msn: i64,
-    pub size: i64,
-    /// Modification time of the file, in nanoseconds since the epoch.
-    pub mtime_ns: i64,
-}
-
-/// One rendition of a stream, with its head (the newest stored segment).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rendition {
-    pub name: String,
-    pub container: Container,
-    pub target_duration: i32,
-    pub bandwidth: Option<i64>,
-    pub codecs: Option<String>,
-    pub resolution: Option<String>,
-    pub frame_rate: Option<f64>,
-    pub head_msn: i64,
-    pub head_disc_seq: i64,
-    /// Program date-time of the head segment, ms since the epoch.
-    pub head_pdt_ms: i64,
-    pub source: SourcePos,
-    pub updated_ms: i64,
-    /// The segmenter ended the stream (EXT-X-ENDLIST) and every segment it listed is stored;
-    /// cleared by the next segment stored.
-    pub ended: bool,
-}
-
-/// One segment in the index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
-    pub msn: i64,
-    pub duration_us: i64,
-    /// Program date-time of the segment's first sample, ms since the epoch.
-    pub pdt_ms: i64,
-    /// An EXT-X-DISCONTINUITY precedes this segment.
-    pub discontinuity: bool,
-    /// Discontinuities up to and including this segment's own.
-    pub disc_seq: i64,
-    /// The init segment (fMP4), named by the first media sequence number that used it.
-    pub init_msn: Option<i64>,
-    pub size: i64,
-    /// When the uploader stored it, ms since the epoch (decides the bucket).
-    pub added_ms: i64,
-}
 
 /// Which blob table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,13 +18,13 @@ pub enum BlobKind {
 }
 
 impl BlobKind {
-    pub(super) fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             BlobKind::Segment => "segment_chunks",
             BlobKind::Init => "init_chunks",
         }
     }
-    pub(super) fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -180,7 +87,7 @@ impl BlobMeta {
 /// A row of `streams` without its partition key. Every column but the key may be null: the
 /// uploader writes them all, but a row edited by hand must not crash a reader.
 #[derive(Debug, DeserializeRow, SerializeRow)]
-pub(super) struct HeadRow {
+pub(crate) struct HeadRow {
     rendition: String,
     container: Option<String>,
     target_duration: Option<i32>,
@@ -200,10 +107,10 @@ pub(super) struct HeadRow {
 }
 
 impl HeadRow {
-    pub(super) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
+    pub(crate) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
          frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended";
 
-    pub(super) fn from_rendition(r: &Rendition) -> HeadRow {
+    pub(crate) fn from_rendition(r: &Rendition) -> HeadRow {
         HeadRow {
             rendition: r.name.clone(),
             container: Some(r.container.as_str().to_string()),
@@ -224,7 +131,7 @@ impl HeadRow {
         }
     }
 
-    pub(super) fn into_rendition(self) -> Result<Rendition, StoreError> {
+    pub(crate) fn into_rendition(self) -> Result<Rendition, StoreError> {
         let container = self.container.as_deref().and_then(Container::parse).ok_or_else(|| {
             StoreError::Corrupt(format!("rendition {:?} has bad container {:?}", self.rendition, self.container))
         })?;
@@ -253,7 +160,7 @@ impl HeadRow {
 
 /// A `streams` row as written: the partition key and the head.
 #[derive(SerializeRow)]
-pub(super) struct HeadWrite<'a> {
+pub(crate) struct HeadWrite<'a> {
     pub stream: &'a str,
     #[scylla(flatten)]
     pub row: HeadRow,
@@ -261,7 +168,7 @@ pub(super) struct HeadWrite<'a> {
 
 /// A row of `segment_index` without its partition key.
 #[derive(Debug, DeserializeRow, SerializeRow)]
-pub(super) struct IndexRow {
+pub(crate) struct IndexRow {
     msn: i64,
     duration_us: i64,
     pdt: CqlTimestamp,
@@ -273,9 +180,9 @@ pub(super) struct IndexRow {
 }
 
 impl IndexRow {
-    pub(super) const COLUMNS: &'static str = "msn, duration_us, pdt, discontinuity, disc_seq, init_msn, size, added";
+    pub(crate) const COLUMNS: &'static str = "msn, duration_us, pdt, discontinuity, disc_seq, init_msn, size, added";
 
-    pub(super) fn from_entry(e: &IndexEntry) -> IndexRow {
+    pub(crate) fn from_entry(e: &IndexEntry) -> IndexRow {
         IndexRow {
             msn: e.msn,
             duration_us: e.duration_us,
@@ -288,7 +195,7 @@ impl IndexRow {
         }
     }
 
-    pub(super) fn into_entry(self) -> IndexEntry {
+    pub(crate) fn into_entry(self) -> IndexEntry {
         IndexEntry {
             msn: self.msn,
             duration_us: self.duration_us,
@@ -304,7 +211,7 @@ impl IndexRow {
 
 /// A `segment_index` row as written: the partition key and the entry.
 #[derive(SerializeRow)]
-pub(super) struct IndexWrite<'a> {
+pub(crate) struct IndexWrite<'a> {
     pub stream: &'a str,
     pub rendition: &'a str,
     pub bucket: i64,
@@ -315,7 +222,7 @@ pub(super) struct IndexWrite<'a> {
 /// A row of a chunk table without its key. Nullable: a half-written or hand-edited row is
 /// reported as corrupt, not taken for a whole one.
 #[derive(Debug, DeserializeRow)]
-pub(super) struct ChunkRow {
+pub(crate) struct ChunkRow {
     size: Option<i64>,
     chunks: Option<i32>,
     chunk_size: Option<i32>,
@@ -323,10 +230,10 @@ pub(super) struct ChunkRow {
 }
 
 impl ChunkRow {
-    pub(super) const COLUMNS: &'static str = "size, chunks, chunk_size, data";
+    pub(crate) const COLUMNS: &'static str = "size, chunks, chunk_size, data";
 
     /// The blob's metadata and this chunk's bytes, when every column is there and sane.
-    pub(super) fn into_parts(self) -> Result<(BlobMeta, Vec<u8>), String> {
+    pub(crate) fn into_parts(self) -> Result<(BlobMeta, Vec<u8>), String> {
         match self {
             ChunkRow { size: Some(size), chunks: Some(chunks), chunk_size: Some(cs), data: Some(data) }
                 if size >= 0 && chunks > 0 && cs > 0 =>
@@ -346,7 +253,7 @@ impl ChunkRow {
 
 /// A chunk row as written.
 #[derive(SerializeRow)]
-pub(super) struct ChunkWrite<'a> {
+pub(crate) struct ChunkWrite<'a> {
     pub stream: &'a str,
     pub rendition: &'a str,
     pub msn: i64,
@@ -423,14 +330,5 @@ mod tests {
         let mut bad = HeadRow::from_rendition(&r);
         bad.container = Some("mkv".into());
         assert!(matches!(bad.into_rendition(), Err(StoreError::Corrupt(_))));
-    }
-
-    #[test]
-    fn segment_extensions_name_containers() {
-        for c in [Container::Ts, Container::Fmp4] {
-            assert_eq!(Container::from_segment_ext(c.segment_ext()), Some(c));
-            assert_eq!(Container::parse(c.as_str()), Some(c));
-        }
-        assert_eq!(Container::from_segment_ext("mp4"), None);
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use scylla::statement::Consistency;
 
-use crate::schema::{is_identifier, Replication, SchemaOptions};
-use crate::store::{parse_consistency, parse_datacenter, parse_nodes, Secrets, StoreConfig};
+use hls_dvr_store::schema::{is_identifier, Replication, SchemaOptions};
+use hls_dvr_store::{parse_consistency, parse_datacenter, parse_nodes, Secrets, StoreConfig};
 
 use super::source::valid_name;
 
@@ -112,7 +112,7 @@ pub enum Command {
 
 /// `200ms`, `90s`, `30m`, `2h`, `1h30m`, `1d` or bare seconds: the project's one duration syntax.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::duration::parse(s)
+    hls_dvr_core::duration::parse(s)
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {

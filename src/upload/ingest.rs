@@ -11,9 +11,10 @@ use bytes::Bytes;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
-use crate::clock::now_ms;
-use crate::store::keeper::Keeper;
-use crate::store::{BlobKind, IndexEntry, Rendition, Store, StoreError};
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::model::{IndexEntry, Rendition};
+use hls_dvr_store::keeper::Keeper;
+use hls_dvr_store::{BlobKind, Store, StoreError};
 
 use super::metrics::UploadMetrics;
 use super::source::{file_id, FileId};

@@ -13,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
-use crate::clock::now_ms;
-use crate::prometheus::{latency_bucket, Text, CONTENT_TYPE, LATENCY_BOUNDS_S};
-use crate::store::StoreError;
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::prometheus::{latency_bucket, Text, CONTENT_TYPE, LATENCY_BOUNDS_S};
+use hls_dvr_store::StoreError;
 
 #[derive(Default)]
 struct Rendition {

@@ -12,12 +12,12 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, error, info, warn, Instrument, Span};
 
-use crate::store::{Container, Rendition, SourcePos};
+use hls_dvr_core::model::{Container, Rendition, SourcePos};
 
 use super::ingest::{self, Backoff, InitState, Outcome, Shared, Upload};
 use super::source::{self, file_id, FileId, Located, MediaInfo, Parsed, VariantInfo};
 use super::tracker::{Assigned, Change, PdtChain, Seen, Sequencer, Tracker};
-use crate::clock::now_ms;
+use hls_dvr_core::clock::now_ms;
 
 /// A listed segment whose file is missing holds later ones back at most this long.
 const STALL: Duration = Duration::from_secs(10);

@@ -11,8 +11,8 @@ use std::time::UNIX_EPOCH;
 
 use m3u8_rs::Playlist;
 
-use crate::clock::parse_iso8601;
-use crate::store::Container;
+use hls_dvr_core::clock::parse_iso8601;
+use hls_dvr_core::model::Container;
 
 /// Identity of a file on disk: a rewritten file (same name, new content) differs in one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +347,7 @@ pub fn whole(container: Container, data: &[u8]) -> Result<(), String> {
 }
 
 /// Stream and rendition names: the rule the nginx module's URLs accept.
-pub use crate::route::is_name as valid_name;
+pub use hls_dvr_core::route::is_name as valid_name;
 
 /// A valid name made of `s`: other characters become `_`, long names are cut.
 pub fn sanitize_name(s: &str) -> String {

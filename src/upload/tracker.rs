@@ -9,7 +9,7 @@
 //!   seen and being uploaded.
 //! - [`PdtChain`] dates segments the segmenter did not date.
 
-use crate::store::{Rendition, SourcePos};
+use hls_dvr_core::model::{Rendition, SourcePos};
 
 use super::source::FileId;
 
@@ -456,7 +456,7 @@ mod tests {
     fn head(msn: i64, disc: i64) -> Rendition {
         Rendition {
             name: "r".into(),
-            container: crate::store::Container::Ts,
+            container: hls_dvr_core::model::Container::Ts,
             target_duration: 2,
             bandwidth: None,
             codecs: None,

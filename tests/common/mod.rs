@@ -67,8 +67,9 @@ pub fn keyspace(tag: &str) -> String {
     format!("t_{tag}_{}_{t}_{n}", std::process::id())
 }
 
+/// The uploader built by `cargo build` (scripts/test builds it first).
 pub fn upload_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_hls-dvr-upload"))
+    built("hls-dvr-upload", &["src/core", "src/store", "src/upload"])
 }
 
 /// Creates the schema through the uploader's own command.
@@ -208,15 +209,22 @@ pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("HLS_DVR_MODULE") {
         return PathBuf::from(p);
     }
+    built("libngx_http_hls_dvr_module.so", &["src/core", "src/store", "src/edge", "src/nginx"])
+}
+
+/// A file `cargo build` made from the crates in `sources`. `cargo test` builds the tests, not the
+/// other packages' binaries and cdylib: an older build would be tested silently.
+fn built(file: &str, sources: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
-    let p = target.join(profile).join("libngx_http_hls_dvr_module.so");
+    let p = target.join(profile).join(file);
     assert!(p.is_file(), "{} is missing: run `cargo build` first (scripts/test does)", p.display());
-    // `cargo test` builds the tests, not the cdylib: an older module would be tested silently.
     let built = std::fs::metadata(&p).and_then(|m| m.modified()).unwrap();
-    if let Some(newer) = newest_source(&root.join("src")).filter(|(t, _)| *t > built) {
-        panic!("{} is older than {}: run `cargo build` first (scripts/test does)", p.display(), newer.1.display());
+    for dir in sources {
+        if let Some(newer) = newest_source(&root.join(dir)).filter(|(t, _)| *t > built) {
+            panic!("{} is older than {}: run `cargo build` first (scripts/test does)", p.display(), newer.1.display());
+        }
     }
     p
 }
@@ -408,9 +416,9 @@ pub fn master_playlist(text: &str) -> m3u8_rs::MasterPlaylist {
 }
 
 /// A fresh keyspace (2 h DVR depth) created through the store layer, and a store connected to it.
-pub fn schema_and_store(cql: &Cql, ks: &str, rt: &tokio::runtime::Runtime) -> hls_dvr::store::Store {
-    use hls_dvr::schema::{Replication, SchemaOptions};
-    use hls_dvr::store::{create_schema, Store, StoreConfig};
+pub fn schema_and_store(cql: &Cql, ks: &str, rt: &tokio::runtime::Runtime) -> hls_dvr_store::Store {
+    use hls_dvr_store::schema::{Replication, SchemaOptions};
+    use hls_dvr_store::{create_schema, Store, StoreConfig};
     let opts = SchemaOptions {
         keyspace: ks.to_string(),
         replication: Replication::Simple(1),
@@ -423,8 +431,8 @@ pub fn schema_and_store(cql: &Cql, ks: &str, rt: &tokio::runtime::Runtime) -> hl
 }
 
 /// A store of keyspace `ks` reached through `addr` (a node's or a proxy's).
-pub fn store_at(addr: &str, ks: &str, rt: &tokio::runtime::Runtime) -> hls_dvr::store::Store {
-    use hls_dvr::store::{Store, StoreConfig};
+pub fn store_at(addr: &str, ks: &str, rt: &tokio::runtime::Runtime) -> hls_dvr_store::Store {
+    use hls_dvr_store::{Store, StoreConfig};
     rt.block_on(Store::connect(&StoreConfig::new(vec![addr.to_string()], ks))).expect("connect")
 }
 
@@ -513,8 +521,8 @@ pub fn bytes_of(seed: u64, len: usize) -> bytes::Bytes {
 }
 
 /// An index row of a 2 s segment dated `pdt_ms`, stored 2.5 s later.
-pub fn entry(msn: i64, pdt_ms: i64, size: usize) -> hls_dvr::store::IndexEntry {
-    hls_dvr::store::IndexEntry {
+pub fn entry(msn: i64, pdt_ms: i64, size: usize) -> hls_dvr_core::model::IndexEntry {
+    hls_dvr_core::model::IndexEntry {
         msn,
         duration_us: 2_000_000,
         pdt_ms,
@@ -522,15 +530,15 @@ pub fn entry(msn: i64, pdt_ms: i64, size: usize) -> hls_dvr::store::IndexEntry {
         disc_seq: 0,
         init_msn: None,
         size: size as i64,
-        added_ms: (pdt_ms + 2500).min(hls_dvr::clock::now_ms()),
+        added_ms: (pdt_ms + 2500).min(hls_dvr_core::clock::now_ms()),
     }
 }
 
 /// The head of an MPEG-TS rendition `name` with 2 s segments whose newest is `last`.
-pub fn head_of(name: &str, last: &hls_dvr::store::IndexEntry, ended: bool) -> hls_dvr::store::Rendition {
-    hls_dvr::store::Rendition {
+pub fn head_of(name: &str, last: &hls_dvr_core::model::IndexEntry, ended: bool) -> hls_dvr_core::model::Rendition {
+    hls_dvr_core::model::Rendition {
         name: name.into(),
-        container: hls_dvr::store::Container::Ts,
+        container: hls_dvr_core::model::Container::Ts,
         target_duration: 2,
         bandwidth: Some(800_000),
         codecs: Some("avc1.42c01e,mp4a.40.2".into()),
@@ -539,8 +547,8 @@ pub fn head_of(name: &str, last: &hls_dvr::store::IndexEntry, ended: bool) -> hl
         head_msn: last.msn,
         head_disc_seq: last.disc_seq,
         head_pdt_ms: last.pdt_ms,
-        source: hls_dvr::store::SourcePos::default(),
-        updated_ms: hls_dvr::clock::now_ms(),
+        source: hls_dvr_core::model::SourcePos::default(),
+        updated_ms: hls_dvr_core::clock::now_ms(),
         ended,
     }
 }
@@ -548,13 +556,13 @@ pub fn head_of(name: &str, last: &hls_dvr::store::IndexEntry, ended: bool) -> hl
 /// Stores a segment the way the uploader does: its bytes, then its index row, then the head.
 pub fn store_segment(
     rt: &tokio::runtime::Runtime,
-    store: &hls_dvr::store::Store,
+    store: &hls_dvr_store::Store,
     stream: &str,
-    e: &hls_dvr::store::IndexEntry,
+    e: &hls_dvr_core::model::IndexEntry,
     data: &bytes::Bytes,
-    head: &hls_dvr::store::Rendition,
+    head: &hls_dvr_core::model::Rendition,
 ) {
-    use hls_dvr::store::BlobKind;
+    use hls_dvr_store::BlobKind;
     rt.block_on(store.write_blob(BlobKind::Segment, stream, &head.name, e.msn, data)).unwrap();
     rt.block_on(store.write_index(stream, &head.name, e)).unwrap();
     rt.block_on(store.write_head(stream, head)).unwrap();

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::store::Container;
+use crate::model::Container;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::schema::bucket_of;
-use crate::store::{sort_newest_per_msn, IndexEntry, Store, StoreError};
+use hls_dvr_core::model::bucket_of;
+use hls_dvr_core::model::{sort_newest_per_msn, IndexEntry};
+use hls_dvr_store::{Store, StoreError};
 
 /// Copies unused for this long are dropped (streams that ended, renditions nobody watches).
 const IDLE: Duration = Duration::from_secs(600);

@@ -30,7 +30,7 @@ use ngx::ffi::{
     ngx_shm_zone_t, ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_pool_t,
 };
 
-use hls_dvr::store::Container;
+use hls_dvr_core::model::Container;
 
 /// Longest key: the segment keys are short; playlist keys are the request's URI and query.
 const KEY_MAX: usize = 512;

@@ -10,8 +10,8 @@
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::time::Duration;
 
-use crate::prometheus::{latency_bucket, Text, LATENCY_BOUNDS_S};
-use crate::store::{Op, StoreError};
+use hls_dvr_core::prometheus::{latency_bucket, Text, LATENCY_BOUNDS_S};
+use hls_dvr_store::{Op, StoreError};
 
 /// Stream and rendition series; streams number in tens, renditions a few each.
 pub const SERIES: usize = 512;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::Store;
+use hls_dvr_store::Store;
 
 /// How often a watched head is read.
 pub const POLL: Duration = Duration::from_millis(50);

@@ -16,18 +16,10 @@ use std::time::Duration;
 /// Largest chunk written to the store: ScyllaDB warns on cells over 1 MiB.
 pub const MAX_CHUNK: usize = 1 << 20;
 
-/// Width of one index partition, in milliseconds of ingest time. A 2 h window reads 13 partitions
-/// of at most 300 rows each (at 2 s segments).
-pub const BUCKET_MS: i64 = 10 * 60 * 1000;
-
 /// How long segments stay in the store after their DVR window: players that paused at the edge
 /// of the window still fetch them (RFC 8216bis 6.2.2), and the uploader's resume point survives a
 /// short outage.
 pub const TTL_MARGIN: Duration = Duration::from_secs(30 * 60);
-
-pub fn bucket_of(ingest_ms: i64) -> i64 {
-    ingest_ms.div_euclid(BUCKET_MS)
-}
 
 /// How a keyspace is replicated, as given on the command line:
 /// `SimpleStrategy:RF` or `NetworkTopologyStrategy:DC=RF[,DC=RF...]`.
@@ -210,13 +202,5 @@ mod tests {
         assert!(!is_identifier("a-b"));
         assert!(!is_identifier(""));
         assert!(!is_identifier("a;drop"));
-    }
-
-    #[test]
-    fn buckets_floor_negative_and_positive() {
-        assert_eq!(bucket_of(0), 0);
-        assert_eq!(bucket_of(BUCKET_MS - 1), 0);
-        assert_eq!(bucket_of(BUCKET_MS), 1);
-        assert_eq!(bucket_of(-1), -1);
     }
 }

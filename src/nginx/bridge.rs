@@ -24,9 +24,9 @@ use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
 use crate::config::MainConf;
-use hls_dvr::serve::{self, Edge, Job, Reply};
-use hls_dvr::store::keeper::{Event, Keeper};
-use hls_dvr::store::{Observer, Op, Store, StoreError};
+use hls_dvr_edge::serve::{self, Edge, Job, Reply};
+use hls_dvr_store::keeper::{Event, Keeper};
+use hls_dvr_store::{Observer, Op, Store, StoreError};
 
 enum Msg {
     Done(u64, Result<Reply, StoreError>),

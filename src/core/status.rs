@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::store::{IndexEntry, Rendition};
+use crate::model::{IndexEntry, Rendition};
 
 /// One rendition as the status shows it.
 pub struct RenditionStatus {
@@ -89,7 +89,7 @@ fn string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Container, SourcePos};
+    use crate::model::{Container, SourcePos};
 
     fn head(name: &str) -> Rendition {
         Rendition {

@@ -10,12 +10,14 @@
 //! - [`error`]: what went wrong, sorted by what a caller can do about it.
 //! - [`latency`]: how long each kind of request takes.
 //! - [`keeper`]: a session kept working for a long-lived client (an nginx worker).
+//! - [`schema`]: the tables as CQL, their TTLs and compaction.
 
 pub mod connect;
 pub mod error;
 pub mod keeper;
 pub mod latency;
 pub mod rows;
+pub mod schema;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -30,9 +32,11 @@ pub use connect::{
 };
 pub use error::StoreError;
 pub use latency::{Latencies, Op};
-pub use rows::{BlobKind, BlobMeta, Container, IndexEntry, Rendition, SourcePos};
+pub use rows::{BlobKind, BlobMeta};
 
-use crate::schema::{bucket_of, is_identifier, MAX_CHUNK};
+use hls_dvr_core::model::{bucket_of, sort_newest_per_msn, IndexEntry, Rendition};
+
+use crate::schema::{is_identifier, MAX_CHUNK};
 use error::{exec_err, pager_err, row_err};
 use rows::{ChunkRow, ChunkWrite, HeadRow, HeadWrite, IndexRow, IndexWrite};
 
@@ -456,18 +460,4 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("{stream}/{rendition}/{msn} chunk {i} has {e}")))?;
         Ok(Some((meta, Bytes::from(data))))
     }
-}
-
-/// Sorts index rows by msn, keeping the newest copy of each: an uploader that crashed between an
-/// index write and its head write rewrites that row, possibly into a later bucket.
-pub fn sort_newest_per_msn(rows: &mut Vec<IndexEntry>) {
-    rows.sort_by_key(|e| (e.msn, e.added_ms));
-    rows.dedup_by(|later, earlier| {
-        if later.msn == earlier.msn {
-            std::mem::swap(later, earlier);
-            true
-        } else {
-            false
-        }
-    });
 }

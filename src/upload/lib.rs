@@ -24,8 +24,8 @@ use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
 use tracing::{error, info, warn};
 
-use crate::store::keeper::{Event, Keeper};
-use crate::store::{create_schema, Op, Store, StoreConfig};
+use hls_dvr_store::keeper::{Event, Keeper};
+use hls_dvr_store::{create_schema, Op, Store, StoreConfig};
 
 use args::{Command, RunOptions};
 use metrics::UploadMetrics;
@@ -175,7 +175,7 @@ async fn run(o: RunOptions, cfg: StoreConfig) -> ExitCode {
     while watchers.join_next().await.is_some() {}
     // Its own target, so benchmarks can ask for this line alone.
     if let Some(store) = keeper.get() {
-        info!(target: "hls_dvr::latency", "store writes: {}", store.latencies().summary(&Op::WRITES));
+        info!(target: "hls_dvr_store::latency", "store writes: {}", store.latencies().summary(&Op::WRITES));
     }
     info!("stopped");
     ExitCode::SUCCESS

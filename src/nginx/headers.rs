@@ -14,7 +14,7 @@ use ngx::http::HttpModuleLocationConf;
 
 use crate::config::LocConf;
 use crate::HlsDvr;
-use hls_dvr::store::StoreError;
+use hls_dvr_store::StoreError;
 
 /// Segments never change once stored: cache them for a day.
 pub const SEGMENT_CACHE: &str = "public, max-age=86400, immutable";

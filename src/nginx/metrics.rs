@@ -19,9 +19,9 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use crate::handler::{send_body, NGX_ERROR, NGX_OK};
 use crate::HlsDvr;
-use hls_dvr::edge_metrics::{Board, Kind};
-use hls_dvr::prometheus::{Text, CONTENT_TYPE};
-use hls_dvr::route::{self, Route};
+use hls_dvr_core::prometheus::{Text, CONTENT_TYPE};
+use hls_dvr_core::route::{self, Route};
+use hls_dvr_edge::counters::{Board, Kind};
 
 /// The zone's name in nginx (one per configuration).
 pub const ZONE: &str = "hls_dvr_metrics";

@@ -12,9 +12,9 @@
 //! older history stays reachable; a hole longer than what is left of the window ends it instead.
 
 use crate::clock::iso8601;
+use crate::model::BUCKET_MS;
+use crate::model::{IndexEntry, Rendition};
 use crate::params::PlaylistQuery;
-use crate::schema::BUCKET_MS;
-use crate::store::{IndexEntry, Rendition};
 
 /// One entry of a media playlist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub fn index_range(
         (Some(start), _) => IndexRange {
             from_ms: start - slack,
             to_ms: now_ms,
-            copy_key: Some(format!("{stream}/{rendition}/from/{}", crate::schema::bucket_of(start - slack))),
+            copy_key: Some(format!("{stream}/{rendition}/from/{}", crate::model::bucket_of(start - slack))),
         },
         (None, _) => {
             let span_ms = window_us.max(min_us) / 1000 + q.delay_ms.unwrap_or(0);
@@ -239,7 +239,7 @@ fn with_gaps(run: &[IndexEntry], td_us: i64) -> Vec<Item<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Container, SourcePos};
+    use crate::model::{Container, SourcePos};
 
     const T0: i64 = 1_764_000_000_000;
 

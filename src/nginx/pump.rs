@@ -20,9 +20,9 @@ use ngx::ngx_log_error;
 
 use crate::handler::{ctx_of, submit, Ctx, NGX_ERROR, NGX_OK};
 use crate::headers;
-use hls_dvr::route::{self, ByteRange};
-use hls_dvr::serve::Job;
-use hls_dvr::store::{BlobKind, BlobMeta};
+use hls_dvr_core::route::{self, ByteRange};
+use hls_dvr_edge::serve::Job;
+use hls_dvr_store::{BlobKind, BlobMeta};
 
 /// What a segment or init segment request fetches.
 #[derive(Debug, Clone)]

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use crate::clock::now_ms;
 use crate::head_watch::HeadWatch;
 use crate::index_cache::IndexCache;
-use crate::params::PlaylistQuery;
-use crate::playlist;
-use crate::status::{self, RenditionStatus};
-use crate::store::{BlobKind, BlobMeta, Store, StoreError};
-use crate::window;
+use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::params::PlaylistQuery;
+use hls_dvr_core::playlist;
+use hls_dvr_core::status::{self, RenditionStatus};
+use hls_dvr_core::window;
+use hls_dvr_store::{BlobKind, BlobMeta, Store, StoreError};
 
 /// A request's store work. Owned data only: it crosses to the runtime's thread.
 #[derive(Debug, Clone)]

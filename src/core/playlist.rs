@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use crate::clock::iso8601;
-use crate::store::{Container, Rendition};
+use crate::model::{Container, Rendition};
 use crate::window::{Item, Kind, View};
 
 /// The multivariant playlist. BANDWIDTH is mandatory: a rendition whose bandwidth is not known yet
@@ -161,7 +161,7 @@ fn skippable(items: &[Item], skip_until_us: i64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{IndexEntry, SourcePos};
+    use crate::model::{IndexEntry, SourcePos};
 
     fn rendition(container: Container) -> Rendition {
         Rendition {

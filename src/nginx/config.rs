@@ -43,7 +43,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigEr
 use ngx::ngx_conf_log_error;
 use scylla::statement::Consistency;
 
-use hls_dvr::store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, Secrets, StoreConfig, Tls};
+use hls_dvr_store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, Secrets, StoreConfig, Tls};
 
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -228,7 +228,7 @@ unsafe fn conf_file(cf: *mut ngx_conf_t, name: &str) -> Result<PathBuf, String> 
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    let d = hls_dvr::duration::parse(s)?;
+    let d = hls_dvr_core::duration::parse(s)?;
     if d.is_zero() {
         return Err("must be greater than zero".into());
     }
@@ -268,7 +268,7 @@ main_directive!(set_cassandra, "hls_dvr_cassandra", |c, a| {
 });
 
 main_directive!(set_keyspace, "hls_dvr_keyspace", |c, a| {
-    if !hls_dvr::schema::is_identifier(a[0]) {
+    if !hls_dvr_store::schema::is_identifier(a[0]) {
         return Err(format!("{:?} is not a keyspace name (a letter, then letters, digits or _)", a[0]));
     }
     once(&mut c.keyspace, a[0].to_string())
@@ -291,7 +291,7 @@ main_directive!(set_max_in_flight, "hls_dvr_max_in_flight", |c, a| {
 
 main_directive!(set_playlist_cache, "hls_dvr_playlist_cache", |c, a| {
     // "off" or 0 disables it; more than 5 s would hide new segments from players for too long.
-    let d = if a[0] == "off" { Duration::ZERO } else { hls_dvr::duration::parse(a[0])? };
+    let d = if a[0] == "off" { Duration::ZERO } else { hls_dvr_core::duration::parse(a[0])? };
     if d > Duration::from_secs(5) {
         return Err("must be at most 5s (or off)".into());
     }

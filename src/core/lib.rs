@@ -1,0 +1,21 @@
+//! hls-dvr's pure HLS logic: what a request asks for and what a playlist says, with no tokio,
+//! scylla or nginx (ARCHITECTURE.md, "Code map"). Everything here is exercised by unit tests alone.
+//!
+//! - [`model`]: renditions, index entries, containers, index buckets.
+//! - [`route`]: request paths and `Range` headers.
+//! - [`params`]: a playlist request's query.
+//! - [`window`]: which segments a media playlist lists, and which index rows to read for it.
+//! - [`playlist`]: playlist text (RFC 8216bis).
+//! - [`status`]: the status endpoint's JSON document.
+//! - [`prometheus`]: the Prometheus text format.
+//! - [`clock`], [`duration`]: now, ISO 8601, and nginx's time syntax.
+
+pub mod clock;
+pub mod duration;
+pub mod model;
+pub mod params;
+pub mod playlist;
+pub mod prometheus;
+pub mod route;
+pub mod status;
+pub mod window;

@@ -1,0 +1,143 @@
+//! What hls-dvr stores, as plain Rust: a rendition with its head (the newest stored segment), the
+//! index entries of its segments, and the time buckets the index is partitioned by. The store's
+//! rows carry these types; everything above the store works with them alone.
+
+/// Width of one index partition, in milliseconds of ingest time. A 2 h window reads 13 partitions
+/// of at most 300 rows each (at 2 s segments).
+pub const BUCKET_MS: i64 = 10 * 60 * 1000;
+
+/// The index bucket of a segment stored at `ingest_ms`.
+pub fn bucket_of(ingest_ms: i64) -> i64 {
+    ingest_ms.div_euclid(BUCKET_MS)
+}
+
+/// Container of a rendition's media segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    Ts,
+    Fmp4,
+}
+
+impl Container {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Container::Ts => "ts",
+            Container::Fmp4 => "fmp4",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ts" => Some(Container::Ts),
+            "fmp4" => Some(Container::Fmp4),
+            _ => None,
+        }
+    }
+    /// File extension of media segments in URLs.
+    pub fn segment_ext(self) -> &'static str {
+        match self {
+            Container::Ts => "ts",
+            Container::Fmp4 => "m4s",
+        }
+    }
+    /// The container a segment URL's extension names.
+    pub fn from_segment_ext(ext: &str) -> Option<Self> {
+        match ext {
+            "ts" => Some(Container::Ts),
+            "m4s" => Some(Container::Fmp4),
+            _ => None,
+        }
+    }
+    /// Content-Type of media segments.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Container::Ts => "video/mp2t",
+            Container::Fmp4 => "video/iso.segment",
+        }
+    }
+}
+
+/// Where the uploader stopped in the segmenter's output, so a restart resumes exactly there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourcePos {
+    pub uri: String,
+    /// The segmenter's own media sequence number of that segment.
+    pub msn: i64,
+    pub size: i64,
+    /// Modification time of the file, in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+}
+
+/// One rendition of a stream, with its head (the newest stored segment).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendition {
+    pub name: String,
+    pub container: Container,
+    pub target_duration: i32,
+    pub bandwidth: Option<i64>,
+    pub codecs: Option<String>,
+    pub resolution: Option<String>,
+    pub frame_rate: Option<f64>,
+    pub head_msn: i64,
+    pub head_disc_seq: i64,
+    /// Program date-time of the head segment, ms since the epoch.
+    pub head_pdt_ms: i64,
+    pub source: SourcePos,
+    pub updated_ms: i64,
+    /// The segmenter ended the stream (EXT-X-ENDLIST) and every segment it listed is stored;
+    /// cleared by the next segment stored.
+    pub ended: bool,
+}
+
+/// One segment in the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub msn: i64,
+    pub duration_us: i64,
+    /// Program date-time of the segment's first sample, ms since the epoch.
+    pub pdt_ms: i64,
+    /// An EXT-X-DISCONTINUITY precedes this segment.
+    pub discontinuity: bool,
+    /// Discontinuities up to and including this segment's own.
+    pub disc_seq: i64,
+    /// The init segment (fMP4), named by the first media sequence number that used it.
+    pub init_msn: Option<i64>,
+    pub size: i64,
+    /// When the uploader stored it, ms since the epoch (decides the bucket).
+    pub added_ms: i64,
+}
+
+/// Sorts index rows by msn, keeping the newest copy of each: an uploader that crashed between an
+/// index write and its head write rewrites that row, possibly into a later bucket.
+pub fn sort_newest_per_msn(rows: &mut Vec<IndexEntry>) {
+    rows.sort_by_key(|e| (e.msn, e.added_ms));
+    rows.dedup_by(|later, earlier| {
+        if later.msn == earlier.msn {
+            std::mem::swap(later, earlier);
+            true
+        } else {
+            false
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_extensions_name_containers() {
+        for c in [Container::Ts, Container::Fmp4] {
+            assert_eq!(Container::from_segment_ext(c.segment_ext()), Some(c));
+            assert_eq!(Container::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Container::from_segment_ext("mp4"), None);
+    }
+
+    #[test]
+    fn buckets_floor_negative_and_positive() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(BUCKET_MS - 1), 0);
+        assert_eq!(bucket_of(BUCKET_MS), 1);
+        assert_eq!(bucket_of(-1), -1);
+    }
+}
