@@ -727,7 +727,7 @@ fn playlist_writes_wake_the_uploader_without_polling() {
 fn help_and_bad_arguments() {
     let out = Command::new(upload_bin()).arg("--help").output().unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--stream NAME DIR"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--stream <NAME> <DIR>"));
 
     let s = Scratch::new("args");
     let dir = s.dir("d");
@@ -740,7 +740,7 @@ fn help_and_bad_arguments() {
             &["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", "/nonexistent/hls-dvr"],
             "/nonexistent/hls-dvr",
         ),
-        (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", d, "--frobnicate"], "unknown option"),
+        (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", d, "--frobnicate"], "unexpected argument"),
         (&["--cassandra", "nohost", "--keyspace", "k", "--stream", "a", d], "HOST:PORT"),
         (&["--cassandra", "127.0.0.1:9", "--keyspace", "k", "--stream", "a", d, "--poll-interval", "fast"], "duration"),
         (&["schema", "--cassandra", "127.0.0.1:9", "--keyspace", "k", "--replication", "Foo:1"], "replication"),

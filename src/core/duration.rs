@@ -1,18 +1,31 @@
-//! Durations as operators write them: `500ms`, `90s`, `30m`, `2h`, `1h30m`, or bare seconds.
+//! Durations as nginx writes them (its "Measurement units" syntax), for directives and the
+//! uploader's flags alike: `500ms`, `90s`, `30m`, `2h`, `1h30m`, `1h 30m`, `1d`, `1w`, `1M`
+//! (30 days), `1y` (365 days), or bare seconds. Units go from the most to the least significant,
+//! each at most once, optionally separated by spaces; a number without a unit counts seconds.
 
 use std::time::Duration;
 
+/// The units, most significant first, with their length in milliseconds.
+const UNITS: [(&str, u64); 8] = [
+    ("y", 365 * 86_400_000),
+    ("M", 30 * 86_400_000),
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
+];
+
 pub fn parse(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration (examples: 500ms, 90s, 30m, 2h, 1h30m)");
-    let s = s.trim();
-    if s.is_empty() {
+    let bad = || format!("{s:?} is not a duration (examples: 500ms, 90s, 30m, 2h, 1h 30m)");
+    let mut rest = s.trim();
+    if rest.is_empty() {
         return Err(bad());
     }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u64>().map(Duration::from_secs).map_err(|_| bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
+    let mut total_ms: u64 = 0;
+    // Index into UNITS of the next unit allowed: each part must be less significant than the last.
+    let mut next = 0;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
@@ -20,33 +33,65 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let part = match &rest[..unit] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
-            "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
-            "d" => Duration::from_secs(n.checked_mul(86_400).ok_or_else(bad)?),
-            _ => return Err(bad()),
+        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..letters];
+        rest = &rest[letters..];
+        let i = if unit.is_empty() {
+            // A bare number is seconds, and must end the value.
+            if !rest.trim_start().is_empty() {
+                return Err(bad());
+            }
+            6
+        } else {
+            UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?
         };
-        total = total.checked_add(part).ok_or_else(bad)?;
-        rest = &rest[unit..];
+        if i < next {
+            return Err(bad());
+        }
+        next = i + 1;
+        let part = n.checked_mul(UNITS[i].1).ok_or_else(bad)?;
+        total_ms = total_ms.checked_add(part).ok_or_else(bad)?;
+        rest = rest.trim_start();
     }
-    Ok(total)
+    Ok(Duration::from_millis(total_ms))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const MIN: u64 = 60;
+    const HOUR: u64 = 60 * MIN;
+    const DAY: u64 = 24 * HOUR;
+
     #[test]
-    fn parses_units_and_sums() {
-        assert_eq!(parse("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+    fn parses_nginx_units_and_sums() {
+        let cases = [
+            ("2h", 2 * HOUR),
+            ("1h30m", HOUR + 30 * MIN),
+            ("1h 30m", HOUR + 30 * MIN),
+            ("  1d  12h ", DAY + 12 * HOUR),
+            ("90", 90),
+            ("1h 30", HOUR + 30),
+            ("1d", DAY),
+            ("2w", 14 * DAY),
+            ("1M", 30 * DAY),
+            ("1y", 365 * DAY),
+            ("1y1M1w1d1h1m1s", 365 * DAY + 30 * DAY + 7 * DAY + DAY + HOUR + MIN + 1),
+        ];
+        for (text, secs) in cases {
+            assert_eq!(parse(text), Ok(Duration::from_secs(secs)), "{text:?}");
+        }
         assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse("1d"), Ok(Duration::from_secs(86_400)));
-        for bad in ["", "h", "2x", "-1s", "1.5h", "2 h", "99999999999999999999h"] {
+        assert_eq!(parse("1s 500ms"), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn refuses_what_nginx_refuses() {
+        for bad in [
+            "", " ", "h", "2x", "-1s", "1.5h", "2 h", "30m 1h", "1h1h", "1m 1M", "30 1h", "5 5", "1H",
+            "99999999999999999999h", "600000000y",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,8 +1,14 @@
-//! The command line, parsed by hand.
+//! The command line, parsed with clap (derive): `hls-dvr-upload schema ...` creates the schema;
+//! without a subcommand the uploader watches folders and stores their segments. Values are checked
+//! here (names, durations, contact points); files are read later, by [`Connection::store_config`]
+//! and [`check_dirs`], so that errors name the flag and the file.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use scylla::statement::Consistency;
 
 use hls_dvr_store::schema::{is_identifier, Replication, SchemaOptions};
@@ -10,51 +16,163 @@ use hls_dvr_store::{parse_consistency, parse_datacenter, parse_nodes, Secrets, S
 
 use super::source::valid_name;
 
-pub const USAGE: &str = "\
-hls-dvr-upload: uploads live HLS segments from segmenter output folders into Cassandra / ScyllaDB.
+const AFTER_HELP: &str = "\
+Durations use nginx's syntax: 200ms, 90s, 30m, 2h, 1h 30m, 1d (a bare number is seconds).
+Logging: RUST_LOG (default info).
+Exit status: 0 after SIGINT or SIGTERM, 1 when the store cannot be used, 2 for bad arguments.";
 
-USAGE:
-  hls-dvr-upload schema --cassandra HOST:PORT[,HOST:PORT...] --keyspace K [CONNECTION]
-        [--replication SimpleStrategy:1|NetworkTopologyStrategy:dc1=3,...]
-        [--durable-writes true|false] [--dvr-depth 2h]
-      Creates the keyspace and tables (idempotent).
+/// Uploads live HLS segments from segmenter output folders into Cassandra / ScyllaDB.
+///
+/// Watches each stream's folder (a media playlist with its segments, or a master playlist with
+/// one media playlist per rendition) and stores every new segment, until SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hls-dvr-upload",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
 
-  hls-dvr-upload --cassandra HOST:PORT[,...] --keyspace K [CONNECTION]
-        --stream NAME DIR [--stream NAME DIR ...] [--config FILE]
-        [--max-concurrent 16] [--poll-interval 200ms] [--delete-after-upload]
-        [--write-consistency LOCAL_QUORUM] [--write-timeout 5s] [--metrics ADDR]
-      Watches each DIR (a media playlist with its segments, or a master playlist with one media
-      playlist per rendition) and stores every new segment, until SIGINT or SIGTERM.
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Creates the keyspace and tables (idempotent).
+    #[command(after_help = AFTER_HELP)]
+    Schema(SchemaArgs),
+}
 
-OPTIONS:
-  --cassandra LIST        contact points
-  --keyspace K            keyspace (letters, digits, _; starts with a letter)
-  CONNECTION, for production clusters:
-  --username U            PasswordAuthenticator user; needs --password-file
-  --password-file FILE    the password, on the file's first line
-  --tls-ca FILE           TLS to the cluster, trusting the CA certificate(s) in FILE (PEM)
-  --tls-cert FILE         client certificate (PEM), with --tls-key, for clusters that require one
-  --tls-key FILE          its private key (PEM)
-  --local-dc DC           send requests to this datacenter's nodes only (token-aware either way)
-  --speculative-retry D   a write unanswered after D is sent to another replica too (default off)
-  --stream NAME DIR       a stream: NAME is [A-Za-z0-9_-]{1,64}, DIR must exist
-  --config FILE           more streams, one \"NAME DIR\" a line, # comments; relative DIRs are
-                          relative to FILE's folder
-  --max-concurrent N      segment uploads in flight at once, over all streams (default 16)
-  --poll-interval D       how often playlists are read (default 200ms)
-  --delete-after-upload   remove each media segment file once stored (never playlists or init
-                          segments)
-  --write-consistency C   ONE, QUORUM, LOCAL_QUORUM (default), ...
-  --write-timeout D       per write (default 5s)
-  --metrics ADDR          serve Prometheus metrics at http://ADDR/metrics (such as 127.0.0.1:9110)
-  --replication R         schema: replication (default SimpleStrategy:1)
-  --durable-writes B      schema: durable_writes (default true)
-  --dvr-depth D           schema: longest DVR window (default 2h); data lives this plus 30m
-  -h, --help              this text
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
+struct ConnectionArgs {
+    /// Contact points
+    #[arg(long = "cassandra", value_name = "HOST:PORT[,HOST:PORT...]", value_parser = nodes, required = true)]
+    nodes: Option<Nodes>,
+    /// Keyspace: letters, digits and _, starting with a letter
+    #[arg(long, value_name = "K", value_parser = keyspace, required = true)]
+    keyspace: Option<String>,
+    /// PasswordAuthenticator user; needs --password-file
+    #[arg(long, value_name = "U")]
+    username: Option<String>,
+    /// The password, on the file's first line
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// TLS to the cluster, trusting the CA certificate(s) in FILE (PEM)
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), with --tls-key, for clusters that require one
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Send requests to this datacenter's nodes only (token-aware either way)
+    #[arg(long, value_name = "DC", value_parser = parse_datacenter)]
+    local_dc: Option<String>,
+    /// A request unanswered after D is sent to another replica too (default off)
+    #[arg(long, value_name = "D", value_parser = duration)]
+    speculative_retry: Option<Duration>,
+}
 
-Durations: 200ms, 90s, 30m, 2h, 1h30m (a bare number is seconds). Logging: RUST_LOG (default info).
-Exit status: 0 after a signal, 1 when the store cannot be used, 2 for bad arguments.
-";
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Streams")]
+struct RunArgs {
+    /// A stream: NAME is [A-Za-z0-9_-]{1,64}, DIR must exist
+    #[arg(long = "stream", num_args = 2, value_names = ["NAME", "DIR"])]
+    streams: Vec<String>,
+    /// More streams, one "NAME DIR" a line, # comments; relative DIRs are relative to FILE's folder
+    #[arg(long = "config", value_name = "FILE")]
+    configs: Vec<PathBuf>,
+    /// Segment uploads in flight at once, over all streams
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    max_concurrent: u16,
+    /// How often playlists are read (10ms to 60s)
+    #[arg(long, value_name = "D", default_value = "200ms", value_parser = poll_interval)]
+    poll_interval: Duration,
+    /// Remove each media segment file once stored (never playlists or init segments)
+    #[arg(long)]
+    delete_after_upload: bool,
+    /// ONE, QUORUM, LOCAL_QUORUM, ... [default: LOCAL_QUORUM]
+    #[arg(long, value_name = "C", value_parser = parse_consistency)]
+    write_consistency: Option<Consistency>,
+    /// Timeout of each write [default: 5s]
+    #[arg(long, value_name = "D", value_parser = positive_duration)]
+    write_timeout: Option<Duration>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (such as 127.0.0.1:9110)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+struct SchemaArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// SimpleStrategy:RF or NetworkTopologyStrategy:DC=RF[,DC=RF...]
+    #[arg(long, value_name = "R", default_value = "SimpleStrategy:1", value_parser = Replication::parse)]
+    replication: Replication,
+    /// durable_writes of the keyspace: true or false
+    #[arg(long, value_name = "B", default_value = "true", value_parser = boolean, action = clap::ArgAction::Set)]
+    durable_writes: bool,
+    /// The longest DVR window; data lives this plus 30m
+    #[arg(long, value_name = "D", default_value = "2h", value_parser = dvr_depth)]
+    dvr_depth: Duration,
+}
+
+/// Contact points, parsed (a newtype: clap takes a bare `Vec` for repeated values).
+#[derive(Debug, Clone)]
+struct Nodes(Vec<String>);
+
+fn nodes(s: &str) -> Result<Nodes, String> {
+    parse_nodes(s).map(Nodes)
+}
+
+fn keyspace(s: &str) -> Result<String, String> {
+    if is_identifier(s) {
+        Ok(s.to_string())
+    } else {
+        Err("a keyspace is letters, digits and _, starting with a letter, at most 48".into())
+    }
+}
+
+/// The project's one duration syntax, nginx's (see `hls_dvr_core::duration`).
+pub fn duration(s: &str) -> Result<Duration, String> {
+    hls_dvr_core::duration::parse(s)
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    duration(s).and_then(|d| if d.is_zero() { Err("must be positive".into()) } else { Ok(d) })
+}
+
+fn poll_interval(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(60) {
+        return Err("between 10ms and 60s".into());
+    }
+    Ok(d)
+}
+
+fn dvr_depth(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_secs(60) {
+        return Err("at least 1m".into());
+    }
+    Ok(d)
+}
+
+fn boolean(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is not true or false")),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSpec {
@@ -105,24 +223,9 @@ pub struct RunOptions {
 
 #[derive(Debug, Clone)]
 pub enum Command {
-    Help,
     Schema { connection: Connection, opts: SchemaOptions },
     Run(RunOptions),
 }
-
-/// `200ms`, `90s`, `30m`, `2h`, `1h30m`, `1d` or bare seconds: the project's one duration syntax.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    hls_dvr_core::duration::parse(s)
-}
-
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" => Ok(true),
-        "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("{s:?} is not true or false")),
-    }
-}
-
 /// Streams of a config file: `NAME DIR` lines, `#` comments, blank lines.
 pub fn parse_config(text: &str, base: &Path) -> Result<Vec<StreamSpec>, String> {
     let mut out = Vec::new();
@@ -145,178 +248,80 @@ pub fn parse_config(text: &str, base: &Path) -> Result<Vec<StreamSpec>, String> 
     Ok(out)
 }
 
-/// Parses the arguments after the program name. Checks syntax and names, not the file system.
-pub fn parse(args: &[String]) -> Result<Command, String> {
-    let mut it = args.iter().peekable();
-    let schema = it.peek().is_some_and(|a| *a == "schema");
-    if schema {
-        it.next();
-    }
-    let mut nodes = None;
-    let mut keyspace = None;
-    let mut conn = Connection::default();
-    let mut streams = Vec::new();
-    let mut configs = Vec::new();
-    let mut max_concurrent = 16usize;
-    let mut poll_interval = Duration::from_millis(200);
-    let mut delete_after_upload = false;
-    let mut metrics = None;
-    let mut replication = Replication::Simple(1);
-    let mut durable_writes = true;
-    let mut dvr_depth = Duration::from_secs(7200);
-    let mut run_only = Vec::new();
-    let mut schema_only = Vec::new();
-
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
+impl ConnectionArgs {
+    fn into_connection(self) -> Connection {
+        // clap enforces both (`required`); the options only let `schema` take them instead.
+        let (Some(Nodes(nodes)), Some(keyspace)) = (self.nodes, self.keyspace) else {
+            unreachable!("--cassandra and --keyspace are required")
         };
-        let mut value = |what: &str| -> Result<String, String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => it.next().cloned().ok_or_else(|| format!("{flag} needs {what}")),
-            }
-        };
-        match flag {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--cassandra" => {
-                nodes = Some(parse_nodes(&value("HOST:PORT[,HOST:PORT...]")?).map_err(|e| format!("--cassandra: {e}"))?)
-            }
-            "--keyspace" => {
-                let k = value("a keyspace name")?;
-                if !is_identifier(&k) {
-                    return Err(format!(
-                        "--keyspace {k:?}: a keyspace is letters, digits and _, starting with a letter, at most 48"
-                    ));
-                }
-                keyspace = Some(k);
-            }
-            "--username" => conn.secrets.username = Some(value("a user name")?),
-            "--password-file" => conn.secrets.password_file = Some(PathBuf::from(value("a file")?)),
-            "--tls-ca" => conn.secrets.tls_ca = Some(PathBuf::from(value("a file")?)),
-            "--tls-cert" => conn.secrets.tls_cert = Some(PathBuf::from(value("a file")?)),
-            "--tls-key" => conn.secrets.tls_key = Some(PathBuf::from(value("a file")?)),
-            "--speculative-retry" => {
-                let d = parse_duration(&value("a duration")?).map_err(|e| format!("--speculative-retry: {e}"))?;
-                conn.speculative_retry = Some(d).filter(|d| !d.is_zero());
-            }
-            "--local-dc" => {
-                conn.local_dc = Some(parse_datacenter(&value("a datacenter")?).map_err(|e| format!("--local-dc: {e}"))?)
-            }
-            "--stream" => {
-                if inline.is_some() {
-                    return Err("--stream takes two values: --stream NAME DIR".into());
-                }
-                let name = it.next().ok_or("--stream needs NAME DIR")?;
-                let dir = it.next().ok_or_else(|| format!("--stream {name} needs a DIR"))?;
-                streams.push(StreamSpec { name: name.clone(), dir: PathBuf::from(dir) });
-                run_only.push(flag.to_string());
-            }
-            "--config" => {
-                configs.push(PathBuf::from(value("a file")?));
-                run_only.push(flag.to_string());
-            }
-            "--max-concurrent" => {
-                let v = value("a number")?;
-                max_concurrent = match v.parse::<usize>() {
-                    Ok(n) if (1..=10_000).contains(&n) => n,
-                    _ => return Err(format!("--max-concurrent {v:?}: expected a number from 1 to 10000")),
-                };
-                run_only.push(flag.to_string());
-            }
-            "--poll-interval" => {
-                poll_interval = parse_duration(&value("a duration")?).map_err(|e| format!("--poll-interval: {e}"))?;
-                if poll_interval < Duration::from_millis(10) || poll_interval > Duration::from_secs(60) {
-                    return Err("--poll-interval: between 10ms and 60s".into());
-                }
-                run_only.push(flag.to_string());
-            }
-            "--delete-after-upload" => {
-                if inline.is_some() {
-                    return Err("--delete-after-upload takes no value".into());
-                }
-                delete_after_upload = true;
-                run_only.push(flag.to_string());
-            }
-            "--write-consistency" => {
-                conn.write_consistency = Some(
-                    parse_consistency(&value("a consistency level")?)
-                        .map_err(|e| format!("--write-consistency: {e}"))?,
-                );
-                run_only.push(flag.to_string());
-            }
-            "--write-timeout" => {
-                let t = parse_duration(&value("a duration")?).map_err(|e| format!("--write-timeout: {e}"))?;
-                if t.is_zero() {
-                    return Err("--write-timeout must be positive".into());
-                }
-                conn.write_timeout = Some(t);
-                run_only.push(flag.to_string());
-            }
-            "--metrics" => {
-                let v = value("an address")?;
-                metrics =
-                    Some(v.parse().map_err(|_| format!("--metrics {v:?}: expected IP:PORT, such as 127.0.0.1:9110"))?);
-                run_only.push(flag.to_string());
-            }
-            "--replication" => {
-                replication =
-                    Replication::parse(&value("a replication")?).map_err(|e| format!("--replication: {e}"))?;
-                schema_only.push(flag.to_string());
-            }
-            "--durable-writes" => {
-                durable_writes = parse_bool(&value("true or false")?).map_err(|e| format!("--durable-writes: {e}"))?;
-                schema_only.push(flag.to_string());
-            }
-            "--dvr-depth" => {
-                dvr_depth = parse_duration(&value("a duration")?).map_err(|e| format!("--dvr-depth: {e}"))?;
-                if dvr_depth < Duration::from_secs(60) {
-                    return Err("--dvr-depth: at least 1m".into());
-                }
-                schema_only.push(flag.to_string());
-            }
-            other if other.starts_with('-') => return Err(format!("unknown option {other:?}")),
-            other => return Err(format!("unexpected argument {other:?} (streams are given as --stream NAME DIR)")),
+        Connection {
+            nodes,
+            keyspace,
+            secrets: Secrets {
+                username: self.username,
+                password_file: self.password_file,
+                tls_ca: self.tls_ca,
+                tls_cert: self.tls_cert,
+                tls_key: self.tls_key,
+            },
+            local_dc: self.local_dc,
+            write_consistency: None,
+            write_timeout: None,
+            speculative_retry: self.speculative_retry.filter(|d| !d.is_zero()),
         }
     }
+}
 
-    conn.nodes = nodes.ok_or("--cassandra HOST:PORT is required")?;
-    let keyspace: String = keyspace.ok_or("--keyspace is required")?;
-    conn.keyspace = keyspace.clone();
-    if schema {
-        if let Some(f) = run_only.first() {
-            return Err(format!("{f} is not an option of `schema`"));
-        }
-        let opts = SchemaOptions { keyspace, replication, durable_writes, dvr_depth };
-        return Ok(Command::Schema { connection: conn, opts });
+/// Parses the arguments after the program name. Checks syntax and names, reads `--config` files,
+/// and leaves the stream folders to [`check_dirs`]. `--help` and `--version` come back as errors
+/// whose [`clap::Error::exit_code`] is 0.
+pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
+    let cli = Cli::try_parse_from(std::iter::once("hls-dvr-upload".to_string()).chain(args.iter().cloned()))?;
+    let invalid = |msg: String| Cli::command().error(ErrorKind::ValueValidation, msg);
+    if let Some(Sub::Schema(a)) = cli.command {
+        let connection = a.connection.into_connection();
+        let opts = SchemaOptions {
+            keyspace: connection.keyspace.clone(),
+            replication: a.replication,
+            durable_writes: a.durable_writes,
+            dvr_depth: a.dvr_depth,
+        };
+        return Ok(Command::Schema { connection, opts });
     }
-    if let Some(f) = schema_only.first() {
-        return Err(format!("{f} is an option of `hls-dvr-upload schema`"));
-    }
-    for c in &configs {
-        let text = std::fs::read_to_string(c).map_err(|e| format!("--config {}: {e}", c.display()))?;
+    let mut connection = cli.connection.into_connection();
+    let run = cli.run;
+    connection.write_consistency = run.write_consistency;
+    connection.write_timeout = run.write_timeout;
+    // clap gives `--stream` two values per occurrence, in order.
+    let mut streams: Vec<StreamSpec> = run
+        .streams
+        .chunks_exact(2)
+        .map(|p| StreamSpec { name: p[0].clone(), dir: PathBuf::from(&p[1]) })
+        .collect();
+    for c in &run.configs {
+        let text = std::fs::read_to_string(c).map_err(|e| invalid(format!("--config {}: {e}", c.display())))?;
         let base = c.parent().unwrap_or(Path::new("."));
-        streams.extend(parse_config(&text, base).map_err(|e| format!("--config {}: {e}", c.display()))?);
+        streams.extend(parse_config(&text, base).map_err(|e| invalid(format!("--config {}: {e}", c.display())))?);
     }
     if streams.is_empty() {
-        return Err("no streams: give --stream NAME DIR or --config FILE".into());
+        return Err(Cli::command()
+            .error(ErrorKind::MissingRequiredArgument, "no streams: give --stream NAME DIR or --config FILE"));
     }
     for (i, s) in streams.iter().enumerate() {
         if !valid_name(&s.name) {
-            return Err(format!("stream name {:?}: use 1 to 64 of A-Z a-z 0-9 _ -", s.name));
+            return Err(invalid(format!("stream name {:?}: use 1 to 64 of A-Z a-z 0-9 _ -", s.name)));
         }
         if streams[..i].iter().any(|o| o.name == s.name) {
-            return Err(format!("stream {:?} is given twice", s.name));
+            return Err(invalid(format!("stream {:?} is given twice", s.name)));
         }
     }
     Ok(Command::Run(RunOptions {
-        connection: conn,
+        connection,
         streams,
-        max_concurrent,
-        poll_interval,
-        delete_after_upload,
-        metrics,
+        max_concurrent: run.max_concurrent as usize,
+        poll_interval: run.poll_interval,
+        delete_after_upload: run.delete_after_upload,
+        metrics: run.metrics,
     }))
 }
 
@@ -341,17 +346,13 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
-        assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        for bad in ["", "h", "2x", "1.5s", "-1s", "2h 30m", "99999999999999999999h"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
+    fn durations_are_nginx_syntax_within_each_flag_bounds() {
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(poll_interval("50ms"), Ok(Duration::from_millis(50)));
+        assert!(poll_interval("5ms").is_err() && poll_interval("2m").is_err());
+        assert!(positive_duration("0s").is_err());
+        assert_eq!(dvr_depth("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(dvr_depth("59s").is_err());
     }
 
     #[test]
@@ -399,13 +400,20 @@ mod tests {
         let Command::Run(o) = parse(&v("--cassandra h:1 --keyspace k --stream a /x")).unwrap() else { panic!() };
         assert_eq!((o.max_concurrent, o.poll_interval, o.delete_after_upload), (16, Duration::from_millis(200), false));
         assert_eq!(o.connection.store_config().unwrap().write_consistency, Consistency::LocalQuorum);
-        assert!(matches!(parse(&v("--help")), Ok(Command::Help)));
-        assert!(matches!(parse(&v("--cassandra h:1 -h")), Ok(Command::Help)));
+        for help in ["--help", "--cassandra h:1 -h", "schema --help"] {
+            let e = parse(&v(help)).unwrap_err();
+            assert_eq!(e.exit_code(), 0, "{help}");
+            assert!(e.to_string().contains("--cassandra <HOST:PORT[,HOST:PORT...]>"), "{help}: {e}");
+        }
     }
 
     #[test]
     fn bad_arguments_say_what_is_wrong() {
-        let err = |s: &str| parse(&v(s)).unwrap_err();
+        let err = |s: &str| {
+            let e = parse(&v(s)).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{s}");
+            e.to_string()
+        };
         assert!(err("--keyspace k --stream a /x").contains("--cassandra"));
         assert!(err("--cassandra h:1 --stream a /x").contains("--keyspace"));
         assert!(err("--cassandra h:1 --keyspace k").contains("no streams"));
@@ -414,15 +422,15 @@ mod tests {
         assert!(err("--cassandra h:1 --keyspace k --stream a.b /x").contains("stream name"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --stream a /y").contains("twice"));
         assert!(err("--cassandra h:1 --keyspace k --stream a").contains("DIR"));
-        assert!(err("--cassandra h:1 --keyspace k --stream a /x --bogus").contains("unknown option"));
+        assert!(err("--cassandra h:1 --keyspace k --stream a /x --bogus").contains("unexpected argument '--bogus'"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --max-concurrent 0").contains("max-concurrent"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --poll-interval 5x").contains("duration"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --write-consistency most").contains("consistency"));
-        assert!(err("--cassandra h:1 --keyspace k --stream a /x --dvr-depth 2h").contains("schema"));
-        assert!(err("schema --cassandra h:1 --keyspace k --stream a /x").contains("not an option of `schema`"));
+        assert!(err("--cassandra h:1 --keyspace k --stream a /x --dvr-depth 2h").contains("unexpected argument '--dvr-depth'"));
+        assert!(err("schema --cassandra h:1 --keyspace k --stream a /x").contains("unexpected argument '--stream'"));
         assert!(err("schema --cassandra h:1 --keyspace k --replication Foo:1").contains("replication"));
         assert!(err("schema --cassandra h:1 --keyspace k --durable-writes maybe").contains("durable"));
-        assert!(err("--cassandra h:1 --keyspace k stray").contains("unexpected"));
+        assert!(err("--cassandra h:1 --keyspace k stray").contains("'stray'"));
         assert!(err("--cassandra h:1 --keyspace k --config /nonexistent/file").contains("/nonexistent/file"));
     }
 

@@ -54,13 +54,13 @@ fn runtime() -> tokio::runtime::Runtime {
 pub fn main(args: &[String]) -> ExitCode {
     let cmd = match args::parse(args) {
         Ok(c) => c,
-        Err(e) => return usage_error(&format!("{e}\nRun `hls-dvr-upload --help` for usage.")),
+        Err(e) => {
+            // Help and version on stdout with status 0; mistakes on stderr with status 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
     };
     match cmd {
-        Command::Help => {
-            print!("{}", args::USAGE);
-            ExitCode::SUCCESS
-        }
         Command::Schema { connection, opts } => {
             let cfg = match connection.store_config() {
                 Ok(c) => c,
