@@ -332,4 +332,20 @@ mod tests {
         assert_eq!(q("_HLS_msn=3").unwrap().for_segments(), "");
         assert!(q("t=a\"b").unwrap_err().contains("URL-encoded"));
     }
+
+    /// Found by the `request` fuzz target: in `init-7.mp4??delay=60&win2ow=600&_HLS_msn=3` the
+    /// query is `?delay=60&...`, whose first key is `?delay`, not `delay`. It is someone else's
+    /// parameter, so it is passed on as it came (nginx gives the next request `?delay=60` as its
+    /// query again, with the same meaning); a reader of a passed-on query strips the one `?` that
+    /// starts it, not every `?`.
+    #[test]
+    fn a_key_that_begins_with_a_question_mark_is_passed_on_not_read() {
+        let r = q("?delay=60&win2ow=600&_HLS_msn=3").unwrap();
+        assert_eq!((r.delay_ms, r.window_ms, r.block_msn), (None, None, Some(3)));
+        assert_eq!(r.passed, "?delay=60&win2ow=600");
+        let variants = r.for_variants();
+        assert_eq!(variants, "??delay=60&win2ow=600");
+        let again = q(variants.strip_prefix('?').unwrap()).unwrap();
+        assert_eq!((again.delay_ms, again.passed.as_str()), (None, "?delay=60&win2ow=600"));
+    }
 }

@@ -1,0 +1,121 @@
+//! The fuzz targets' bodies, shared by the libFuzzer binaries in `fuzz_targets/` (scripts/fuzz)
+//! and by `tests/fuzz_corpora.rs`, which replays every kept corpus through them in the suite.
+
+use hls_dvr_core::model::{sort_newest_per_msn, Container, IndexEntry, Rendition, SourcePos};
+use hls_dvr_core::params::PlaylistQuery;
+use hls_dvr_core::route::{self, parse_range, ByteRange};
+use hls_dvr_core::{playlist, window};
+use hls_dvr_store::BlobMeta;
+use hls_dvr_upload::source::{self, whole, Parsed};
+
+const NOW: i64 = 1_764_093_600_000;
+
+/// A request's path and query, as any client may send them: never a panic, and what parses
+/// round-trips.
+pub fn request(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (path, query) = text.split_once('?').unwrap_or((&text, ""));
+    if let Ok(route) = route::parse(path) {
+        assert_eq!(route.to_string(), path);
+    }
+    if let Ok(q) = PlaylistQuery::parse(query, NOW, 86_400_000) {
+        // What a multivariant playlist passes on parses to the same range.
+        let passed = q.for_variants();
+        // One `?` starts the query; a parameter passed on may itself begin with one.
+        let again = PlaylistQuery::parse(passed.strip_prefix('?').unwrap_or(&passed), NOW, 86_400_000)
+            .expect("passed on");
+        assert_eq!((again.start_ms, again.end_ms, again.delay_ms, again.window_ms), (q.start_ms, q.end_ms, q.delay_ms, q.window_ms));
+        let _ = q.describe();
+    }
+}
+
+/// `Range` headers against any body length: a part is always inside the body.
+pub fn range(data: &[u8]) {
+    let Some((len, header)) = data.split_first_chunk::<8>() else { return };
+    let len = u64::from_le_bytes(*len) % (1 << 40);
+    if let ByteRange::Part { start, end } = parse_range(&String::from_utf8_lossy(header), len) {
+        assert!(start <= end && end < len, "{start}-{end} of {len}");
+    }
+}
+
+/// Playlists as a segmenter (or a broken disk) may leave them: parsed or refused, never a panic.
+pub fn playlist(data: &[u8]) {
+    if let Ok(Parsed::Media(m)) = source::parse(data) {
+        for e in &m.entries {
+            assert!(e.duration_us >= 0);
+            let _ = source::resolve(std::path::Path::new("/d/x.m3u8"), &e.uri);
+        }
+    }
+}
+
+/// Chunk rows as a store may return them, corrupt ones included: a blob's metadata is either
+/// refused or describes chunks that add up to the blob exactly; segment bytes are whole or not.
+pub fn chunks(data: &[u8]) {
+    let Some((head, rest)) = data.split_first_chunk::<16>() else { return };
+    let meta = BlobMeta {
+        size: u64::from_le_bytes(head[..8].try_into().unwrap()) % (1 << 36),
+        chunks: u32::from_le_bytes(head[8..12].try_into().unwrap()) % 100_000,
+        chunk_size: u32::from_le_bytes(head[12..16].try_into().unwrap()),
+    };
+    if meta.validate().is_ok() {
+        let total: u64 = (0..meta.chunks).map(|i| meta.chunk_len(i)).sum();
+        assert_eq!(total, meta.size);
+        if meta.size > 0 {
+            let r = meta.chunks_for(0, meta.size - 1);
+            assert!(*r.start() == 0 && *r.end() < meta.chunks);
+        }
+        let i = rest.len() as u32 % meta.chunks;
+        assert_eq!(meta.check_chunk(i, rest).is_ok(), rest.len() as u64 == meta.chunk_len(i));
+    }
+    let _ = whole(Container::Ts, rest);
+    let _ = whole(Container::Fmp4, rest);
+}
+
+/// Index rows as a store may hold them (holes, odd dates and durations, a corrupt row): every
+/// view and its playlist text, delta updates included, come out without a panic.
+pub fn views(data: &[u8]) {
+    let Some((q, rows)) = data.split_first_chunk::<12>() else { return };
+    let mut entries: Vec<IndexEntry> = rows
+        .chunks_exact(12)
+        .map(|r| {
+            let n = |a: usize, b: usize| i32::from_le_bytes([r[a], r[b], r[(a + 2) % 12], r[(b + 3) % 12]]) as i64;
+            IndexEntry {
+                msn: n(0, 1).rem_euclid(10_000),
+                duration_us: n(4, 5) * 1000,
+                pdt_ms: NOW + n(8, 9) * 10,
+                discontinuity: r[2] & 1 == 1,
+                disc_seq: (r[3] % 8) as i64,
+                init_msn: (r[6] & 1 == 1).then_some(r[7] as i64),
+                size: 1000,
+                added_ms: NOW,
+            }
+        })
+        .collect();
+    sort_newest_per_msn(&mut entries);
+    let head = Rendition {
+        name: "r".into(),
+        container: if q[0] & 1 == 0 { Container::Ts } else { Container::Fmp4 },
+        target_duration: q[1] as i32,
+        bandwidth: None,
+        codecs: None,
+        resolution: None,
+        frame_rate: None,
+        head_msn: entries.last().map_or(-1, |e| e.msn),
+        head_disc_seq: 0,
+        head_pdt_ms: NOW,
+        source: SourcePos::default(),
+        updated_ms: NOW,
+        ended: q[2] & 1 == 1,
+    };
+    let secs = |b: u8| (b as i64 - 128) * 1000;
+    let query = match q[3] % 3 {
+        0 => PlaylistQuery { delay_ms: Some(secs(q[4]).abs()), window_ms: Some(secs(q[5]).abs() + 1), ..Default::default() },
+        1 => PlaylistQuery { start_ms: Some(NOW + secs(q[4]) * 10), end_ms: Some(NOW + secs(q[5]) * 10), ..Default::default() },
+        _ => PlaylistQuery { start_ms: Some(NOW + secs(q[4]) * 10), ..Default::default() },
+    };
+    let window_us = (q[6] as i64 + 1) * 10_000_000;
+    if let Ok(view) = window::select(&entries, &head, &query, window_us, 6_000_000, NOW) {
+        let text = playlist::media(&head, &view, q[7] & 1 == 1, "");
+        assert!(text.starts_with("#EXTM3U\n"));
+    }
+}
