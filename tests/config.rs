@@ -48,7 +48,7 @@ fn good_configurations_pass() {
     let (ok, err) = nginx_t(
         &full,
         "hls_dvr_allow_origin https://player.example; \
-         location /live/ { hls_dvr; hls_dvr_window "1h 30m"; hls_dvr_max_range 12h; hls_dvr_cache edge; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; hls_dvr_pass_args off; } \
+         location /live/ { hls_dvr; hls_dvr_window '1h 30m'; hls_dvr_max_range 12h; hls_dvr_cache edge; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; hls_dvr_pass_args off; } \
          location = /status { hls_dvr_status; } location = /metrics { hls_dvr_metrics; }",
     );
     assert!(ok, "{err}");

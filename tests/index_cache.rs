@@ -28,7 +28,7 @@ fn index_copy_matches_full_reads_and_reads_little() {
     let rt = rt();
     let store = schema_and_store(&cql, &ks, &rt);
     // The copy reads through a proxy that counts its requests.
-    let Some(proxy) = cql.proxy() else { return };
+    let proxy = cql.proxy();
     let counted = store_at(&proxy.addr(), &ks, &rt);
     let cache = IndexCache::new();
     let now = now_ms();

@@ -261,13 +261,16 @@ fn the_uploader_counts_what_it_stores() {
         http("GET", &url, &[]).is_ok_and(|r| value(&parse_metrics(&r.text()), segments) >= 5.0)
     });
     ffmpeg.terminate(Duration::from_secs(5));
-    // Let the last segments land, then compare with what the store holds.
-    std::thread::sleep(Duration::from_secs(3));
-    let m = scrape(&url);
+    // Once the last segments have landed, the counters agree with what the store holds.
     let rt = rt();
     let store = store_at(cql.first_node(), &ks, &rt);
-    let rows = rt.block_on(store.index_range("demo", "stream_hi", now_ms() - 600_000, now_ms())).unwrap();
-    assert_eq!(value(&m, segments), rows.len() as f64);
+    let mut m = scrape(&url);
+    let mut rows = Vec::new();
+    wait_for("the uploader's count of segments to match the store's", Duration::from_secs(20), || {
+        m = scrape(&url);
+        rows = rt.block_on(store.index_range("demo", "stream_hi", now_ms() - 600_000, now_ms())).unwrap();
+        value(&m, segments) == rows.len() as f64
+    });
     let bytes: i64 = rows.iter().map(|r| r.size).sum();
     assert_eq!(value(&m, "hls_dvr_upload_bytes_total{rendition=stream_hi,stream=demo}"), bytes as f64);
     assert_eq!(value(&m, "hls_dvr_upload_delay_seconds_count{rendition=stream_hi,stream=demo}"), rows.len() as f64);

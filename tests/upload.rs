@@ -3,293 +3,16 @@
 //! for byte with what ffmpeg wrote.
 
 use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 mod common;
 
-use common::{keyspace, rt, upload_bin, Cql};
-use hls_dvr_core::clock::now_ms;
-use hls_dvr_core::clock::parse_iso8601;
-use hls_dvr_core::model::{Container, IndexEntry, Rendition};
-use hls_dvr_store::{BlobKind, Store, StoreConfig};
-use hls_dvr_upload::source::parse_duration_us;
-
-// ---------------------------------------------------------------------------------------------
-// Fixtures (the store and keyspaces come from tests/common)
-// ---------------------------------------------------------------------------------------------
-
-/// A fresh scratch folder, removed when the test passes.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let p = std::env::temp_dir().join(format!("hls-dvr-upload-test-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn dir(&self, name: &str) -> PathBuf {
-        let d = self.0.join(name);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.0);
-        } else {
-            eprintln!("test files kept in {}", self.0.display());
-        }
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
-    assert!(st.success(), "kill -{sig} failed");
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
-    let t = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(t.elapsed() < within, "process {} did not exit within {within:?}", child.id());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The uploader under test, its log in the scratch folder.
-struct Uploader {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Uploader {
-    /// `store`: contact points (the cluster's or a proxy's).
-    fn start(store: &str, ks: &str, streams: &[(&str, &Path)], extra: &[&str], log: PathBuf) -> Uploader {
-        let mut cmd = Command::new(upload_bin());
-        cmd.args(["--cassandra", store, "--keyspace", ks, "--poll-interval", "100ms"]);
-        for (name, dir) in streams {
-            cmd.arg("--stream").arg(name).arg(dir);
-        }
-        cmd.args(extra);
-        let f = fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = cmd
-            .env("RUST_LOG", "info,hls_dvr=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(f)
-            .spawn()
-            .expect("start hls-dvr-upload");
-        Uploader { child: Some(child), log }
-    }
-
-    /// SIGTERM: it finishes what is in flight and exits 0.
-    fn stop(mut self) {
-        let mut c = self.child.take().unwrap();
-        signal(&c, "TERM");
-        let st = wait_exit(&mut c, Duration::from_secs(15));
-        assert!(st.success(), "uploader exited with {st} after SIGTERM; log:\n{}", self.log_text());
-    }
-
-    fn kill(mut self) {
-        let mut c = self.child.take().unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Uploader {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            let t = self.log_text();
-            let tail: Vec<&str> = t.lines().rev().take(60).collect();
-            eprintln!("--- uploader log tail ({}) ---", self.log.display());
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Ts,
-    Fmp4,
-}
-
-/// A live ffmpeg segmenter: two renditions, real-time, with a master playlist.
-struct Ffmpeg {
-    child: Option<Child>,
-}
-
-impl Ffmpeg {
-    /// `list`: extra list options (defaults to the whole event in the playlist).
-    fn start(dir: &Path, kind: Kind, seconds: u32, list: &[&str]) -> Ffmpeg {
-        Self::start_with(dir, kind, seconds, 1, list)
-    }
-
-    /// `seg_secs`-second segments (a keyframe every segment).
-    fn start_with(dir: &Path, kind: Kind, seconds: u32, seg_secs: u32, list: &[&str]) -> Ffmpeg {
-        let gop = (25 * seg_secs).to_string();
-        let ext = if kind == Kind::Ts { "ts" } else { "m4s" };
-        let mut cmd = Command::new("ffmpeg");
-        cmd.current_dir(dir)
-            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
-            .args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
-            .args(["-s:v:1", "160x90", "-b:v:0", "300k", "-b:v:1", "100k", "-c:a", "aac", "-b:a", "48k"])
-            .args(["-t", &seconds.to_string()])
-            .args(["-f", "hls", "-hls_time", &seg_secs.to_string(), "-hls_flags"]);
-        let flags = if list.contains(&"delete_segments") {
-            "program_date_time+independent_segments+delete_segments"
-        } else {
-            "program_date_time+independent_segments"
-        };
-        cmd.arg(flags);
-        let list: Vec<&str> = list.iter().copied().filter(|a| *a != "delete_segments").collect();
-        if list.is_empty() {
-            cmd.args(["-hls_list_size", "0"]);
-        } else {
-            cmd.args(&list);
-        }
-        cmd.args(["-hls_segment_type", if kind == Kind::Ts { "mpegts" } else { "fmp4" }])
-            .args(["-master_pl_name", "master.m3u8", "-var_stream_map", "v:0,a:0 v:1,a:1"])
-            .arg("-hls_segment_filename")
-            .arg(format!("seg_%v_%d.{ext}"))
-            .arg("out_%v.m3u8")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        Ffmpeg { child: Some(cmd.spawn().expect("start ffmpeg")) }
-    }
-
-    /// Waits for the natural end (`-t`).
-    fn finish(mut self) {
-        let mut c = self.child.take().unwrap();
-        let st = wait_exit(&mut c, Duration::from_secs(60));
-        let mut err = String::new();
-        let _ = c.stderr.take().unwrap().read_to_string(&mut err);
-        assert!(st.success(), "ffmpeg failed: {st}\n{err}");
-    }
-
-    fn kill(mut self) {
-        let mut c = self.child.take().unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-}
-
-impl Drop for Ffmpeg {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// One segment of ffmpeg's own playlist, read with a line scan independent of the uploader.
-#[derive(Debug, Clone)]
-struct Listed {
-    uri: String,
-    duration_us: i64,
-    pdt_ms: Option<i64>,
-    map: Option<String>,
-}
-
-fn listed(playlist: &Path) -> Vec<Listed> {
-    let text = fs::read_to_string(playlist).unwrap_or_default();
-    let mut out = Vec::new();
-    let (mut dur, mut pdt, mut map) = (None, None, None);
-    for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(v) = l.strip_prefix("#EXTINF:") {
-            dur = parse_duration_us(v.trim_end_matches(','));
-        } else if let Some(v) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            pdt = parse_iso8601(v);
-        } else if let Some(v) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
-            map = Some(v.trim_end_matches('"').to_string());
-        } else if !l.starts_with('#') {
-            out.push(Listed {
-                uri: l.to_string(),
-                duration_us: dur.take().expect("EXTINF"),
-                pdt_ms: pdt.take(),
-                map: map.clone(),
-            });
-        }
-    }
-    out
-}
-
-fn schema(cql: &Cql, ks: &str) {
-    common::create_schema(cql, ks, "1h");
-}
-
-/// Reads the store back.
-struct Reader {
-    rt: tokio::runtime::Runtime,
-    store: Store,
-    since_ms: i64,
-}
-
-impl Reader {
-    fn new(cql: &Cql, ks: &str) -> Reader {
-        let rt = rt();
-        let nodes = cql.addr.split(',').map(|s| s.trim().to_string()).collect();
-        let store = rt.block_on(Store::connect(&StoreConfig::new(nodes, ks))).expect("connect reader");
-        Reader { rt, store, since_ms: now_ms() - 60_000 }
-    }
-
-    fn index(&self, stream: &str, rendition: &str) -> Vec<IndexEntry> {
-        self.rt
-            .block_on(self.store.index_range(stream, rendition, self.since_ms, now_ms() + 60_000))
-            .expect("index_range")
-    }
-
-    fn head(&self, stream: &str, rendition: &str) -> Option<Rendition> {
-        self.rt.block_on(self.store.rendition(stream, rendition)).expect("rendition")
-    }
-
-    fn blob(&self, kind: BlobKind, stream: &str, rendition: &str, msn: i64) -> Vec<u8> {
-        self.rt
-            .block_on(self.store.read_blob(kind, stream, rendition, msn))
-            .expect("read_blob")
-            .unwrap_or_else(|| panic!("{kind:?} {stream}/{rendition}/{msn} missing"))
-            .to_vec()
-    }
-
-    /// Waits until `n` index rows are readable (fails after `within`).
-    fn wait_for(&self, stream: &str, rendition: &str, n: usize, within: Duration) -> Vec<IndexEntry> {
-        let t = Instant::now();
-        loop {
-            // The reader's own session may still be reconnecting after an outage: retry.
-            let res = self.rt.block_on(self.store.index_range(stream, rendition, self.since_ms, now_ms() + 60_000));
-            let idx = match res {
-                Ok(idx) if idx.len() >= n => return idx,
-                Ok(idx) => format!("{} of {n} segments stored", idx.len()),
-                Err(e) => format!("reading the index: {e}"),
-            };
-            assert!(t.elapsed() < within, "{stream}/{rendition}: {idx} after {within:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
+use common::upload::{listed, Ffmpeg, Listed, Reader, Uploader};
+use common::{keyspace, upload_bin, Container, Cql, TempDir};
+use hls_dvr_core::model::IndexEntry;
+use hls_dvr_store::BlobKind;
 
 /// Checks consecutive store msns `first..` against ffmpeg's segments: same bytes, same durations,
 /// same dates, in order.
@@ -307,11 +30,11 @@ fn assert_same(r: &Reader, stream: &str, rend: &str, dir: &Path, idx: &[IndexEnt
     }
 }
 
-fn run_and_compare(test: &str, kind: Kind) {
+fn run_and_compare(test: &str, kind: Container) {
     let cql = Cql::start();
     let ks = keyspace(test);
-    schema(&cql, &ks);
-    let s = Scratch::new(test);
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new(test);
     let dir = s.dir("live");
     let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
     // 2 s segments, as segmenters are usually set up.
@@ -327,7 +50,7 @@ fn run_and_compare(test: &str, kind: Kind) {
         let h = r.head("live", rend).expect("head row");
         assert_eq!(h.head_msn, files.len() as i64 - 1);
         assert_eq!(h.source.uri, files.last().unwrap().uri);
-        assert_eq!(h.container, if kind == Kind::Ts { Container::Ts } else { Container::Fmp4 });
+        assert_eq!(h.container, kind);
         assert_eq!(h.target_duration, 2);
         assert_eq!(h.resolution.as_deref(), Some(if rend == "out_0" { "320x180" } else { "160x90" }));
         assert!(h.codecs.as_deref().is_some_and(|c| c.contains("avc1") && c.contains("mp4a")), "{:?}", h.codecs);
@@ -335,7 +58,7 @@ fn run_and_compare(test: &str, kind: Kind) {
         let master = fs::read_to_string(dir.join("master.m3u8")).unwrap();
         let bw = h.bandwidth.expect("bandwidth");
         assert!(master.contains(&format!("BANDWIDTH={bw},")), "bandwidth {bw} not from {master}");
-        if kind == Kind::Fmp4 {
+        if kind == Container::Fmp4 {
             let map = files[0].map.clone().expect("EXT-X-MAP");
             assert!(idx.iter().all(|e| e.init_msn == Some(0)), "every segment names init 0");
             let init = r.blob(BlobKind::Init, "live", rend, 0);
@@ -353,32 +76,28 @@ fn run_and_compare(test: &str, kind: Kind) {
 
 #[test]
 fn mpegts_two_renditions_are_stored_byte_identical_in_order() {
-    run_and_compare("ts", Kind::Ts);
+    run_and_compare("ts", Container::Ts);
 }
 
 #[test]
 fn fmp4_two_renditions_store_segments_and_their_init_segment() {
-    run_and_compare("fmp4", Kind::Fmp4);
+    run_and_compare("fmp4", Container::Fmp4);
 }
 
 #[test]
 fn segmenter_restart_gives_a_discontinuity_and_increasing_msns() {
     let cql = Cql::start();
     let ks = keyspace("restart");
-    schema(&cql, &ks);
-    let s = Scratch::new("restart");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("restart");
     let dir = s.dir("live");
     let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], s.0.join("uploader.log"));
     let r = Reader::new(&cql, &ks);
 
     // First run, killed mid-stream.
-    let ff = Ffmpeg::start(&dir, Kind::Fmp4, 60, &[]);
+    let ff = Ffmpeg::start(&dir, Container::Fmp4, 60, &[]);
     let pl = dir.join("out_0.m3u8");
-    let t = Instant::now();
-    while listed(&pl).len() < 4 {
-        assert!(t.elapsed() < Duration::from_secs(20), "ffmpeg too slow");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_for("ffmpeg to list 4 segments", Duration::from_secs(20), || listed(&pl).len() >= 4);
     ff.kill();
     let first = listed(&pl);
     // Everything listed gets stored before the restart overwrites the names; keep copies.
@@ -390,7 +109,7 @@ fn segmenter_restart_gives_a_discontinuity_and_increasing_msns() {
     fs::copy(dir.join("init_0.mp4"), keep.join("init_0.mp4")).unwrap();
 
     // Second run in the same folder: numbering and names start over.
-    Ffmpeg::start(&dir, Kind::Fmp4, 4, &[]).finish();
+    Ffmpeg::start(&dir, Container::Fmp4, 4, &[]).finish();
     let second = listed(&pl);
     assert_eq!(second[0].uri, first[0].uri, "ffmpeg reuses names");
     let n1 = first.len();
@@ -414,26 +133,22 @@ fn segmenter_restart_gives_a_discontinuity_and_increasing_msns() {
     let h = r.head("live", "out_0").unwrap();
     assert_eq!((h.head_msn, h.head_disc_seq), ((n1 + second.len()) as i64 - 1, 1));
     up.stop();
-    assert!(Uploader::log_has(&s.0.join("uploader.log"), "segmenter restart"));
+    assert!(log_has(&s.0.join("uploader.log"), "segmenter restart"));
 }
 
 #[test]
 fn segmenter_restarted_while_uploader_was_down_is_noticed_on_resume() {
     let cql = Cql::start();
     let ks = keyspace("restart_down");
-    schema(&cql, &ks);
-    let s = Scratch::new("restart_down");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("restart_down");
     let dir = s.dir("live");
     let log = s.0.join("uploader.log");
     let r = Reader::new(&cql, &ks);
     let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], log.clone());
-    let ff = Ffmpeg::start(&dir, Kind::Ts, 60, &[]);
+    let ff = Ffmpeg::start(&dir, Container::Ts, 60, &[]);
     let pl = dir.join("out_0.m3u8");
-    let t = Instant::now();
-    while listed(&pl).len() < 3 {
-        assert!(t.elapsed() < Duration::from_secs(20), "ffmpeg too slow");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_for("ffmpeg to list 3 segments", Duration::from_secs(20), || listed(&pl).len() >= 3);
     ff.kill();
     let first = listed(&pl);
     let n1 = first.len();
@@ -444,7 +159,7 @@ fn segmenter_restarted_while_uploader_was_down_is_noticed_on_resume() {
 
     // The new run passes the old numbering before the uploader is back: the stored head's
     // (number, name) is listed again, as another file.
-    Ffmpeg::start(&dir, Kind::Ts, n1 as u32 + 3, &[]).finish();
+    Ffmpeg::start(&dir, Container::Ts, n1 as u32 + 3, &[]).finish();
     let second = listed(&pl);
     assert!(second.len() > n1 && second.iter().any(|l| l.uri == head.source.uri));
     let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], log.clone());
@@ -461,8 +176,8 @@ fn segmenter_restarted_while_uploader_was_down_is_noticed_on_resume() {
 fn without_a_master_each_media_playlist_is_a_rendition_with_measured_bandwidth() {
     let cql = Cql::start();
     let ks = keyspace("nomaster");
-    schema(&cql, &ks);
-    let s = Scratch::new("nomaster");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("nomaster");
     let dir = s.dir("live");
     let up = Uploader::start(&cql.addr, &ks, &[("cam-1", &dir)], &[], s.0.join("uploader.log"));
     // One rendition, no master playlist, a playlist name that needs sanitizing.
@@ -506,24 +221,22 @@ fn without_a_master_each_media_playlist_is_a_rendition_with_measured_bandwidth()
     assert_eq!((h.codecs.as_deref(), h.resolution.as_deref()), (None, None));
 }
 
-impl Uploader {
-    fn log_has(log: &Path, what: &str) -> bool {
-        fs::read_to_string(log).unwrap_or_default().contains(what)
-    }
+fn log_has(log: &Path, what: &str) -> bool {
+    fs::read_to_string(log).unwrap_or_default().contains(what)
 }
 
 #[test]
 fn uploader_killed_and_restarted_loses_and_duplicates_nothing() {
     let cql = Cql::start();
     let ks = keyspace("crash");
-    schema(&cql, &ks);
-    let s = Scratch::new("crash");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("crash");
     let dir = s.dir("live");
     // A slow store makes the kill land mid-segment (between blob, index and head writes).
-    let Some(slow) = cql.proxy() else { return };
+    let slow = cql.proxy();
     slow.set_delay(Duration::from_millis(40));
     let log = s.0.join("uploader.log");
-    let ff = Ffmpeg::start(&dir, Kind::Ts, 9, &[]);
+    let ff = Ffmpeg::start(&dir, Container::Ts, 9, &[]);
     let r = Reader::new(&cql, &ks);
     for round in 0..2 {
         let up = Uploader::start(&slow.addr(), &ks, &[("live", &dir)], &[], log.clone());
@@ -558,14 +271,14 @@ fn uploader_killed_and_restarted_loses_and_duplicates_nothing() {
 #[test]
 fn store_outage_of_seconds_loses_nothing() {
     let cql = Cql::start();
-    let Some(node) = cql.proxy() else { return };
+    let node = cql.proxy();
     let ks = keyspace("outage");
-    schema(&cql, &ks);
-    let s = Scratch::new("outage");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("outage");
     let dir = s.dir("live");
     let log = s.0.join("uploader.log");
     let up = Uploader::start(&node.addr(), &ks, &[("live", &dir)], &[], log.clone());
-    let ff = Ffmpeg::start(&dir, Kind::Ts, 9, &[]);
+    let ff = Ffmpeg::start(&dir, Container::Ts, 9, &[]);
     let r = Reader::new(&cql, &ks);
     r.wait_for("live", "out_0", 2, Duration::from_secs(20));
     node.set_down(true);
@@ -588,21 +301,25 @@ fn store_outage_of_seconds_loses_nothing() {
 fn delete_after_upload_removes_stored_media_segments_only() {
     let cql = Cql::start();
     let ks = keyspace("delete");
-    schema(&cql, &ks);
-    let s = Scratch::new("delete");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("delete");
     let dir = s.dir("live");
     let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &["--delete-after-upload"], s.0.join("uploader.log"));
-    Ffmpeg::start(&dir, Kind::Fmp4, 4, &[]).finish();
+    Ffmpeg::start(&dir, Container::Fmp4, 4, &[]).finish();
     let r = Reader::new(&cql, &ks);
     let files = listed(&dir.join("out_0.m3u8"));
     let idx = r.wait_for("live", "out_0", files.len(), Duration::from_secs(20));
     r.wait_for("live", "out_1", listed(&dir.join("out_1.m3u8")).len(), Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(300));
+    let kept = ["init_0.mp4", "init_1.mp4", "master.m3u8", "out_0.m3u8", "out_1.m3u8"];
+    let left = || {
+        let mut left: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        left
+    };
+    common::wait_for("every stored media segment removed", Duration::from_secs(10), || left() == kept);
     up.stop();
-    let mut left: Vec<String> =
-        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    left.sort();
-    assert_eq!(left, ["init_0.mp4", "init_1.mp4", "master.m3u8", "out_0.m3u8", "out_1.m3u8"]);
+    assert_eq!(left(), kept, "the uploader removed a playlist or an init segment");
     // The stored copies are whole fMP4 fragments (moof first) of the listed sizes.
     for (e, l) in idx.iter().zip(&files) {
         let b = r.blob(BlobKind::Segment, "live", "out_0", e.msn);
@@ -616,12 +333,12 @@ fn delete_after_upload_removes_stored_media_segments_only() {
 fn uploader_down_longer_than_the_live_window_resumes_with_a_discontinuity() {
     let cql = Cql::start();
     let ks = keyspace("window");
-    schema(&cql, &ks);
-    let s = Scratch::new("window");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("window");
     let dir = s.dir("live");
     let log = s.0.join("uploader.log");
     let ff =
-        Ffmpeg::start(&dir, Kind::Ts, 11, &["-hls_list_size", "2", "-hls_delete_threshold", "1", "delete_segments"]);
+        Ffmpeg::start(&dir, Container::Ts, 11, &["-hls_list_size", "2", "-hls_delete_threshold", "1", "delete_segments"]);
     let r = Reader::new(&cql, &ks);
     let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], log.clone());
     let before = r.wait_for("live", "out_0", 3, Duration::from_secs(20)).len();
@@ -664,8 +381,8 @@ fn segmenters_that_end_their_stream_lose_nothing() {
     // newline) and ffmpeg (with one), both ending their playlist with EXT-X-ENDLIST.
     let cql = Cql::start();
     let ks = keyspace("ends");
-    schema(&cql, &ks);
-    let s = Scratch::new("ends");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("ends");
     let (gst_dir, ff_dir) = (s.dir("gst"), s.dir("ff"));
     let log = s.0.join("uploader.log");
     let up = Uploader::start(&cql.addr, &ks, &[("gst", &gst_dir), ("ff", &ff_dir)], &[], log.clone());
@@ -681,7 +398,7 @@ fn segmenters_that_end_their_stream_lose_nothing() {
     assert!(gst.success());
     let last = fs::read(gst_dir.join("playlist.m3u8")).unwrap();
     assert!(last.ends_with(b"#EXT-X-ENDLIST"), "hlssink2 changed how it ends its playlist");
-    Ffmpeg::start(&ff_dir, Kind::Ts, 4, &[]).finish();
+    Ffmpeg::start(&ff_dir, Container::Ts, 4, &[]).finish();
     let r = Reader::new(&cql, &ks);
     for (stream, rend, dir, playlist) in [
         ("gst", "playlist", &gst_dir, "playlist.m3u8"),
@@ -708,12 +425,12 @@ fn playlist_writes_wake_the_uploader_without_polling() {
     // Polling once a minute: only inotify can store a live stream's segments as they come.
     let cql = Cql::start();
     let ks = keyspace("inotify");
-    schema(&cql, &ks);
-    let s = Scratch::new("inotify");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("inotify");
     let dir = s.dir("live");
     let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &["--poll-interval", "60s"], s.0.join("uploader.log"));
     std::thread::sleep(Duration::from_millis(500)); // watching, with nothing to read yet
-    Ffmpeg::start(&dir, Kind::Ts, 5, &[]).finish();
+    Ffmpeg::start(&dir, Container::Ts, 5, &[]).finish();
     let r = Reader::new(&cql, &ks);
     for rend in ["out_0", "out_1"] {
         let files = listed(&dir.join(format!("{rend}.m3u8")));
@@ -729,7 +446,7 @@ fn help_and_bad_arguments() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--stream <NAME> <DIR>"));
 
-    let s = Scratch::new("args");
+    let s = TempDir::new("args");
     let dir = s.dir("d");
     let d = dir.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
@@ -755,14 +472,13 @@ fn help_and_bad_arguments() {
 
 #[test]
 fn unusable_store_exits_1_with_a_clear_message() {
-    let s = Scratch::new("nostore");
+    let s = TempDir::new("nostore");
     let dir = s.dir("d");
     // Nothing listens there.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let t = Instant::now();
     let out = Command::new(upload_bin())
         .args(["--cassandra", &format!("127.0.0.1:{port}"), "--keyspace", "k", "--stream", "a"])
         .arg(&dir)
@@ -771,7 +487,6 @@ fn unusable_store_exits_1_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot use the store") && err.contains(&port.to_string()), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(15));
 
     // Reachable, but no schema: preparing fails.
     let cql = Cql::start();

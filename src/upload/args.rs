@@ -31,6 +31,8 @@ Exit status: 0 after SIGINT or SIGTERM, 1 when the store cannot be used, 2 for b
     version,
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true,
+    // A flag given again replaces its value, as in most Unix tools (a wrapper script adds defaults).
+    args_override_self = true,
     subcommand_negates_reqs = true
 )]
 struct Cli {
@@ -397,6 +399,14 @@ mod tests {
         assert_eq!(cfg.write_consistency, Consistency::One);
         assert_eq!(cfg.write_timeout, Duration::from_secs(2));
         assert!(cfg.credentials.is_none() && cfg.tls.is_none() && cfg.local_dc.is_none());
+        let Command::Run(o) =
+            parse(&v("--cassandra h:1 --keyspace k --poll-interval 1s --stream a /x --poll-interval 60s --stream b /y"))
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(o.poll_interval, Duration::from_secs(60), "the last value given wins");
+        assert_eq!(o.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["a", "b"], "streams add up");
         let Command::Run(o) = parse(&v("--cassandra h:1 --keyspace k --stream a /x")).unwrap() else { panic!() };
         assert_eq!((o.max_concurrent, o.poll_interval, o.delete_after_upload), (16, Duration::from_millis(200), false));
         assert_eq!(o.connection.store_config().unwrap().write_consistency, Consistency::LocalQuorum);

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod upload;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -47,14 +48,17 @@ impl Cql {
         self.addr.split(',').next().unwrap_or("").trim()
     }
 
-    /// A proxy in front of the first node, for faults. None when that node is not on this
-    /// machine: the caller skips its fault cases and says so.
-    pub fn proxy(&self) -> Option<Proxy> {
-        let p = Proxy::start(self.first_node());
-        if p.is_none() {
-            eprintln!("skipped: fault injection needs the Cassandra node on this machine, not {}", self.addr);
-        }
-        p
+    /// A proxy in front of the first node, for faults. It listens on the node's own address, so
+    /// a fault test cannot run against a node elsewhere: it fails and says why, rather than pass
+    /// without having run.
+    pub fn proxy(&self) -> Proxy {
+        Proxy::start(self.first_node()).unwrap_or_else(|| {
+            panic!(
+                "this fault test needs the Cassandra node on this machine (a proxy listens on the node's own \
+                 address), not {}: run it against the local node (without HLS_DVR_CASSANDRA)",
+                self.addr
+            )
+        })
     }
 }
 
@@ -95,11 +99,20 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+    /// A folder inside, made if missing.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let d = self.0.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 }
 
 impl Drop for TempDir {
+    /// Kept for a look when the test failed, or with HLS_DVR_KEEP set.
     fn drop(&mut self) {
-        if std::env::var_os("HLS_DVR_KEEP").is_none() {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.0.display());
+        } else if std::env::var_os("HLS_DVR_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
@@ -134,11 +147,7 @@ impl Drop for Proc {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Container {
-    Ts,
-    Fmp4,
-}
+pub use hls_dvr_core::model::Container;
 
 /// ffmpeg as a live segmenter: a synthetic source at real-time speed, two renditions
 /// (`stream_hi`, `stream_lo`) and a master playlist, `seg_secs` segments.

@@ -36,7 +36,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// A proxy to `target` (`ip:port`), listening on the same IP. None when that IP is not one of
-    /// this machine's (a remote cluster): such tests are skipped.
+    /// this machine's (a remote cluster).
     pub fn start(target: &str) -> Option<Proxy> {
         let target: SocketAddr = target.parse().ok()?;
         Proxy::start_on(SocketAddr::new(target.ip(), 0), target)
