@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use scylla::errors::{ExecutionError, NextPageError, NextRowError, PagerExecutionError};
+use scylla::errors::{
+    DbError, ExecutionError, NextPageError, NextRowError, PagerExecutionError, RequestAttemptError, RequestError,
+};
 
 /// Callers map these to HTTP statuses (the module) and retry decisions (the uploader).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,56 +51,84 @@ impl StoreError {
     }
 }
 
-pub(super) fn exec_err(what: &str, e: ExecutionError) -> StoreError {
-    use scylla::errors::{DbError, RequestAttemptError};
-    let msg = format!("{what}: {e}");
-    match &e {
-        ExecutionError::RequestTimeout(_) => StoreError::Timeout(msg),
-        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _)) => match db {
+// The driver's errors, classified by their types: a timeout is a timeout wherever the driver
+// reports it (the request's own timeout, a replica's read or write timeout), never found in text.
+
+/// What a failed attempt on a node says.
+fn attempt_err(msg: String, e: &RequestAttemptError) -> StoreError {
+    match e {
+        RequestAttemptError::DbError(db, _) => match db {
             DbError::ReadTimeout { .. } | DbError::WriteTimeout { .. } => StoreError::Timeout(msg),
             DbError::SyntaxError | DbError::Invalid | DbError::AlreadyExists { .. } | DbError::Unauthorized => {
                 StoreError::Invalid(msg)
             }
             _ => StoreError::Unavailable(msg),
         },
+        _ => StoreError::Unavailable(msg),
+    }
+}
+
+pub(crate) fn exec_err(what: &str, e: ExecutionError) -> StoreError {
+    let msg = format!("{what}: {e}");
+    match &e {
+        ExecutionError::RequestTimeout(_) => StoreError::Timeout(msg),
+        ExecutionError::LastAttemptError(a) => attempt_err(msg, a),
         ExecutionError::BadQuery(_) | ExecutionError::PrepareError(_) => StoreError::Invalid(msg),
         _ => StoreError::Unavailable(msg),
     }
 }
 
-/// Paging errors carry no structured timeout: their text is all there is.
-fn classify(m: String) -> StoreError {
-    let lower = m.to_ascii_lowercase();
-    if lower.contains("timeout") || lower.contains("timed out") {
-        StoreError::Timeout(m)
-    } else {
-        StoreError::Unavailable(m)
+/// A page's request failed as a whole request does.
+fn request_err(msg: String, e: &RequestError) -> StoreError {
+    match e {
+        RequestError::RequestTimeout(_) => StoreError::Timeout(msg),
+        RequestError::LastAttemptError(a) => attempt_err(msg, a),
+        _ => StoreError::Unavailable(msg),
     }
 }
 
-fn page_err(what: &str, e: NextPageError) -> StoreError {
+fn page_err(what: &str, e: &NextPageError) -> StoreError {
+    let msg = format!("{what}: {e}");
     match e {
-        NextPageError::TypeCheckError(_) | NextPageError::ResultMetadataParseError(_) => {
-            StoreError::Corrupt(format!("{what}: {e}"))
-        }
-        other => classify(format!("{what}: {other}")),
+        NextPageError::RequestFailure(r) => request_err(msg, r),
+        NextPageError::TypeCheckError(_) | NextPageError::ResultMetadataParseError(_) => StoreError::Corrupt(msg),
+        NextPageError::PartitionKeyError(_) => StoreError::Invalid(msg),
+        _ => StoreError::Unavailable(msg),
     }
 }
 
-pub(super) fn pager_err(what: &str, e: PagerExecutionError) -> StoreError {
-    match e {
-        PagerExecutionError::NextPageError(e) => page_err(what, e),
+pub(crate) fn pager_err(what: &str, e: PagerExecutionError) -> StoreError {
+    match &e {
+        PagerExecutionError::NextPageError(p) => page_err(what, p),
         PagerExecutionError::PrepareError(_) | PagerExecutionError::SerializationError(_) => {
             StoreError::Invalid(format!("{what}: {e}"))
         }
-        other => classify(format!("{what}: {other}")),
+        _ => StoreError::Unavailable(format!("{what}: {e}")),
     }
 }
 
-pub(super) fn row_err(what: &str, e: NextRowError) -> StoreError {
-    match e {
-        NextRowError::NextPageError(e) => page_err(what, e),
+pub(crate) fn row_err(what: &str, e: NextRowError) -> StoreError {
+    match &e {
+        NextRowError::NextPageError(p) => page_err(what, p),
         NextRowError::RowDeserializationError(_) => StoreError::Corrupt(format!("{what}: {e}")),
-        other => classify(format!("{what}: {other}")),
+        _ => StoreError::Unavailable(format!("{what}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_are_found_by_type_wherever_the_driver_reports_them() {
+        let d = Duration::from_millis(5);
+        assert!(matches!(exec_err("read", ExecutionError::RequestTimeout(d)), StoreError::Timeout(_)));
+        let page = || NextPageError::RequestFailure(RequestError::RequestTimeout(d));
+        assert!(matches!(pager_err("read", PagerExecutionError::NextPageError(page())), StoreError::Timeout(_)));
+        assert!(matches!(row_err("read", NextRowError::NextPageError(page())), StoreError::Timeout(_)));
+        let empty = NextPageError::RequestFailure(RequestError::EmptyPlan);
+        assert!(matches!(pager_err("read", PagerExecutionError::NextPageError(empty)), StoreError::Unavailable(_)));
+        assert!(matches!(exec_err("read", ExecutionError::EmptyPlan), StoreError::Unavailable(_)));
     }
 }

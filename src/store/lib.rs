@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use scylla::client::session::Session;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
 
 pub use connect::{
@@ -178,6 +180,67 @@ impl Store {
         out
     }
 
+    /// Runs a write. `what` names it in errors.
+    async fn write(
+        &self,
+        op: Op,
+        what: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<(), StoreError> {
+        self.timed(op, self.session.execute_unpaged(st, values)).await.map_err(|e| exec_err(what, e))?;
+        Ok(())
+    }
+
+    /// Runs a read of at most one row and returns that row. `what` names the read in errors; a
+    /// row that does not fit `R` is corrupt data in `table`.
+    async fn first_row<R>(
+        &self,
+        op: Op,
+        what: &str,
+        table: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Option<R>, StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{table}: {e}"));
+        let res = self
+            .timed(op, self.session.execute_unpaged(st, values))
+            .await
+            .map_err(|e| exec_err(what, e))?
+            .into_rows_result()
+            .map_err(|e| corrupt(&e))?;
+        res.maybe_first_row::<R>().map_err(|e| corrupt(&e))
+    }
+
+    /// Runs a read page by page and returns every row, as [`Store::first_row`] does one.
+    async fn all_rows<R>(
+        &self,
+        op: Op,
+        what: &str,
+        table: &str,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + 'static,
+    {
+        self.timed(op, async {
+            self.session
+                .execute_iter(st.clone(), values)
+                .await
+                .map_err(|e| pager_err(what, e))?
+                .rows_stream::<R>()
+                .map_err(|e| StoreError::Corrupt(format!("{table}: {e}")))?
+                .try_collect()
+                .await
+                .map_err(|e| row_err(what, e))
+        })
+        .await
+    }
+
     /// Writes a blob's chunks (concurrently). Only once this returns may an index row name it.
     pub async fn write_blob(
         &self,
@@ -202,11 +265,7 @@ impl Store {
                 chunk_size: meta.chunk_size as i32,
                 data: &data[start..end],
             };
-            async move {
-                self.timed(Op::WriteChunk, self.session.execute_unpaged(st, row))
-                    .await
-                    .map_err(|e| exec_err("writing chunk", e))
-            }
+            self.write(Op::WriteChunk, "writing chunk", st, row)
         });
         // A few chunks in flight at once: enough to fill the pipe, not enough to swamp a node.
         futures::stream::iter(writes).buffer_unordered(4).try_for_each(|_| async { Ok(()) }).await
@@ -214,65 +273,32 @@ impl Store {
 
     pub async fn write_index(&self, stream: &str, rendition: &str, e: &IndexEntry) -> Result<(), StoreError> {
         let row = IndexWrite { stream, rendition, bucket: bucket_of(e.added_ms), row: IndexRow::from_entry(e) };
-        self.timed(Op::WriteIndex, self.session.execute_unpaged(&self.st.insert_index, row))
-            .await
-            .map_err(|e| exec_err("writing index", e))?;
-        Ok(())
+        self.write(Op::WriteIndex, "writing index", &self.st.insert_index, row).await
     }
 
     pub async fn write_head(&self, stream: &str, r: &Rendition) -> Result<(), StoreError> {
         let row = HeadWrite { stream, row: HeadRow::from_rendition(r) };
-        self.timed(Op::WriteHead, self.session.execute_unpaged(&self.st.insert_head, row))
-            .await
-            .map_err(|e| exec_err("writing head", e))?;
-        Ok(())
+        self.write(Op::WriteHead, "writing head", &self.st.insert_head, row).await
     }
 
     /// All renditions of a stream, in name order.
     pub async fn renditions(&self, stream: &str) -> Result<Vec<Rendition>, StoreError> {
-        let rows: Vec<HeadRow> = self
-            .timed(Op::ReadHead, async {
-                self.session
-                    .execute_iter(self.st.select_heads.clone(), (stream,))
-                    .await
-                    .map_err(|e| pager_err("reading stream", e))?
-                    .rows_stream::<HeadRow>()
-                    .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?
-                    .try_collect()
-                    .await
-                    .map_err(|e| row_err("reading stream", e))
-            })
-            .await?;
+        let rows: Vec<HeadRow> =
+            self.all_rows(Op::ReadHead, "reading stream", "streams", &self.st.select_heads, (stream,)).await?;
         rows.into_iter().map(HeadRow::into_rendition).collect()
     }
 
     pub async fn rendition(&self, stream: &str, rendition: &str) -> Result<Option<Rendition>, StoreError> {
-        let res = self
-            .timed(Op::ReadHead, self.session.execute_unpaged(&self.st.select_head, (stream, rendition)))
-            .await
-            .map_err(|e| exec_err("reading head", e))?
-            .into_rows_result()
-            .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
-        let row = res.maybe_first_row::<HeadRow>().map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?;
+        let row: Option<HeadRow> =
+            self.first_row(Op::ReadHead, "reading head", "streams", &self.st.select_head, (stream, rendition)).await?;
         row.map(HeadRow::into_rendition).transpose()
     }
 
     /// Every stream's name, in name order (the status endpoint).
     pub async fn streams(&self) -> Result<Vec<String>, StoreError> {
-        let mut names: Vec<String> = self
-            .timed(Op::ReadHead, async {
-                self.session
-                    .execute_iter(self.st.select_streams.clone(), ())
-                    .await
-                    .map_err(|e| pager_err("listing streams", e))?
-                    .rows_stream::<(String,)>()
-                    .map_err(|e| StoreError::Corrupt(format!("streams table: {e}")))?
-                    .map_ok(|(s,)| s)
-                    .try_collect()
-                    .await
-                    .map_err(|e| row_err("listing streams", e))
-            })
-            .await?;
+        let rows: Vec<(String,)> =
+            self.all_rows(Op::ReadHead, "listing streams", "streams", &self.st.select_streams, ()).await?;
+        let mut names: Vec<String> = rows.into_iter().map(|(s,)| s).collect();
         names.sort();
         Ok(names)
     }
@@ -287,18 +313,9 @@ impl Store {
         to_ms: i64,
     ) -> Result<Option<IndexEntry>, StoreError> {
         for bucket in bucket_of(from_ms)..=bucket_of(to_ms.max(from_ms)) {
-            let res = self
-                .timed(
-                    Op::ReadIndex,
-                    self.session.execute_unpaged(&self.st.select_bucket_first, (stream, rendition, bucket)),
-                )
-                .await
-                .map_err(|e| exec_err("reading index", e))?
-                .into_rows_result()
-                .map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?;
-            let row = res
-                .maybe_first_row::<IndexRow>()
-                .map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?;
+            let st = &self.st.select_bucket_first;
+            let row: Option<IndexRow> =
+                self.first_row(Op::ReadIndex, "reading index", "segment_index", st, (stream, rendition, bucket)).await?;
             if let Some(r) = row {
                 return Ok(Some(r.into_entry()));
             }
@@ -314,24 +331,11 @@ impl Store {
         bucket: i64,
         after: Option<i64>,
     ) -> Result<Vec<IndexEntry>, StoreError> {
-        let rows: Vec<IndexRow> = self
-            .timed(Op::ReadIndex, async {
-                let pager = match after {
-                    Some(a) => {
-                        let values = (stream, rendition, bucket, a);
-                        self.session.execute_iter(self.st.select_bucket_after.clone(), values).await
-                    }
-                    None => self.session.execute_iter(self.st.select_bucket.clone(), (stream, rendition, bucket)).await,
-                }
-                .map_err(|e| pager_err("reading index", e))?;
-                pager
-                    .rows_stream::<IndexRow>()
-                    .map_err(|e| StoreError::Corrupt(format!("segment_index table: {e}")))?
-                    .try_collect()
-                    .await
-                    .map_err(|e| row_err("reading index", e))
-            })
-            .await?;
+        let (op, what, table) = (Op::ReadIndex, "reading index", "segment_index");
+        let rows: Vec<IndexRow> = match after {
+            Some(a) => self.all_rows(op, what, table, &self.st.select_bucket_after, (stream, rendition, bucket, a)).await?,
+            None => self.all_rows(op, what, table, &self.st.select_bucket, (stream, rendition, bucket)).await?,
+        };
         Ok(rows.into_iter().map(IndexRow::into_entry).collect())
     }
 
@@ -446,14 +450,8 @@ impl Store {
         i: u32,
     ) -> Result<Option<(BlobMeta, Bytes)>, StoreError> {
         let st = &self.st.select_chunk[kind.index()];
-        let res = self
-            .timed(Op::ReadChunk, self.session.execute_unpaged(st, (stream, rendition, msn, i as i32)))
-            .await
-            .map_err(|e| exec_err("reading chunk", e))?
-            .into_rows_result()
-            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table())))?;
-        let row =
-            res.maybe_first_row::<ChunkRow>().map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table())))?;
+        let values = (stream, rendition, msn, i as i32);
+        let row: Option<ChunkRow> = self.first_row(Op::ReadChunk, "reading chunk", kind.table(), st, values).await?;
         let Some(row) = row else { return Ok(None) };
         let (meta, data) = row
             .into_parts()
