@@ -161,6 +161,29 @@ impl PlaylistQuery {
         }
     }
 
+    /// Everything that decides the answer, in one canonical text: the part of a cache key that
+    /// comes from the query (two queries with the same key get the same playlist).
+    pub fn key(&self) -> String {
+        let mut s = String::new();
+        let mut add = |k: &str, v: Option<i64>| {
+            if let Some(v) = v {
+                let _ = write!(s, "{k}{v};");
+            }
+        };
+        add("s", self.start_ms);
+        add("e", self.end_ms);
+        add("d", self.delay_ms);
+        add("w", self.window_ms);
+        add("m", self.block_msn);
+        if self.skip {
+            s.push_str("k;");
+        }
+        if !self.passed.is_empty() {
+            let _ = write!(s, "?{}", self.passed);
+        }
+        s
+    }
+
     /// For logs and error messages.
     pub fn describe(&self) -> String {
         let mut s = String::new();
@@ -347,5 +370,19 @@ mod tests {
         assert_eq!(variants, "??delay=60&win2ow=600");
         let again = q(variants.strip_prefix('?').unwrap()).unwrap();
         assert_eq!((again.delay_ms, again.passed.as_str()), (None, "?delay=60&win2ow=600"));
+    }
+
+    #[test]
+    fn keys_tell_apart_exactly_what_changes_the_playlist() {
+        let key = |query: &str| q(query).unwrap().key();
+        assert_eq!(key("start=-60&md5=x"), key("vbegin=-60&md5=x"));
+        assert_eq!(key("delay=60.000"), key("delay=60"));
+        let distinct =
+            ["", "delay=60", "window=60", "start=-60", "start=-60&end=-30", "_HLS_skip=YES", "_HLS_msn=3", "md5=x", "a=1&b=2"];
+        for (i, a) in distinct.iter().enumerate() {
+            for b in &distinct[i + 1..] {
+                assert_ne!(key(a), key(b), "{a:?} and {b:?}");
+            }
+        }
     }
 }

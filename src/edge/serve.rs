@@ -74,6 +74,42 @@ impl Job {
     }
 }
 
+/// What names a job's answer in a cache. The worker's playlist cache and the shared cache zone
+/// both key by it, so two requests share an answer exactly when they ask the same of the store:
+/// the same stream and rendition, the same window, the same query (the passed-on parameters too).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl Job {
+    /// The key of this job's answer; None for what is never cached (the status document, a
+    /// chunk of a blob being streamed).
+    pub fn cache_key(&self) -> Option<CacheKey> {
+        let blob = |kind: &BlobKind, stream: &str, rendition: &str, msn: &i64| {
+            let tag = match kind {
+                BlobKind::Segment => "s",
+                BlobKind::Init => "i",
+            };
+            format!("{tag}:{stream}/{rendition}/{msn}")
+        };
+        Some(CacheKey(match self {
+            Job::Master { stream, variant_query } => format!("m:{stream}{variant_query}"),
+            Job::Media { stream, rendition, window_us, query } => {
+                format!("p:{stream}/{rendition}/{window_us}/{}", query.key())
+            }
+            Job::BlobFirst { kind, stream, rendition, msn } | Job::BlobWhole { kind, stream, rendition, msn } => {
+                blob(kind, stream, rendition, msn)
+            }
+            Job::BlobChunk { .. } | Job::Status { .. } => return None,
+        }))
+    }
+}
+
 /// A blocking reload waits at most three target durations, counting no target duration longer
 /// than this (a misconfigured segmenter must not hold requests for minutes).
 pub const MAX_BLOCK_TARGET: Duration = Duration::from_secs(30);
@@ -136,7 +172,7 @@ impl Edge {
 pub async fn run(store: Arc<Store>, edge: &'static Edge, job: Job) -> Result<Reply, StoreError> {
     match job {
         Job::Master { .. } | Job::Media { .. } if !edge.playlists.ttl.is_zero() => {
-            let key = format!("{job:?}");
+            let key = job.cache_key().expect("playlists have a key");
             edge.playlists.get(key, move || async move { build(&store, edge, job).await }).await
         }
         // Boxed: the state of a build is large, and a task that waits on a shared playlist (10,000
@@ -251,7 +287,7 @@ type SharedReply = Shared<BoxFuture<'static, Result<Reply, StoreError>>>;
 /// Errors are shared only by the requests that waited for them, never kept.
 pub struct PlaylistCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, SharedReply)>>,
+    entries: Mutex<HashMap<CacheKey, (Instant, SharedReply)>>,
 }
 
 impl PlaylistCache {
@@ -259,7 +295,7 @@ impl PlaylistCache {
         PlaylistCache { ttl, entries: Mutex::new(HashMap::new()) }
     }
 
-    pub async fn get<F>(&self, key: String, make: impl FnOnce() -> F) -> Result<Reply, StoreError>
+    pub async fn get<F>(&self, key: CacheKey, make: impl FnOnce() -> F) -> Result<Reply, StoreError>
     where
         F: Future<Output = Result<Reply, StoreError>> + Send + 'static,
     {
@@ -310,24 +346,24 @@ mod tests {
             }
         };
         // Ten requests together: one store read.
-        let waits: Vec<_> = (0..10).map(|_| cache.get("a".into(), call(text("one")))).collect();
+        let waits: Vec<_> = (0..10).map(|_| cache.get(CacheKey("a".into()), call(text("one")))).collect();
         for r in futures::future::join_all(waits).await {
             assert!(matches!(r, Ok(Reply::Playlist { ref text, .. }) if &text[..] == b"one"));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // Another key is another read.
-        cache.get("b".into(), call(text("two"))).await.unwrap();
+        cache.get(CacheKey("b".into()), call(text("two"))).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         // After the ttl, a fresh read.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let r = cache.get("a".into(), call(text("three"))).await;
+        let r = cache.get(CacheKey("a".into()), call(text("three"))).await;
         assert!(matches!(r, Ok(Reply::Playlist { ref text, .. }) if &text[..] == b"three"));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         // Errors are not kept.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let e = cache.get("a".into(), call(Err(StoreError::Unavailable("down".into())))).await;
+        let e = cache.get(CacheKey("a".into()), call(Err(StoreError::Unavailable("down".into())))).await;
         assert!(e.is_err());
-        let r = cache.get("a".into(), call(text("four"))).await;
+        let r = cache.get(CacheKey("a".into()), call(text("four"))).await;
         assert!(matches!(r, Ok(Reply::Playlist { ref text, .. }) if &text[..] == b"four"));
         assert_eq!(calls.load(Ordering::SeqCst), 5);
     }

@@ -163,7 +163,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
             timeout: timeout.as_millis().min(u32::MAX as u128) as ngx_msec_t,
             // SAFETY: an all-zero ngx_event_t is nginx's own initial state (ngx_pcalloc).
             timer: MaybeUninit::zeroed().assume_init(),
-            cache: lc.cache().zip(cache_key(r, &job, blob.as_ref())).map(|(z, (k, c))| (Cache::new(z), k, c)),
+            cache: lc.cache().zip(cache_entry(&job, blob.as_ref())).map(|(z, (k, c))| (Cache::new(z), k, c)),
             blob,
             stream: None,
             sent: Vec::new(),
@@ -205,29 +205,20 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
     }
 }
 
-/// A request's key in the shared cache, and what it holds: segments by name, playlists by their
-/// whole URI (so identical requests share). Blocking reloads are not cached: each waits for its own
-/// segment.
-unsafe fn cache_key(r: *mut ngx_http_request_t, job: &Job, blob: Option<&Blob>) -> Option<(Vec<u8>, Content)> {
-    match (job, blob) {
-        (Job::Media { query, .. }, _) if query.block_msn.is_some() => None,
-        (Job::Media { .. } | Job::Master { .. }, _) => {
-            let uri = std::slice::from_raw_parts((*r).unparsed_uri.data, (*r).unparsed_uri.len);
-            Some(([b"p:", uri].concat(), Content::Playlist { max_age_s: 0 }))
-        }
-        (_, Some(b)) => {
-            let content = match b.kind {
-                BlobKind::Init => Content::Init,
-                BlobKind::Segment if b.content_type == Container::Fmp4.content_type() => {
-                    Content::Segment(Container::Fmp4)
-                }
-                BlobKind::Segment => Content::Segment(Container::Ts),
-            };
-            let tag = if b.kind == BlobKind::Init { "i" } else { "s" };
-            Some((format!("{tag}:{}/{}/{}", b.stream, b.rendition, b.msn).into_bytes(), content))
-        }
-        _ => None,
-    }
+/// A request's key in the shared cache (its job's, see [`Job::cache_key`]) and what the entry
+/// holds. Blocking reloads are not cached: each waits for its own segment.
+fn cache_entry(job: &Job, blob: Option<&Blob>) -> Option<(Vec<u8>, Content)> {
+    let content = match (job, blob) {
+        (Job::Media { query, .. }, _) if query.block_msn.is_some() => return None,
+        (Job::Media { .. } | Job::Master { .. }, _) => Content::Playlist { max_age_s: 0 },
+        (_, Some(b)) => match b.kind {
+            BlobKind::Init => Content::Init,
+            BlobKind::Segment if b.content_type == Container::Fmp4.content_type() => Content::Segment(Container::Fmp4),
+            BlobKind::Segment => Content::Segment(Container::Ts),
+        },
+        _ => return None,
+    };
+    Some((job.cache_key()?.as_bytes().to_vec(), content))
 }
 
 /// Where a request stands after [`start`].
