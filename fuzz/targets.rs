@@ -22,9 +22,12 @@ pub fn request(data: &[u8]) {
         // What a multivariant playlist passes on parses to the same range.
         let passed = q.for_variants();
         // One `?` starts the query; a parameter passed on may itself begin with one.
-        let again = PlaylistQuery::parse(passed.strip_prefix('?').unwrap_or(&passed), NOW, 86_400_000)
-            .expect("passed on");
-        assert_eq!((again.start_ms, again.end_ms, again.delay_ms, again.window_ms), (q.start_ms, q.end_ms, q.delay_ms, q.window_ms));
+        let again =
+            PlaylistQuery::parse(passed.strip_prefix('?').unwrap_or(&passed), NOW, 86_400_000).expect("passed on");
+        assert_eq!(
+            (again.start_ms, again.end_ms, again.delay_ms, again.window_ms),
+            (q.start_ms, q.end_ms, q.delay_ms, q.window_ms)
+        );
         let _ = q.describe();
     }
 }
@@ -109,8 +112,16 @@ pub fn views(data: &[u8]) {
     };
     let secs = |b: u8| (b as i64 - 128) * 1000;
     let query = match q[3] % 3 {
-        0 => PlaylistQuery { delay_ms: Some(secs(q[4]).abs()), window_ms: Some(secs(q[5]).abs() + 1), ..Default::default() },
-        1 => PlaylistQuery { start_ms: Some(NOW + secs(q[4]) * 10), end_ms: Some(NOW + secs(q[5]) * 10), ..Default::default() },
+        0 => PlaylistQuery {
+            delay_ms: Some(secs(q[4]).abs()),
+            window_ms: Some(secs(q[5]).abs() + 1),
+            ..Default::default()
+        },
+        1 => PlaylistQuery {
+            start_ms: Some(NOW + secs(q[4]) * 10),
+            end_ms: Some(NOW + secs(q[5]) * 10),
+            ..Default::default()
+        },
         _ => PlaylistQuery { start_ms: Some(NOW + secs(q[4]) * 10), ..Default::default() },
     };
     let window_us = (q[6] as i64 + 1) * 10_000_000;

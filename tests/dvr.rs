@@ -166,7 +166,9 @@ fn delta_updates_merge_into_the_full_playlist_and_gzip_works() {
     let before = get(&ng.url(path)).text();
     d.add(200, false);
     d.add(201, false);
-    wait_for("the playlist to list 201", Duration::from_secs(5), || msns(&get(&ng.url(path)).text()).last() == Some(&201));
+    wait_for("the playlist to list 201", Duration::from_secs(5), || {
+        msns(&get(&ng.url(path)).text()).last() == Some(&201)
+    });
     let full = get(&ng.url(path)).text();
     let delta = get(&ng.url(&format!("{path}?_HLS_skip=YES"))).text();
     assert!(full.contains("#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0,CAN-BLOCK-RELOAD=YES\n"));

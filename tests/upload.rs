@@ -337,8 +337,12 @@ fn uploader_down_longer_than_the_live_window_resumes_with_a_discontinuity() {
     let s = TempDir::new("window");
     let dir = s.dir("live");
     let log = s.0.join("uploader.log");
-    let ff =
-        Ffmpeg::start(&dir, Container::Ts, 11, &["-hls_list_size", "2", "-hls_delete_threshold", "1", "delete_segments"]);
+    let ff = Ffmpeg::start(
+        &dir,
+        Container::Ts,
+        11,
+        &["-hls_list_size", "2", "-hls_delete_threshold", "1", "delete_segments"],
+    );
     let r = Reader::new(&cql, &ks);
     let up = Uploader::start(&cql.addr, &ks, &[("live", &dir)], &[], log.clone());
     let before = r.wait_for("live", "out_0", 3, Duration::from_secs(20)).len();

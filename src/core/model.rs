@@ -60,8 +60,8 @@ impl Container {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SourcePos {
     pub uri: String,
-    /// The segmenter's own media sequence number of that segment.
-    pub msn: i64,
+    /// The segmenter's own media sequence number of that segment (not the store's `msn`).
+    pub seg_msn: i64,
     pub size: i64,
     /// Modification time of the file, in nanoseconds since the epoch.
     pub mtime_ns: i64,

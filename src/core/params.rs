@@ -377,8 +377,17 @@ mod tests {
         let key = |query: &str| q(query).unwrap().key();
         assert_eq!(key("start=-60&md5=x"), key("vbegin=-60&md5=x"));
         assert_eq!(key("delay=60.000"), key("delay=60"));
-        let distinct =
-            ["", "delay=60", "window=60", "start=-60", "start=-60&end=-30", "_HLS_skip=YES", "_HLS_msn=3", "md5=x", "a=1&b=2"];
+        let distinct = [
+            "",
+            "delay=60",
+            "window=60",
+            "start=-60",
+            "start=-60&end=-30",
+            "_HLS_skip=YES",
+            "_HLS_msn=3",
+            "md5=x",
+            "a=1&b=2",
+        ];
         for (i, a) in distinct.iter().enumerate() {
             for b in &distinct[i + 1..] {
                 assert_ne!(key(a), key(b), "{a:?} and {b:?}");

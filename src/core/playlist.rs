@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use crate::clock::iso8601;
 use crate::model::{Container, Rendition};
-use crate::window::{Item, Kind, View};
+use crate::window::{Item, PlaylistType, View};
 
 /// The multivariant playlist. BANDWIDTH is mandatory: a rendition whose bandwidth is not known yet
 /// is listed with 1, so players treat it as the lowest variant until the uploader learns it.
@@ -94,9 +94,9 @@ pub fn media(r: &Rendition, view: &View, delta: bool, args: &str) -> String {
     // the sequence is that segment's own discontinuity number.
     let _ = write!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}\n#EXT-X-DISCONTINUITY-SEQUENCE:{first_disc}\n");
     match view.kind {
-        Kind::Live => {}
-        Kind::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0\n"),
-        Kind::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+        PlaylistType::Live => {}
+        PlaylistType::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0\n"),
+        PlaylistType::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
     }
     let skip_until_us = SKIP_TARGET_DURATIONS * td * 1_000_000;
     if live {
@@ -182,7 +182,12 @@ mod tests {
     }
 
     fn live(entries: &[IndexEntry]) -> View<'_> {
-        View { items: entries.iter().map(Item::Segment).collect(), kind: Kind::Live, ended: false, at_edge: true }
+        View {
+            items: entries.iter().map(Item::Segment).collect(),
+            kind: PlaylistType::Live,
+            ended: false,
+            at_edge: true,
+        }
     }
 
     fn parse(text: &str) -> m3u8_rs::MediaPlaylist {
@@ -237,7 +242,7 @@ mod tests {
         let r = rendition(Container::Fmp4);
         let w = vec![seg(3, false, 0, Some(0)), seg(4, false, 0, Some(0)), seg(5, true, 1, Some(5))];
         let mut clip = live(&w);
-        (clip.kind, clip.ended) = (Kind::Vod, true);
+        (clip.kind, clip.ended) = (PlaylistType::Vod, true);
         let text = media(&r, &clip, false, "");
         assert!(text.contains("#EXT-X-VERSION:6\n"));
         assert_eq!(text.matches("#EXT-X-MAP:URI=\"init-0.mp4\"").count(), 1);
@@ -312,7 +317,7 @@ mod tests {
         delayed.at_edge = false;
         assert!(media(&r, &delayed, false, "").contains("CAN-SKIP-UNTIL=12.0\n"));
         let mut event = live(&w);
-        event.kind = Kind::Event;
+        event.kind = PlaylistType::Event;
         let text = media(&r, &event, false, "");
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0\n"));
         let pl = parse(&text);
@@ -321,7 +326,7 @@ mod tests {
         let text = media(&r, &event, true, "");
         assert!(text.ends_with("#EXT-X-ENDLIST\n") && !text.contains("SERVER-CONTROL") && !text.contains("SKIP:"));
         let mut vod = live(&w);
-        (vod.kind, vod.ended) = (Kind::Vod, true);
+        (vod.kind, vod.ended) = (PlaylistType::Vod, true);
         let pl = parse(&media(&r, &vod, false, ""));
         assert!(pl.end_list && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Vod));
     }
@@ -336,7 +341,7 @@ mod tests {
                 Item::Gap { msn: 5, duration_us: 2_000_000, disc_seq: 0 },
                 Item::Segment(&c),
             ],
-            kind: Kind::Vod,
+            kind: PlaylistType::Vod,
             ended: true,
             at_edge: false,
         };

@@ -51,7 +51,7 @@ impl Item<'_> {
 
 /// EXT-X-PLAYLIST-TYPE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum PlaylistType {
     /// A sliding window: no type.
     Live,
     /// Start-over: only ever appended to.
@@ -64,7 +64,7 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View<'a> {
     pub items: Vec<Item<'a>>,
-    pub kind: Kind,
+    pub kind: PlaylistType,
     /// EXT-X-ENDLIST: nothing will be added.
     pub ended: bool,
     /// The view follows the live edge (no delay), so a blocking reload can wait for its next segment.
@@ -160,7 +160,7 @@ pub fn select<'a>(
     // past that a segment of it would have arrived by now.
     let complete = q.end_ms.is_some_and(|e| e <= stored_to || e < now_ms - 3 * td_us / 1000 - BUCKET_MS)
         || (head.ended && after == entries.len());
-    let kind = if q.end_ms.is_some() && complete { Kind::Vod } else { Kind::Event };
+    let kind = if q.end_ms.is_some() && complete { PlaylistType::Vod } else { PlaylistType::Event };
     Ok(View { items, kind, ended: complete, at_edge: !complete })
 }
 
@@ -204,7 +204,7 @@ fn live<'a>(
     let ended = head.ended && newest == last;
     Ok(View {
         items: with_gaps(&entries[start..=newest], td_us),
-        kind: Kind::Live,
+        kind: PlaylistType::Live,
         ended,
         at_edge: delay_ms.unwrap_or(0) == 0 && !ended,
     })
@@ -294,7 +294,7 @@ mod tests {
         let all: Vec<_> = (0..100).map(|i| seg(i, 2.0)).collect();
         let v = select(&all, &head(false), &live_q(), 10_000_000, 0, NOW).unwrap();
         assert_eq!(msns(&v), (95..100).collect::<Vec<_>>());
-        assert_eq!((v.kind, v.ended, v.at_edge), (Kind::Live, false, true));
+        assert_eq!((v.kind, v.ended, v.at_edge), (PlaylistType::Live, false, true));
         // A window that is not a multiple of the segment duration includes the partial segment.
         let v = select(&all, &head(false), &live_q(), 9_000_000, 0, NOW).unwrap();
         assert_eq!(v.items.len(), 5);
@@ -344,23 +344,23 @@ mod tests {
         // 40 s from T0+21 s: segments overlapping [21, 61): msn 10 (20-22) to 30 (60-62).
         let v = select(&all, &head(false), &range(21.0, Some(61.0)), 0, 0, NOW).unwrap();
         assert_eq!(msns(&v), (10..=30).collect::<Vec<_>>());
-        assert_eq!((v.kind, v.ended, v.at_edge), (Kind::Vod, true, false));
+        assert_eq!((v.kind, v.ended, v.at_edge), (PlaylistType::Vod, true, false));
         // Boundaries: a segment that ends exactly at start, or starts exactly at end, is out.
         let v = select(&all, &head(false), &range(20.0, Some(60.0)), 0, 0, NOW).unwrap();
         assert_eq!(msns(&v), (10..30).collect::<Vec<_>>());
         // Start alone: from start to the live edge, growing.
         let v = select(&all, &head(false), &range(150.0, None), 0, 0, NOW).unwrap();
         assert_eq!(msns(&v), (75..100).collect::<Vec<_>>());
-        assert_eq!((v.kind, v.ended, v.at_edge), (Kind::Event, false, true));
+        assert_eq!((v.kind, v.ended, v.at_edge), (PlaylistType::Event, false, true));
         // An end the store has not reached yet: an event until it has.
         let v = select(&all, &head(false), &range(190.0, Some(230.0)), 0, 0, NOW).unwrap();
-        assert_eq!((v.kind, v.ended), (Kind::Event, false));
+        assert_eq!((v.kind, v.ended), (PlaylistType::Event, false));
         // The stream ended: the start-over ends too.
         let v = select(&all, &head(true), &range(150.0, None), 0, 0, NOW).unwrap();
-        assert_eq!((v.kind, v.ended), (Kind::Event, true));
+        assert_eq!((v.kind, v.ended), (PlaylistType::Event, true));
         // An end long past with nothing after it (the encoder stopped without ENDLIST): a clip.
         let v = select(&all, &head(false), &range(190.0, Some(230.0)), 0, 0, NOW + 3_600_000).unwrap();
-        assert_eq!(v.kind, Kind::Vod);
+        assert_eq!(v.kind, PlaylistType::Vod);
     }
 
     #[test]

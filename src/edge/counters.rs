@@ -1,5 +1,5 @@
 //! The edge's counters: what nginx's workers served, how the store and the cache did. One
-//! [`Board`] lives in an nginx shared zone, so every worker adds to the same counters and
+//! [`Counters`] lives in an nginx shared zone, so every worker adds to the same counters and
 //! `/metrics` shows their sum (ARCHITECTURE.md, "Metrics").
 //!
 //! The board is plain memory of atomics (`#[repr(C)]`, valid when all zero): it can be placed in
@@ -24,7 +24,7 @@ const OTHER: usize = 1;
 
 /// What a request asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum RequestKind {
     Master,
     Media,
     Segment,
@@ -33,15 +33,16 @@ pub enum Kind {
     Invalid,
 }
 
-impl Kind {
-    const ALL: [Kind; 5] = [Kind::Master, Kind::Media, Kind::Segment, Kind::Init, Kind::Invalid];
+impl RequestKind {
+    const ALL: [RequestKind; 5] =
+        [RequestKind::Master, RequestKind::Media, RequestKind::Segment, RequestKind::Init, RequestKind::Invalid];
     fn name(self) -> &'static str {
         match self {
-            Kind::Master => "master",
-            Kind::Media => "media",
-            Kind::Segment => "segment",
-            Kind::Init => "init",
-            Kind::Invalid => "invalid",
+            RequestKind::Master => "master",
+            RequestKind::Media => "media",
+            RequestKind::Segment => "segment",
+            RequestKind::Init => "init",
+            RequestKind::Invalid => "invalid",
         }
     }
 }
@@ -76,8 +77,8 @@ struct Series {
     stream_len: AtomicU32,
     rendition_len: AtomicU32,
     name: [AtomicU8; NAME_MAX],
-    requests: [[AtomicU64; STATUSES.len()]; Kind::ALL.len()],
-    bytes: [AtomicU64; Kind::ALL.len()],
+    requests: [[AtomicU64; STATUSES.len()]; RequestKind::ALL.len()],
+    bytes: [AtomicU64; RequestKind::ALL.len()],
 }
 
 #[repr(C)]
@@ -95,7 +96,7 @@ impl Histogram {
 
 /// The counters, all zero when new.
 #[repr(C)]
-pub struct Board {
+pub struct Counters {
     series: [Series; SERIES],
     /// Store reads by [`Op::READS`] order.
     reads: [Histogram; 3],
@@ -114,14 +115,14 @@ fn fnv(stream: &str, rendition: &str) -> u64 {
     h | 1 // 0 never names a series
 }
 
-impl Board {
+impl Counters {
     /// A board on the heap (tests, and anything outside nginx).
-    pub fn boxed() -> Box<Board> {
-        let layout = std::alloc::Layout::new::<Board>();
-        // SAFETY: the layout is a Board's (not zero-sized); a Board is atomics only, for which
+    pub fn boxed() -> Box<Counters> {
+        let layout = std::alloc::Layout::new::<Counters>();
+        // SAFETY: the layout is a Counters's (not zero-sized); a Counters is atomics only, for which
         // all-zero bytes are valid values; the memory is the global allocator's, as Box expects.
         unsafe {
-            let p = std::alloc::alloc_zeroed(layout) as *mut Board;
+            let p = std::alloc::alloc_zeroed(layout) as *mut Counters;
             if p.is_null() {
                 std::alloc::handle_alloc_error(layout);
             }
@@ -131,7 +132,7 @@ impl Board {
 
     /// A request answered: its kind, stream and rendition (empty for a master playlist or a bad
     /// path), status and bytes sent.
-    pub fn request(&self, kind: Kind, stream: &str, rendition: &str, status: u16, bytes: u64) {
+    pub fn request(&self, kind: RequestKind, stream: &str, rendition: &str, status: u16, bytes: u64) {
         let s = &self.series[self.series_of(stream, rendition)];
         s.requests[kind as usize][status_slot(status)].fetch_add(1, Relaxed);
         s.bytes[kind as usize].fetch_add(bytes, Relaxed);
@@ -213,7 +214,7 @@ impl Board {
 
         t.family("hls_dvr_requests_total", "counter", "Requests answered, by kind, status, stream and rendition.");
         for (stream, rendition, s) in &series {
-            for kind in Kind::ALL {
+            for kind in RequestKind::ALL {
                 for (j, status) in STATUSES.iter().enumerate() {
                     let n = s.requests[kind as usize][j].load(Relaxed);
                     if n > 0 {
@@ -231,7 +232,7 @@ impl Board {
             "Bytes sent to clients (headers and bodies), by kind, stream and rendition.",
         );
         for (stream, rendition, s) in &series {
-            for kind in Kind::ALL {
+            for kind in RequestKind::ALL {
                 let n = s.bytes[kind as usize].load(Relaxed);
                 if n > 0 {
                     t.sample(
@@ -292,7 +293,7 @@ impl Series {
 mod tests {
     use super::*;
 
-    fn render(b: &Board) -> String {
+    fn render(b: &Counters) -> String {
         let mut t = Text::default();
         b.render(&mut t);
         t.out
@@ -300,13 +301,13 @@ mod tests {
 
     #[test]
     fn requests_count_per_stream_rendition_kind_and_status() {
-        let b = Board::boxed();
-        b.request(Kind::Media, "news", "hi", 200, 1000);
-        b.request(Kind::Media, "news", "hi", 200, 500);
-        b.request(Kind::Segment, "news", "lo", 404, 10);
-        b.request(Kind::Master, "sport", "", 200, 300);
-        b.request(Kind::Invalid, "", "", 400, 50);
-        b.request(Kind::Segment, "news", "hi", 418, 1);
+        let b = Counters::boxed();
+        b.request(RequestKind::Media, "news", "hi", 200, 1000);
+        b.request(RequestKind::Media, "news", "hi", 200, 500);
+        b.request(RequestKind::Segment, "news", "lo", 404, 10);
+        b.request(RequestKind::Master, "sport", "", 200, 300);
+        b.request(RequestKind::Invalid, "", "", 400, 50);
+        b.request(RequestKind::Segment, "news", "hi", 418, 1);
         let text = render(&b);
         assert!(text.contains(r#"hls_dvr_requests_total{kind="media",status="200",stream="news",rendition="hi"} 2"#));
         assert!(text.contains(r#"hls_dvr_requests_total{kind="segment",status="404",stream="news",rendition="lo"} 1"#));
@@ -317,17 +318,17 @@ mod tests {
         );
         assert!(text.contains(r#"hls_dvr_sent_bytes_total{kind="media",stream="news",rendition="hi"} 1500"#));
         // A name that shares a prefix is its own series.
-        b.request(Kind::Media, "new", "shi", 200, 7);
+        b.request(RequestKind::Media, "new", "shi", 200, 7);
         assert!(render(&b).contains(r#"hls_dvr_sent_bytes_total{kind="media",stream="new",rendition="shi"} 7"#));
     }
 
     #[test]
     fn a_full_table_and_long_names_count_as_other() {
-        let b = Board::boxed();
+        let b = Counters::boxed();
         for i in 0..SERIES + 10 {
-            b.request(Kind::Segment, &format!("s{i}"), "r", 200, 1);
+            b.request(RequestKind::Segment, &format!("s{i}"), "r", 200, 1);
         }
-        b.request(Kind::Segment, &"x".repeat(NAME_MAX), "r", 200, 1);
+        b.request(RequestKind::Segment, &"x".repeat(NAME_MAX), "r", 200, 1);
         let text = render(&b);
         let named =
             text.lines().filter(|l| l.starts_with("hls_dvr_sent_bytes_total{") && l.contains("stream=\"s")).count();
@@ -337,7 +338,7 @@ mod tests {
 
     #[test]
     fn store_cache_and_blocked_counters() {
-        let b = Board::boxed();
+        let b = Counters::boxed();
         b.store_read(Op::ReadChunk, Duration::from_millis(3));
         b.store_read(Op::ReadChunk, Duration::from_millis(300));
         b.store_read(Op::WriteChunk, Duration::from_millis(3)); // not a read: not shown

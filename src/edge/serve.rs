@@ -273,7 +273,7 @@ async fn media(
         }
     };
     let max_age_s = match view.kind {
-        window::Kind::Vod => CLIP_MAX_AGE_S,
+        window::PlaylistType::Vod => CLIP_MAX_AGE_S,
         _ => playlist_max_age(playlist::target_duration(head.target_duration, &view.items)),
     };
     Ok(Reply::Playlist { text: playlist::media(&head, &view, q.skip, &q.for_segments()).into(), max_age_s })

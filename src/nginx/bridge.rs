@@ -195,7 +195,7 @@ pub fn stop() {
 pub const NOT_CONNECTED: &str = "not connected to the store";
 
 #[derive(Debug)]
-pub enum Refused {
+pub enum SubmitError {
     /// The worker has no runtime (it failed to start).
     NotReady,
     /// Too many requests in flight on this worker.
@@ -205,15 +205,15 @@ pub enum Refused {
 /// Submits a job for request `r`; its reply comes back through `handler::complete`.
 /// `wait` bounds how long the job waits for a session (a worker that just started, after a
 /// reload, is still connecting): requests queue briefly instead of failing.
-pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u64, Refused> {
+pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u64, SubmitError> {
     WORKER.with(|w| {
         let mut w = w.borrow_mut();
-        let w = w.as_mut().ok_or(Refused::NotReady)?;
+        let w = w.as_mut().ok_or(SubmitError::NotReady)?;
         let blocking = !job.wait_limit().is_zero();
         if !blocking && w.pending.len() - w.blocking >= w.max_in_flight {
-            return Err(Refused::Busy);
+            return Err(SubmitError::Busy);
         }
-        let edge = EDGE.get().ok_or(Refused::NotReady)?;
+        let edge = EDGE.get().ok_or(SubmitError::NotReady)?;
         let id = w.next_id;
         w.next_id += 1;
         let task = w.runtime.spawn(async move {

@@ -9,7 +9,7 @@
 //! invalidated: they leave the zone least recently used first, or once older than the store's
 //! retention; playlists leave after `hls_dvr_playlist_cache`.
 //!
-//! Layout: the zone's slab pool holds a [`Shared`] header (an rbtree of entries by key hash and an
+//! Layout: the zone's slab pool holds a [`ZoneHeader`] header (an rbtree of entries by key hash and an
 //! LRU queue) and, per entry, an [`Entry`] and its bytes. Everything is changed only under the
 //! slab pool's mutex, which nginx's master releases if a worker dies holding it.
 //!
@@ -59,7 +59,7 @@ const DETACHED: u32 = 3;
 
 /// The zone's header.
 #[repr(C)]
-struct Shared {
+struct ZoneHeader {
     tree: ngx_rbtree_t,
     sentinel: ngx_rbtree_node_t,
     /// Ready entries, most recently used first.
@@ -159,7 +159,7 @@ pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) 
         (*zone).data = (*shpool).data;
         return 0;
     }
-    let sh = ngx_slab_alloc_locked(shpool, size_of::<Shared>()) as *mut Shared;
+    let sh = ngx_slab_alloc_locked(shpool, size_of::<ZoneHeader>()) as *mut ZoneHeader;
     if sh.is_null() {
         return -1;
     }
@@ -176,7 +176,7 @@ pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) 
 /// The zone's lock, released when dropped.
 struct Locked {
     pool: *mut ngx_slab_pool_t,
-    sh: *mut Shared,
+    sh: *mut ZoneHeader,
 }
 
 impl Drop for Locked {
@@ -197,7 +197,7 @@ impl Cache {
         let zone = self.zone.as_ptr();
         let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
         ngx_shmtx_lock(ptr::addr_of_mut!((*pool).mutex));
-        Locked { pool, sh: (*zone).data as *mut Shared }
+        Locked { pool, sh: (*zone).data as *mut ZoneHeader }
     }
 
     /// Finds `key`, pinning it on a hit, or claims it for this request to fill. `stall_ms`: a fill

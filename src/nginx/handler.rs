@@ -30,7 +30,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModule, HttpModuleMainConf};
 use ngx::ngx_log_error;
 
-use crate::bridge::{self, Refused};
+use crate::bridge::{self, SubmitError};
 use crate::cache::{Cache, Content, Lookup, Pinned};
 use crate::headers;
 use crate::metrics;
@@ -189,7 +189,7 @@ pub unsafe extern "C" fn content_handler(r: *mut ngx_http_request_t) -> ngx_int_
 
     let blocking = !job.wait_limit().is_zero();
     match start(ctx, job) {
-        Step::Answered(rc) | Step::Refused(rc) => rc,
+        Step::Answered(rc) | Step::Failed(rc) => rc,
         Step::Pending => {
             if blocking {
                 if let Some(b) = metrics::board() {
@@ -228,7 +228,7 @@ enum Step {
     /// Waiting for the store or another request's fill.
     Pending,
     /// Could not start (503): finalize with this.
-    Refused(ngx_int_t),
+    Failed(ngx_int_t),
 }
 
 /// Answers from the shared cache, waits for another request's fill of the same key, or submits
@@ -267,7 +267,7 @@ unsafe fn start(ctx: *mut Ctx, mut job: Job) -> Step {
     }
     match submit(ctx, job) {
         Ok(()) => Step::Pending,
-        Err(status) => Step::Refused(status),
+        Err(status) => Step::Failed(status),
     }
 }
 
@@ -290,7 +290,7 @@ unsafe extern "C" fn on_poll(ev: *mut ngx_event_t) {
         (*ctx).cache = None;
     }
     match start(ctx, job) {
-        Step::Answered(rc) | Step::Refused(rc) => ngx_http_finalize_request(r, rc),
+        Step::Answered(rc) | Step::Failed(rc) => ngx_http_finalize_request(r, rc),
         Step::Pending => {}
     }
     ngx_http_run_posted_requests(c);
@@ -424,8 +424,8 @@ pub unsafe fn submit(ctx: *mut Ctx, job: Job) -> Result<(), ngx_int_t> {
         }
         Err(why) => {
             let msg = match why {
-                Refused::NotReady => "the worker has no store runtime",
-                Refused::Busy => "too many requests in flight (hls_dvr_max_in_flight)",
+                SubmitError::NotReady => "the worker has no store runtime",
+                SubmitError::Busy => "too many requests in flight (hls_dvr_max_in_flight)",
             };
             ngx_log_error!(NGX_LOG_WARN, (*(*r).connection).log, "hls_dvr: 503: {}", msg);
             Err(NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t)

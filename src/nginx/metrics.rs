@@ -1,7 +1,7 @@
 //! The shared counters in nginx: their zone, the log-phase handler that counts every request of
 //! an `hls_dvr` location, and `hls_dvr_metrics`, which answers them in Prometheus's text format.
 //!
-//! The zone holds one [`Board`] of atomics (edge_metrics.rs), mapped at the same address in every
+//! The zone holds one [`Counters`] of atomics (edge_metrics.rs), mapped at the same address in every
 //! worker. A worker keeps its address in [`BOARD`] from `init_process` on; the runtime's threads
 //! add store latencies to it through the store's observer. That is plain shared memory, never an
 //! nginx structure, so it is safe from any thread.
@@ -21,22 +21,22 @@ use crate::handler::{send_body, NGX_ERROR, NGX_OK};
 use crate::HlsDvr;
 use hls_dvr_core::prometheus::{Text, CONTENT_TYPE};
 use hls_dvr_core::route::{self, Route};
-use hls_dvr_edge::counters::{Board, Kind};
+use hls_dvr_edge::counters::{Counters, RequestKind};
 
 /// The zone's name in nginx (one per configuration).
 pub const ZONE: &str = "hls_dvr_metrics";
 
 /// The board, and room for the slab pool's own bookkeeping.
 pub fn zone_size() -> usize {
-    (size_of::<Board>() + (64 << 10)).next_multiple_of(4096)
+    (size_of::<Counters>() + (64 << 10)).next_multiple_of(4096)
 }
 
 /// This worker's board, set once the worker starts; null in the master.
-static BOARD: AtomicPtr<Board> = AtomicPtr::new(ptr::null_mut());
+static BOARD: AtomicPtr<Counters> = AtomicPtr::new(ptr::null_mut());
 
 /// The board, once the worker counts.
-pub fn board() -> Option<&'static Board> {
-    // SAFETY: set from the zone, which stays mapped for the worker's life; a Board is atomics.
+pub fn board() -> Option<&'static Counters> {
+    // SAFETY: set from the zone, which stays mapped for the worker's life; a Counters is atomics.
     unsafe { BOARD.load(Ordering::Acquire).as_ref() }
 }
 
@@ -52,12 +52,12 @@ pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) 
         (*zone).data = (*pool).data;
         return NGX_OK;
     }
-    let board = ngx_slab_alloc(pool, size_of::<Board>());
+    let board = ngx_slab_alloc(pool, size_of::<Counters>());
     if board.is_null() {
         return NGX_ERROR;
     }
-    // All zero is a valid, empty Board.
-    ptr::write_bytes(board as *mut u8, 0, size_of::<Board>());
+    // All zero is a valid, empty Counters.
+    ptr::write_bytes(board as *mut u8, 0, size_of::<Counters>());
     (*pool).data = board;
     (*zone).data = board;
     NGX_OK
@@ -68,7 +68,7 @@ pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) 
 /// # Safety
 /// `zone` is the metrics zone of the running cycle, initialised by [`init_zone`].
 pub unsafe fn attach(zone: *mut ngx_shm_zone_t) {
-    BOARD.store((*zone).data as *mut Board, Ordering::Release);
+    BOARD.store((*zone).data as *mut Counters, Ordering::Release);
 }
 
 /// Puts [`log_handler`] into the log phase (postconfiguration).
@@ -91,15 +91,15 @@ pub unsafe fn add_log_handler(cf: *mut ngx_conf_t) -> Result<(), ()> {
 ///
 /// # Safety
 /// `r` is a live request whose location has `hls_dvr`, `prefix` that location's.
-pub unsafe fn classify<'a>(r: *mut ngx_http_request_t, prefix: &str) -> (Kind, &'a str, &'a str) {
+pub unsafe fn request_series<'a>(r: *mut ngx_http_request_t, prefix: &str) -> (RequestKind, &'a str, &'a str) {
     let uri = if (*r).uri.len == 0 { &[][..] } else { std::slice::from_raw_parts((*r).uri.data, (*r).uri.len) };
     let route = std::str::from_utf8(uri).ok().and_then(|u| u.strip_prefix(prefix)).and_then(|p| route::parse(p).ok());
     match route {
-        Some(Route::Master { stream }) => (Kind::Master, stream, ""),
-        Some(Route::Media { stream, rendition }) => (Kind::Media, stream, rendition),
-        Some(Route::Segment { stream, rendition, .. }) => (Kind::Segment, stream, rendition),
-        Some(Route::Init { stream, rendition, .. }) => (Kind::Init, stream, rendition),
-        None => (Kind::Invalid, "", ""),
+        Some(Route::Master { stream }) => (RequestKind::Master, stream, ""),
+        Some(Route::Media { stream, rendition }) => (RequestKind::Media, stream, rendition),
+        Some(Route::Segment { stream, rendition, .. }) => (RequestKind::Segment, stream, rendition),
+        Some(Route::Init { stream, rendition, .. }) => (RequestKind::Init, stream, rendition),
+        None => (RequestKind::Invalid, "", ""),
     }
 }
 
@@ -110,7 +110,7 @@ unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     if !lc.enabled || r != (*r).main {
         return NGX_OK;
     }
-    let (kind, stream, rendition) = classify(r, &lc.prefix);
+    let (kind, stream, rendition) = request_series(r, &lc.prefix);
     // nginx logs a client that went away before the answer as 499, with no status set.
     let status = match (*r).headers_out.status {
         0 => 499,
@@ -131,8 +131,8 @@ pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     }
     let mut text = Text::default();
     match HlsDvr::main_conf(&*r).and_then(|m| m.metrics_zone) {
-        // SAFETY: a zone of the running configuration, set up by init_zone; a Board is atomics.
-        Some(zone) => (*((*zone.as_ptr()).data as *const Board)).render(&mut text),
+        // SAFETY: a zone of the running configuration, set up by init_zone; a Counters is atomics.
+        Some(zone) => (*((*zone.as_ptr()).data as *const Counters)).render(&mut text),
         None => return NGX_ERROR,
     }
     send_body(r, 200, CONTENT_TYPE, text.out.as_bytes(), Some("no-store"))

@@ -14,7 +14,7 @@ use ngx::ffi::{
 use ngx::http::HttpModuleLocationConf;
 
 use crate::handler::{ctx_of, NGX_ERROR, NGX_OK};
-use crate::metrics::classify;
+use crate::metrics::request_series;
 use crate::HlsDvr;
 
 type Getter = unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_variable_value_t, usize) -> ngx_int_t;
@@ -64,7 +64,7 @@ unsafe fn name(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, re
         return not_found(v);
     }
     // The names borrow the request's URI, which lives as long as the request.
-    let (_, stream, rend) = classify(r, &lc.prefix);
+    let (_, stream, rend) = request_series(r, &lc.prefix);
     match if rendition { rend } else { stream } {
         "" => not_found(v),
         s => found(v, s.as_bytes()),

@@ -40,16 +40,16 @@ use hls_dvr_core::model::{bucket_of, sort_newest_per_msn, IndexEntry, Rendition}
 
 use crate::schema::{is_identifier, MAX_CHUNK};
 use error::{exec_err, pager_err, row_err};
-use rows::{ChunkRow, ChunkWrite, HeadRow, HeadWrite, IndexRow, IndexWrite};
+use rows::{ChunkRow, ChunkWrite, IndexRow, IndexWrite, RenditionRow, RenditionWrite};
 
 struct Statements {
     /// Per [`BlobKind`].
     insert_chunk: [PreparedStatement; 2],
     select_chunk: [PreparedStatement; 2],
     insert_index: PreparedStatement,
-    insert_head: PreparedStatement,
-    select_heads: PreparedStatement,
-    select_head: PreparedStatement,
+    insert_rendition: PreparedStatement,
+    select_renditions: PreparedStatement,
+    select_rendition: PreparedStatement,
     select_bucket: PreparedStatement,
     select_bucket_after: PreparedStatement,
     select_bucket_first: PreparedStatement,
@@ -116,9 +116,12 @@ impl Store {
             IndexRow::COLUMNS,
             marks(IndexRow::COLUMNS)
         );
-        let insert_head =
-            format!("INSERT INTO {ks}.streams (stream, {}) VALUES (?, {})", HeadRow::COLUMNS, marks(HeadRow::COLUMNS));
-        let heads = format!("SELECT {} FROM {ks}.streams WHERE stream = ?", HeadRow::COLUMNS);
+        let insert_rendition = format!(
+            "INSERT INTO {ks}.streams (stream, {}) VALUES (?, {})",
+            RenditionRow::COLUMNS,
+            marks(RenditionRow::COLUMNS)
+        );
+        let heads = format!("SELECT {} FROM {ks}.streams WHERE stream = ?", RenditionRow::COLUMNS);
         // Prepared together: a new session (a worker after a reload, say) is ready after one round
         // trip, not one per statement.
         let (chunk_w, init_w, chunk_r, init_r, index_w, head_w, heads_r, head_r, bucket, after, first, streams) = futures::try_join!(
@@ -127,7 +130,7 @@ impl Store {
             prep(chunk_select(BlobKind::Segment), false),
             prep(chunk_select(BlobKind::Init), false),
             prep(insert_index, true),
-            prep(insert_head, true),
+            prep(insert_rendition, true),
             prep(heads.clone(), false),
             prep(format!("{heads} AND rendition = ?"), false),
             prep(index_select.clone(), false),
@@ -140,9 +143,9 @@ impl Store {
             insert_chunk: [chunk_w, init_w],
             select_chunk: [chunk_r, init_r],
             insert_index: index_w,
-            insert_head: head_w,
-            select_heads: heads_r,
-            select_head: head_r,
+            insert_rendition: head_w,
+            select_renditions: heads_r,
+            select_rendition: head_r,
             select_bucket: bucket,
             select_bucket_after: after,
             select_bucket_first: first,
@@ -277,21 +280,22 @@ impl Store {
     }
 
     pub async fn write_head(&self, stream: &str, r: &Rendition) -> Result<(), StoreError> {
-        let row = HeadWrite { stream, row: HeadRow::from_rendition(r) };
-        self.write(Op::WriteHead, "writing head", &self.st.insert_head, row).await
+        let row = RenditionWrite { stream, row: RenditionRow::from_rendition(r) };
+        self.write(Op::WriteHead, "writing head", &self.st.insert_rendition, row).await
     }
 
     /// All renditions of a stream, in name order.
     pub async fn renditions(&self, stream: &str) -> Result<Vec<Rendition>, StoreError> {
-        let rows: Vec<HeadRow> =
-            self.all_rows(Op::ReadHead, "reading stream", "streams", &self.st.select_heads, (stream,)).await?;
-        rows.into_iter().map(HeadRow::into_rendition).collect()
+        let rows: Vec<RenditionRow> =
+            self.all_rows(Op::ReadHead, "reading stream", "streams", &self.st.select_renditions, (stream,)).await?;
+        rows.into_iter().map(RenditionRow::into_rendition).collect()
     }
 
     pub async fn rendition(&self, stream: &str, rendition: &str) -> Result<Option<Rendition>, StoreError> {
-        let row: Option<HeadRow> =
-            self.first_row(Op::ReadHead, "reading head", "streams", &self.st.select_head, (stream, rendition)).await?;
-        row.map(HeadRow::into_rendition).transpose()
+        let row: Option<RenditionRow> = self
+            .first_row(Op::ReadHead, "reading head", "streams", &self.st.select_rendition, (stream, rendition))
+            .await?;
+        row.map(RenditionRow::into_rendition).transpose()
     }
 
     /// Every stream's name, in name order (the status endpoint).
@@ -314,8 +318,9 @@ impl Store {
     ) -> Result<Option<IndexEntry>, StoreError> {
         for bucket in bucket_of(from_ms)..=bucket_of(to_ms.max(from_ms)) {
             let st = &self.st.select_bucket_first;
-            let row: Option<IndexRow> =
-                self.first_row(Op::ReadIndex, "reading index", "segment_index", st, (stream, rendition, bucket)).await?;
+            let row: Option<IndexRow> = self
+                .first_row(Op::ReadIndex, "reading index", "segment_index", st, (stream, rendition, bucket))
+                .await?;
             if let Some(r) = row {
                 return Ok(Some(r.into_entry()));
             }
@@ -333,7 +338,9 @@ impl Store {
     ) -> Result<Vec<IndexEntry>, StoreError> {
         let (op, what, table) = (Op::ReadIndex, "reading index", "segment_index");
         let rows: Vec<IndexRow> = match after {
-            Some(a) => self.all_rows(op, what, table, &self.st.select_bucket_after, (stream, rendition, bucket, a)).await?,
+            Some(a) => {
+                self.all_rows(op, what, table, &self.st.select_bucket_after, (stream, rendition, bucket, a)).await?
+            }
             None => self.all_rows(op, what, table, &self.st.select_bucket, (stream, rendition, bucket)).await?,
         };
         Ok(rows.into_iter().map(IndexRow::into_entry).collect())

@@ -87,7 +87,7 @@ impl BlobMeta {
 /// A row of `streams` without its partition key. Every column but the key may be null: the
 /// uploader writes them all, but a row edited by hand must not crash a reader.
 #[derive(Debug, DeserializeRow, SerializeRow)]
-pub(crate) struct HeadRow {
+pub(crate) struct RenditionRow {
     rendition: String,
     container: Option<String>,
     target_duration: Option<i32>,
@@ -106,12 +106,12 @@ pub(crate) struct HeadRow {
     ended: Option<bool>,
 }
 
-impl HeadRow {
+impl RenditionRow {
     pub(crate) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
          frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended";
 
-    pub(crate) fn from_rendition(r: &Rendition) -> HeadRow {
-        HeadRow {
+    pub(crate) fn from_rendition(r: &Rendition) -> RenditionRow {
+        RenditionRow {
             rendition: r.name.clone(),
             container: Some(r.container.as_str().to_string()),
             target_duration: Some(r.target_duration),
@@ -123,7 +123,7 @@ impl HeadRow {
             head_disc_seq: Some(r.head_disc_seq),
             head_pdt: Some(CqlTimestamp(r.head_pdt_ms)),
             src_uri: Some(r.source.uri.clone()),
-            src_msn: Some(r.source.msn),
+            src_msn: Some(r.source.seg_msn),
             src_size: Some(r.source.size),
             src_mtime: Some(r.source.mtime_ns),
             updated: Some(CqlTimestamp(r.updated_ms)),
@@ -148,7 +148,7 @@ impl HeadRow {
             head_pdt_ms: self.head_pdt.map_or(0, |t| t.0),
             source: SourcePos {
                 uri: self.src_uri.unwrap_or_default(),
-                msn: self.src_msn.unwrap_or(-1),
+                seg_msn: self.src_msn.unwrap_or(-1),
                 size: self.src_size.unwrap_or(0),
                 mtime_ns: self.src_mtime.unwrap_or(0),
             },
@@ -160,10 +160,10 @@ impl HeadRow {
 
 /// A `streams` row as written: the partition key and the head.
 #[derive(SerializeRow)]
-pub(crate) struct HeadWrite<'a> {
+pub(crate) struct RenditionWrite<'a> {
     pub stream: &'a str,
     #[scylla(flatten)]
-    pub row: HeadRow,
+    pub row: RenditionRow,
 }
 
 /// A row of `segment_index` without its partition key.
@@ -322,12 +322,12 @@ mod tests {
             head_msn: 7,
             head_disc_seq: 1,
             head_pdt_ms: 5,
-            source: SourcePos { uri: "a.m4s".into(), msn: 3, size: 4, mtime_ns: 6 },
+            source: SourcePos { uri: "a.m4s".into(), seg_msn: 3, size: 4, mtime_ns: 6 },
             updated_ms: 8,
             ended: true,
         };
-        assert_eq!(HeadRow::from_rendition(&r).into_rendition().unwrap(), r);
-        let mut bad = HeadRow::from_rendition(&r);
+        assert_eq!(RenditionRow::from_rendition(&r).into_rendition().unwrap(), r);
+        let mut bad = RenditionRow::from_rendition(&r);
         bad.container = Some("mkv".into());
         assert!(matches!(bad.into_rendition(), Err(StoreError::Corrupt(_))));
     }

@@ -295,11 +295,8 @@ pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
     connection.write_consistency = run.write_consistency;
     connection.write_timeout = run.write_timeout;
     // clap gives `--stream` two values per occurrence, in order.
-    let mut streams: Vec<StreamSpec> = run
-        .streams
-        .chunks_exact(2)
-        .map(|p| StreamSpec { name: p[0].clone(), dir: PathBuf::from(&p[1]) })
-        .collect();
+    let mut streams: Vec<StreamSpec> =
+        run.streams.chunks_exact(2).map(|p| StreamSpec { name: p[0].clone(), dir: PathBuf::from(&p[1]) }).collect();
     for c in &run.configs {
         let text = std::fs::read_to_string(c).map_err(|e| invalid(format!("--config {}: {e}", c.display())))?;
         let base = c.parent().unwrap_or(Path::new("."));
@@ -399,10 +396,10 @@ mod tests {
         assert_eq!(cfg.write_consistency, Consistency::One);
         assert_eq!(cfg.write_timeout, Duration::from_secs(2));
         assert!(cfg.credentials.is_none() && cfg.tls.is_none() && cfg.local_dc.is_none());
-        let Command::Run(o) =
-            parse(&v("--cassandra h:1 --keyspace k --poll-interval 1s --stream a /x --poll-interval 60s --stream b /y"))
-                .unwrap()
-        else {
+        let Command::Run(o) = parse(&v(
+            "--cassandra h:1 --keyspace k --poll-interval 1s --stream a /x --poll-interval 60s --stream b /y",
+        ))
+        .unwrap() else {
             panic!()
         };
         assert_eq!(o.poll_interval, Duration::from_secs(60), "the last value given wins");
@@ -436,7 +433,8 @@ mod tests {
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --max-concurrent 0").contains("max-concurrent"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --poll-interval 5x").contains("duration"));
         assert!(err("--cassandra h:1 --keyspace k --stream a /x --write-consistency most").contains("consistency"));
-        assert!(err("--cassandra h:1 --keyspace k --stream a /x --dvr-depth 2h").contains("unexpected argument '--dvr-depth'"));
+        assert!(err("--cassandra h:1 --keyspace k --stream a /x --dvr-depth 2h")
+            .contains("unexpected argument '--dvr-depth'"));
         assert!(err("schema --cassandra h:1 --keyspace k --stream a /x").contains("unexpected argument '--stream'"));
         assert!(err("schema --cassandra h:1 --keyspace k --replication Foo:1").contains("replication"));
         assert!(err("schema --cassandra h:1 --keyspace k --durable-writes maybe").contains("durable"));

@@ -48,7 +48,7 @@ impl Backoff {
 
 /// What the uploads of all renditions share.
 #[derive(Clone)]
-pub struct Shared {
+pub struct Uploads {
     /// The session, replaced when it keeps failing (a long outage of the whole cluster).
     pub keeper: Arc<Keeper>,
     /// Segment uploads in flight at once, over all streams.
@@ -58,7 +58,7 @@ pub struct Shared {
     pub metrics: Arc<UploadMetrics>,
 }
 
-impl Shared {
+impl Uploads {
     /// Runs one store request on the current session, and tells the keeper how it went: every
     /// request of the uploader goes through here, so a session that keeps failing is replaced.
     pub async fn with_store<T, Fut>(&self, f: impl FnOnce(Arc<Store>) -> Fut) -> Result<T, StoreError>
@@ -128,7 +128,7 @@ fn stopping(rx: &watch::Receiver<bool>) -> bool {
 }
 
 /// Runs `f` until it succeeds, holding an upload slot while it runs.
-async fn retry<F, Fut>(sh: &Shared, permit: &mut Option<OwnedSemaphorePermit>, what: &str, mut f: F) -> Result<(), ()>
+async fn retry<F, Fut>(sh: &Uploads, permit: &mut Option<OwnedSemaphorePermit>, what: &str, mut f: F) -> Result<(), ()>
 where
     F: FnMut(Arc<Store>) -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
@@ -230,7 +230,7 @@ async fn read_segment(upload: &mut Upload) -> Result<Bytes, String> {
 }
 
 /// Stores one segment. Returns once every row is written, the segment is lost, or on shutdown.
-pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
+pub async fn store_segment(sh: Uploads, mut upload: Upload) -> Outcome {
     let data = match read_segment(&mut upload).await {
         Ok(d) => d,
         Err(why) => return Outcome::Lost(why),
@@ -335,7 +335,7 @@ pub async fn store_segment(sh: Shared, mut upload: Upload) -> Outcome {
 
 /// Stores that the segmenter ended the stream: the head, marked ended. Players then get
 /// EXT-X-ENDLIST until a new segment is stored.
-pub async fn store_end(sh: Shared, stream: Arc<str>, mut head: Rendition) -> Outcome {
+pub async fn store_end(sh: Uploads, stream: Arc<str>, mut head: Rendition) -> Outcome {
     head.updated_ms = now_ms();
     let mut permit = None;
     let what = format!("end of {stream}/{}", head.name);

@@ -150,7 +150,7 @@ async fn run(o: RunOptions, cfg: StoreConfig) -> ExitCode {
         }
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let shared = ingest::Shared {
+    let shared = ingest::Uploads {
         metrics,
         keeper: keeper.clone(),
         slots: Arc::new(Semaphore::new(o.max_concurrent)),

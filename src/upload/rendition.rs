@@ -14,7 +14,7 @@ use tracing::{debug, error, info, warn, Instrument, Span};
 
 use hls_dvr_core::model::{Container, Rendition, SourcePos};
 
-use super::ingest::{self, Backoff, InitState, Outcome, Shared, Upload};
+use super::ingest::{self, Backoff, InitState, Outcome, Upload, Uploads};
 use super::source::{self, file_id, FileId, Located, MediaInfo, Parsed, VariantInfo};
 use super::tracker::{Assigned, Change, PdtChain, Seen, Sequencer, Tracker};
 use hls_dvr_core::clock::now_ms;
@@ -180,7 +180,7 @@ impl State {
         };
         // Unless the last position is still listed as the same file, everything listed may be
         // new (a restart that reused the name, a lag): those entries need their files too.
-        if from > 0 && self.tracker.classify(&seen_of(&files, &refused)).0 != Change::Continue {
+        if from > 0 && self.tracker.change_in(&seen_of(&files, &refused)).0 != Change::Continue {
             check(self, 0..from, &mut files, &mut refused);
         }
         let seen = seen_of(&files, &refused);
@@ -272,7 +272,7 @@ impl State {
             head_msn: a.msn,
             head_disc_seq: a.disc_seq,
             head_pdt_ms: p.pdt_ms,
-            source: SourcePos { uri: p.uri.clone(), msn: p.seg_msn, size: p.file.size, mtime_ns: p.file.mtime_ns },
+            source: SourcePos { uri: p.uri.clone(), seg_msn: p.seg_msn, size: p.file.size, mtime_ns: p.file.mtime_ns },
             updated_ms: 0,
             ended: false,
         };
@@ -337,7 +337,7 @@ impl State {
 }
 
 /// Runs a rendition until shutdown (then finishes the upload in flight).
-pub async fn run(mut spec: Spec, sh: Shared) {
+pub async fn run(mut spec: Spec, sh: Uploads) {
     let mut shutdown = sh.shutdown.clone();
     // Resume where the store's head says the last run stopped.
     let mut backoff = Backoff::default();
@@ -362,7 +362,7 @@ pub async fn run(mut spec: Spec, sh: Shared) {
             spec.playlist.display(),
             h.head_msn,
             h.source.uri,
-            h.source.msn
+            h.source.seg_msn
         ),
         _ => info!("new rendition {} ({})", spec.name, spec.playlist.display()),
     }

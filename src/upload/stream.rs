@@ -14,12 +14,12 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::changes::Changes;
-use super::ingest::Shared;
+use super::ingest::Uploads;
 use super::rendition::{self, Spec};
 use super::source::{self, file_id, normalize, sanitize_name, FileId, Located, Parsed, VariantInfo};
 
 #[derive(Debug, Clone)]
-enum Kind {
+enum Layout {
     Master(Vec<(String, VariantInfo)>),
     Media,
 }
@@ -36,7 +36,7 @@ pub struct Watcher {
     /// Playlists named outside the folder, warned about once.
     refused: HashSet<PathBuf>,
     /// Classification of the folder's playlists, by file identity.
-    kinds: HashMap<PathBuf, (FileId, Kind)>,
+    kinds: HashMap<PathBuf, (FileId, Layout)>,
     renditions: HashMap<PathBuf, Known>,
     names: HashSet<String>,
     tasks: JoinSet<()>,
@@ -96,10 +96,10 @@ impl Watcher {
             let Ok(text) = std::fs::read(p) else { continue };
             match source::parse(&text) {
                 Ok(Parsed::Master(v)) => {
-                    self.kinds.insert(p.clone(), (id, Kind::Master(v)));
+                    self.kinds.insert(p.clone(), (id, Layout::Master(v)));
                 }
                 Ok(Parsed::Media(_)) => {
-                    self.kinds.insert(p.clone(), (id, Kind::Media));
+                    self.kinds.insert(p.clone(), (id, Layout::Media));
                 }
                 Err(e) => debug!("{}: {e}", p.display()),
             }
@@ -107,7 +107,7 @@ impl Watcher {
         let mut masters = false;
         let mut out: Vec<(PathBuf, Option<VariantInfo>)> = Vec::new();
         for p in &files {
-            if let Some((_, Kind::Master(vs))) = self.kinds.get(p) {
+            if let Some((_, Layout::Master(vs))) = self.kinds.get(p) {
                 masters = true;
                 for (uri, info) in vs {
                     let path = match source::locate(&self.dir, p, uri) {
@@ -128,7 +128,7 @@ impl Watcher {
         }
         if !masters {
             for p in &files {
-                if let Some((_, Kind::Media)) = self.kinds.get(p) {
+                if let Some((_, Layout::Media)) = self.kinds.get(p) {
                     out.push((p.clone(), None));
                 }
             }
@@ -136,7 +136,7 @@ impl Watcher {
         out
     }
 
-    fn update(&mut self, shared: &Shared) {
+    fn update(&mut self, shared: &Uploads) {
         for (path, info) in self.scan() {
             if let Some(k) = self.renditions.get(&path) {
                 if info.is_some() {
@@ -163,7 +163,7 @@ impl Watcher {
     }
 
     /// Watches the folder until shutdown, then waits for its renditions to finish.
-    pub async fn run(mut self, shared: Shared) {
+    pub async fn run(mut self, shared: Uploads) {
         info!("watching {}", self.dir.display());
         let mut shutdown = shared.shutdown.clone();
         let mut tick = tokio::time::interval(self.poll_interval);

@@ -95,9 +95,9 @@ impl Tracker {
     /// Resumes after the source position the store's head records.
     pub fn resume(head: Option<&SourcePos>, stall_ms: i64) -> Tracker {
         let mut t = Tracker::new(stall_ms);
-        if let Some(s) = head.filter(|s| s.msn >= 0 && !s.uri.is_empty()) {
+        if let Some(s) = head.filter(|s| s.seg_msn >= 0 && !s.uri.is_empty()) {
             let file = (s.size > 0).then_some(FileId { size: s.size, mtime_ns: s.mtime_ns, ino: 0 });
-            t.last = Some(Last { seg_msn: s.msn, uri: s.uri.clone(), file });
+            t.last = Some(Last { seg_msn: s.seg_msn, uri: s.uri.clone(), file });
         }
         t
     }
@@ -107,7 +107,7 @@ impl Tracker {
     }
 
     /// How `entries` (a playlist, in order) relate to the last position.
-    pub fn classify(&self, entries: &[Seen]) -> (Change, usize) {
+    pub fn change_in(&self, entries: &[Seen]) -> (Change, usize) {
         if entries.is_empty() {
             return (Change::Empty, 0);
         }
@@ -130,7 +130,7 @@ impl Tracker {
 
     /// Compares this poll's playlist with the last position and advances past what is enqueued.
     pub fn diff(&mut self, entries: &[Seen], now_ms: i64) -> (Change, Diff) {
-        let (change, start) = self.classify(entries);
+        let (change, start) = self.change_in(entries);
         let mut d = Diff::default();
         match change {
             Change::Restart | Change::Lag { gap: true } => self.carry_disc = true,
@@ -437,13 +437,13 @@ mod tests {
     fn resume_from_the_store_head() {
         let n = names();
         let f = id(3).unwrap();
-        let src = SourcePos { uri: "seg3.ts".into(), msn: 3, size: f.size, mtime_ns: f.mtime_ns };
+        let src = SourcePos { uri: "seg3.ts".into(), seg_msn: 3, size: f.size, mtime_ns: f.mtime_ns };
         let mut t = Tracker::resume(Some(&src), 10_000);
         let (c, d) = t.diff(&pl(0..6, &n, 0), 0);
         assert_eq!(c, Change::Continue);
         assert_eq!(idx(&d), vec![(4, false), (5, false)]);
         // Head with no source yet behaves like a new rendition.
-        let none = SourcePos { uri: String::new(), msn: -1, size: 0, mtime_ns: 0 };
+        let none = SourcePos { uri: String::new(), seg_msn: -1, size: 0, mtime_ns: 0 };
         let mut t = Tracker::resume(Some(&none), 10_000);
         assert_eq!(t.diff(&pl(0..2, &n, 0), 0).0, Change::First);
         // Segmenter restarted while we were down: seg3.ts is another file now.
