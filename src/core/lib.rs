@@ -9,9 +9,11 @@
 //! - [`status`]: the status endpoint's JSON document.
 //! - [`prometheus`]: the Prometheus text format.
 //! - [`clock`], [`duration`]: now, ISO 8601, and nginx's time syntax.
+//! - [`hash`]: the one hash of keys kept in shared memory.
 
 pub mod clock;
 pub mod duration;
+pub mod hash;
 pub mod model;
 pub mod params;
 pub mod playlist;

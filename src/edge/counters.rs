@@ -7,6 +7,7 @@
 //! and rendition are claimed in a fixed open-addressing table; names that do not fit, or streams
 //! beyond its size, count under the stream `_other`.
 
+use hls_dvr_core::hash::fnv1a;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::time::Duration;
 
@@ -107,12 +108,9 @@ pub struct Counters {
     blocked: AtomicI64,
 }
 
-fn fnv(stream: &str, rendition: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in stream.bytes().chain([0]).chain(rendition.bytes()) {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-    }
-    h | 1 // 0 never names a series
+/// A series' hash: the same in every worker, never 0 (which marks a free slot).
+fn series_hash(stream: &str, rendition: &str) -> u64 {
+    fnv1a(stream.bytes().chain([0]).chain(rendition.bytes())) | 1
 }
 
 impl Counters {
@@ -169,7 +167,7 @@ impl Counters {
         if stream.len() + rendition.len() > NAME_MAX {
             return OTHER;
         }
-        let hash = fnv(stream, rendition);
+        let hash = series_hash(stream, rendition);
         let first = 2 + (hash as usize) % (SERIES - 2);
         for probe in 0..SERIES - 2 {
             let i = 2 + (first - 2 + probe) % (SERIES - 2);

@@ -9,15 +9,16 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ngx::ffi::{
     eventfd, ngx_close_connection, ngx_connection_t, ngx_cycle, ngx_cycle_t, ngx_event_t, ngx_get_connection,
-    ngx_handle_read_event, ngx_http_request_t, ngx_uint_t, EFD_CLOEXEC, EFD_NONBLOCK, NGX_LOG_ERR, NGX_LOG_NOTICE,
-    NGX_LOG_WARN,
+    ngx_handle_read_event, ngx_uint_t, EFD_CLOEXEC, EFD_NONBLOCK, NGX_LOG_ERR, NGX_LOG_NOTICE, NGX_LOG_WARN,
 };
+use ngx::http::Request;
 use ngx::ngx_log_error;
 use once_cell::sync::OnceCell;
 use tokio::runtime::Runtime;
@@ -85,7 +86,8 @@ struct Worker {
 }
 
 struct Pending {
-    r: *mut ngx_http_request_t,
+    /// Alive while pending: the request's pool cleanup cancels the job before it is freed.
+    r: NonNull<Request>,
     /// Aborted if the request goes away first.
     task: AbortHandle,
     blocking: bool,
@@ -118,31 +120,36 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
 
-    let fd = eventfd(0, (EFD_NONBLOCK | EFD_CLOEXEC) as i32);
-    if fd < 0 {
-        return Err(format!("eventfd: {}", std::io::Error::last_os_error()));
-    }
-    let conn = ngx_get_connection(fd, cycle.log);
-    if conn.is_null() {
-        ngx::ffi::close(fd);
-        return Err("no free connection for the eventfd (raise worker_connections)".into());
-    }
-    let rev = (*conn).read;
-    (*rev).handler = Some(on_eventfd);
-    (*rev).log = cycle.log;
-    (*conn).log = cycle.log;
-    if ngx_handle_read_event(rev, 0) != 0 {
-        ngx_close_connection(conn);
-        return Err("cannot watch the eventfd".into());
-    }
-    EVENT_FD.store(fd, Ordering::Release);
+    // SAFETY: called on the worker's nginx thread with the live cycle (the contract above); the
+    // descriptor and the connection made here are this module's own, closed by `stop`.
+    let conn = unsafe {
+        let fd = eventfd(0, (EFD_NONBLOCK | EFD_CLOEXEC) as i32);
+        if fd < 0 {
+            return Err(format!("eventfd: {}", std::io::Error::last_os_error()));
+        }
+        let conn = ngx_get_connection(fd, cycle.log);
+        if conn.is_null() {
+            ngx::ffi::close(fd);
+            return Err("no free connection for the eventfd (raise worker_connections)".into());
+        }
+        let rev = (*conn).read;
+        (*rev).handler = Some(on_eventfd);
+        (*rev).log = cycle.log;
+        (*conn).log = cycle.log;
+        if ngx_handle_read_event(rev, 0) != 0 {
+            ngx_close_connection(conn);
+            return Err("cannot watch the eventfd".into());
+        }
+        EVENT_FD.store(fd, Ordering::Release);
+        conn
+    };
 
     let _ = EDGE.set(Edge::new(main.playlist_cache()));
     let mut cfg = main.store_config();
     // Store reads count in the shared counters (metrics.rs: plain shared memory, any thread).
     cfg.observer = Some(Observer(Arc::new(|op, took| {
-        if let Some(b) = crate::metrics::board() {
-            b.store_read(op, took);
+        if let Some(c) = crate::metrics::counters() {
+            c.store_read(op, took);
         }
     })));
     let whom = format!("{} keyspace {}", cfg.describe(), cfg.keyspace);
@@ -205,7 +212,7 @@ pub enum SubmitError {
 /// Submits a job for request `r`; its reply comes back through `handler::complete`.
 /// `wait` bounds how long the job waits for a session (a worker that just started, after a
 /// reload, is still connecting): requests queue briefly instead of failing.
-pub fn submit(r: *mut ngx_http_request_t, job: Job, wait: Duration) -> Result<u64, SubmitError> {
+pub fn submit(r: NonNull<Request>, job: Job, wait: Duration) -> Result<u64, SubmitError> {
     WORKER.with(|w| {
         let mut w = w.borrow_mut();
         let w = w.as_mut().ok_or(SubmitError::NotReady)?;
@@ -262,10 +269,12 @@ unsafe extern "C" fn on_eventfd(_ev: *mut ngx_event_t) {
     if fd >= 0 {
         // Reset the counter before draining, so a push racing with the drain wakes us again.
         let mut n: u64 = 0;
-        ngx::ffi::read(fd, &mut n as *mut u64 as *mut c_void, 8);
+        // SAFETY: reading 8 bytes into a live u64 from the eventfd this module owns.
+        unsafe { ngx::ffi::read(fd, &mut n as *mut u64 as *mut c_void, 8) };
     }
     let msgs = std::mem::take(&mut *QUEUE.lock().unwrap_or_else(|p| p.into_inner()));
-    let log = (*ngx_cycle).log;
+    // SAFETY: an event handler of the worker's nginx thread, where the cycle is live.
+    let log = unsafe { (*ngx_cycle).log };
     for msg in msgs {
         match msg {
             Msg::Log(level, text) => {
@@ -274,8 +283,10 @@ unsafe extern "C" fn on_eventfd(_ev: *mut ngx_event_t) {
             Msg::Done(id, res) => {
                 let r = WORKER.with(|w| w.borrow_mut().as_mut().and_then(|w| w.forget(id)).map(|p| p.r));
                 // A missing id means the request was freed (client gone, timeout): drop the reply.
-                if let Some(r) = r {
-                    crate::handler::complete(r, id, res);
+                if let Some(mut r) = r {
+                    // SAFETY: its job was pending, so the request is alive (see `Pending`); the
+                    // one reference to it while the reply is handled.
+                    crate::handler::complete(unsafe { r.as_mut() }, id, res);
                 }
             }
         }

@@ -171,15 +171,18 @@ impl Merge for LocConf {
 /// # Safety
 /// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
 unsafe fn args<'a>(cf: *mut ngx_conf_t) -> Result<Vec<&'a str>, String> {
-    let a = &*(*cf).args;
-    let elts = std::slice::from_raw_parts(a.elts as *const ngx_str_t, a.nelts);
-    elts.iter()
-        .skip(1)
-        .map(|s| {
-            let b = if s.len == 0 { &[][..] } else { std::slice::from_raw_parts(s.data, s.len) };
-            std::str::from_utf8(b).map_err(|_| "argument is not valid UTF-8".to_string())
-        })
-        .collect()
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        let a = &*(*cf).args;
+        let elts = std::slice::from_raw_parts(a.elts as *const ngx_str_t, a.nelts);
+        elts.iter()
+            .skip(1)
+            .map(|s| {
+                let b = if s.len == 0 { &[][..] } else { std::slice::from_raw_parts(s.data, s.len) };
+                std::str::from_utf8(b).map_err(|_| "argument is not valid UTF-8".to_string())
+            })
+            .collect()
+    }
 }
 
 /// Runs a directive body; an error is logged against the directive's line and fails `nginx -t`.
@@ -191,12 +194,15 @@ unsafe fn directive(
     name: &str,
     body: impl FnOnce(Vec<&str>) -> Result<(), String>,
 ) -> *mut c_char {
-    let res = args(cf).and_then(body);
-    match res {
-        Ok(()) => NGX_CONF_OK,
-        Err(msg) => {
-            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{}\": {}", name, msg);
-            NGX_CONF_ERROR
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        let res = args(cf).and_then(body);
+        match res {
+            Ok(()) => NGX_CONF_OK,
+            Err(msg) => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{}\": {}", name, msg);
+                NGX_CONF_ERROR
+            }
         }
     }
 }
@@ -215,16 +221,19 @@ fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), String> {
 /// # Safety
 /// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
 unsafe fn conf_file(cf: *mut ngx_conf_t, name: &str) -> Result<PathBuf, String> {
-    let path = Path::new(name);
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        let prefix = (*(*cf).cycle).conf_prefix;
-        let prefix = if prefix.len == 0 { &[][..] } else { std::slice::from_raw_parts(prefix.data, prefix.len) };
-        Path::new(std::str::from_utf8(prefix).map_err(|_| "the configuration prefix is not UTF-8")?).join(path)
-    };
-    std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(path)
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        let path = Path::new(name);
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            let prefix = (*(*cf).cycle).conf_prefix;
+            let prefix = if prefix.len == 0 { &[][..] } else { std::slice::from_raw_parts(prefix.data, prefix.len) };
+            Path::new(std::str::from_utf8(prefix).map_err(|_| "the configuration prefix is not UTF-8")?).join(path)
+        };
+        std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(path)
+    }
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -244,9 +253,12 @@ macro_rules! directive_fn {
             _cmd: *mut ngx::ffi::ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            // SAFETY: nginx passes the configuration this module created for that level.
-            let $conf = &mut *(conf as *mut $ty);
-            directive(cf, $name, |$args| $body)
+            // SAFETY: nginx passes the configuration being parsed and the one this module created
+            // for the directive's level, on the master's thread.
+            unsafe {
+                let $conf = &mut *(conf as *mut $ty);
+                directive(cf, $name, |$args| $body)
+            }
         }
     };
 }
@@ -313,9 +325,11 @@ macro_rules! file_directive {
             _cmd: *mut ngx::ffi::ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            // SAFETY: nginx passes this module's main conf.
-            let c = &mut *(conf as *mut MainConf);
-            directive(cf, $name, |a| once(&mut c.secrets.$field, conf_file(cf, a[0])?))
+            // SAFETY: nginx passes the configuration being parsed and this module's main conf.
+            unsafe {
+                let c = &mut *(conf as *mut MainConf);
+                directive(cf, $name, |a| once(&mut c.secrets.$field, conf_file(cf, a[0])?))
+            }
         }
     };
 }
@@ -327,18 +341,21 @@ file_directive!(set_tls_key, "hls_dvr_tls_key", tls_key);
 
 /// A shared zone of this module named `name` (`size` 0: a reference, declared elsewhere).
 unsafe fn shared_zone(cf: *mut ngx_conf_t, name: &str, size: usize) -> Result<NonNull<ngx_shm_zone_t>, String> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
-        return Err(format!("{name:?} is not a zone name (letters, digits, _ and -)"));
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
+            return Err(format!("{name:?} is not a zone name (letters, digits, _ and -)"));
+        }
+        // nginx keeps the name: a copy in the configuration's pool.
+        let data = ngx::ffi::ngx_pnalloc((*cf).pool, name.len()) as *mut u8;
+        if data.is_null() {
+            return Err("out of memory".into());
+        }
+        std::ptr::copy_nonoverlapping(name.as_ptr(), data, name.len());
+        let mut n = ngx_str_t { len: name.len(), data };
+        let tag = std::ptr::addr_of_mut!(crate::ngx_http_hls_dvr_module) as *mut c_void;
+        NonNull::new(ngx_shared_memory_add(cf, &mut n, size, tag)).ok_or_else(|| "cannot add the shared zone".into())
     }
-    // nginx keeps the name: a copy in the configuration's pool.
-    let data = ngx::ffi::ngx_pnalloc((*cf).pool, name.len()) as *mut u8;
-    if data.is_null() {
-        return Err("out of memory".into());
-    }
-    std::ptr::copy_nonoverlapping(name.as_ptr(), data, name.len());
-    let mut n = ngx_str_t { len: name.len(), data };
-    let tag = std::ptr::addr_of_mut!(crate::ngx_http_hls_dvr_module) as *mut c_void;
-    NonNull::new(ngx_shared_memory_add(cf, &mut n, size, tag)).ok_or_else(|| "cannot add the shared zone".into())
 }
 
 /// `hls_dvr_cache_zone NAME SIZE;`: a shared cache for all workers.
@@ -347,18 +364,21 @@ pub unsafe extern "C" fn set_cache_zone(
     _cmd: *mut ngx::ffi::ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
-    directive(cf, "hls_dvr_cache_zone", |a| {
-        let size = parse_size(a[1])?;
-        if size < 1 << 20 {
-            return Err("the zone needs at least 1m".into());
-        }
-        let zone = shared_zone(cf, a[0], size)?.as_ptr();
-        if (*zone).init.is_some() {
-            return Err(format!("zone {:?} is declared twice", a[0]));
-        }
-        (*zone).init = Some(crate::cache::init_zone);
-        Ok(())
-    })
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        directive(cf, "hls_dvr_cache_zone", |a| {
+            let size = parse_size(a[1])?;
+            if size < 1 << 20 {
+                return Err("the zone needs at least 1m".into());
+            }
+            let zone = shared_zone(cf, a[0], size)?.as_ptr();
+            if (*zone).init.is_some() {
+                return Err(format!("zone {:?} is declared twice", a[0]));
+            }
+            (*zone).init = Some(crate::cache::init_zone);
+            Ok(())
+        })
+    }
 }
 
 /// `hls_dvr_cache NAME | off;`
@@ -367,16 +387,19 @@ pub unsafe extern "C" fn set_cache(
     _cmd: *mut ngx::ffi::ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes this module's location conf.
-    let lc = &mut *(conf as *mut LocConf);
-    directive(cf, "hls_dvr_cache", |a| {
-        let zone = if a[0] == "off" { None } else { Some(shared_zone(cf, a[0], 0)?) };
-        if let Some(z) = zone {
-            let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
-            main.cache_refs.push((a[0].to_string(), z));
-        }
-        once(&mut lc.cache, zone)
-    })
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        // SAFETY: nginx passes this module's location conf.
+        let lc = &mut *(conf as *mut LocConf);
+        directive(cf, "hls_dvr_cache", |a| {
+            let zone = if a[0] == "off" { None } else { Some(shared_zone(cf, a[0], 0)?) };
+            if let Some(z) = zone {
+                let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
+                main.cache_refs.push((a[0].to_string(), z));
+            }
+            once(&mut lc.cache, zone)
+        })
+    }
 }
 
 /// `512k`, `64m`, `2g`, or bytes.
@@ -442,14 +465,17 @@ loc_directive!(set_pass_args, "hls_dvr_pass_args", |c, a| {
 /// # Safety
 /// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
 unsafe fn handled_location(cf: *mut ngx_conf_t) -> Result<&'static mut ngx_http_core_loc_conf_t, String> {
-    let clcf: &mut ngx_http_core_loc_conf_t =
-        NgxHttpCoreModule::location_conf_mut(&*cf).ok_or("no core location configuration")?;
-    if clcf.handler.is_some() {
-        return Err("the location already has a handler (hls_dvr, hls_dvr_status, hls_dvr_metrics or another \
-                    module's): give each its own location"
-            .into());
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        let clcf: &mut ngx_http_core_loc_conf_t =
+            NgxHttpCoreModule::location_conf_mut(&*cf).ok_or("no core location configuration")?;
+        if clcf.handler.is_some() {
+            return Err("the location already has a handler (hls_dvr, hls_dvr_status, hls_dvr_metrics or another \
+                        module's): give each its own location"
+                .into());
+        }
+        Ok(clcf)
     }
-    Ok(clcf)
 }
 
 /// `hls_dvr;` makes the location a DVR endpoint.
@@ -458,28 +484,31 @@ pub unsafe extern "C" fn set_hls_dvr(
     _cmd: *mut ngx::ffi::ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes this module's location conf.
-    let lc = &mut *(conf as *mut LocConf);
-    directive(cf, "hls_dvr", |_| {
-        if lc.enabled {
-            return Err("is duplicate".into());
-        }
-        let clcf = handled_location(cf)?;
-        // Routes are read from what follows the location's prefix, so it must be a plain prefix.
-        if !clcf.regex.is_null() || clcf.exact_match() != 0 || clcf.named() != 0 || clcf.noname() != 0 {
-            return Err("must be in a prefix location, such as \"location /live/ { hls_dvr; }\"".into());
-        }
-        let name = std::slice::from_raw_parts(clcf.name.data, clcf.name.len);
-        lc.prefix = String::from_utf8(name.to_vec()).map_err(|_| "location name is not UTF-8")?;
-        if !lc.prefix.ends_with('/') {
-            lc.prefix.push('/');
-        }
-        lc.enabled = true;
-        clcf.handler = Some(crate::handler::content_handler);
-        let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
-        main.used = true;
-        Ok(())
-    })
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        // SAFETY: nginx passes this module's location conf.
+        let lc = &mut *(conf as *mut LocConf);
+        directive(cf, "hls_dvr", |_| {
+            if lc.enabled {
+                return Err("is duplicate".into());
+            }
+            let clcf = handled_location(cf)?;
+            // Routes are read from what follows the location's prefix, so it must be a plain prefix.
+            if !clcf.regex.is_null() || clcf.exact_match() != 0 || clcf.named() != 0 || clcf.noname() != 0 {
+                return Err("must be in a prefix location, such as \"location /live/ { hls_dvr; }\"".into());
+            }
+            let name = std::slice::from_raw_parts(clcf.name.data, clcf.name.len);
+            lc.prefix = String::from_utf8(name.to_vec()).map_err(|_| "location name is not UTF-8")?;
+            if !lc.prefix.ends_with('/') {
+                lc.prefix.push('/');
+            }
+            lc.enabled = true;
+            clcf.handler = crate::handler::CONTENT_HANDLER;
+            let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
+            main.used = true;
+            Ok(())
+        })
+    }
 }
 
 /// `hls_dvr_status;`: the location answers the status document (JSON) from the store.
@@ -488,14 +517,17 @@ pub unsafe extern "C" fn set_status(
     _cmd: *mut ngx::ffi::ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes this module's location conf.
-    let lc = &mut *(conf as *mut LocConf);
-    directive(cf, "hls_dvr_status", |_| {
-        handled_location(cf)?.handler = Some(crate::handler::content_handler);
-        lc.status = true;
-        crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.used = true;
-        Ok(())
-    })
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        // SAFETY: nginx passes this module's location conf.
+        let lc = &mut *(conf as *mut LocConf);
+        directive(cf, "hls_dvr_status", |_| {
+            handled_location(cf)?.handler = crate::handler::CONTENT_HANDLER;
+            lc.status = true;
+            crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.used = true;
+            Ok(())
+        })
+    }
 }
 
 /// `hls_dvr_metrics;`: the location answers the shared counters in Prometheus's text format.
@@ -504,11 +536,14 @@ pub unsafe extern "C" fn set_metrics(
     _cmd: *mut ngx::ffi::ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
-    directive(cf, "hls_dvr_metrics", |_| {
-        handled_location(cf)?.handler = Some(crate::metrics::handler);
-        crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.metrics = true;
-        Ok(())
-    })
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        directive(cf, "hls_dvr_metrics", |_| {
+            handled_location(cf)?.handler = crate::metrics::HANDLER;
+            crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.metrics = true;
+            Ok(())
+        })
+    }
 }
 
 /// The zone of the shared counters, added once the http block is read when anything uses it.
@@ -516,13 +551,16 @@ pub unsafe extern "C" fn set_metrics(
 /// # Safety
 /// `cf` is the `ngx_conf_t` of the http block being configured.
 pub unsafe fn add_metrics_zone(cf: *mut ngx_conf_t, c: &mut MainConf) -> Result<(), String> {
-    if !(c.used || c.metrics) {
-        return Ok(());
+    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    unsafe {
+        if !(c.used || c.metrics) {
+            return Ok(());
+        }
+        let zone = shared_zone(cf, crate::metrics::ZONE, crate::metrics::zone_size())?;
+        (*zone.as_ptr()).init = Some(crate::metrics::init_zone);
+        c.metrics_zone = Some(zone);
+        Ok(())
     }
-    let zone = shared_zone(cf, crate::metrics::ZONE, crate::metrics::zone_size())?;
-    (*zone.as_ptr()).init = Some(crate::metrics::init_zone);
-    c.metrics_zone = Some(zone);
-    Ok(())
 }
 
 /// After the whole http block is read: a DVR location needs a store to talk to, and the

@@ -1,13 +1,20 @@
 //! `ngx_http_hls_dvr_module`: the nginx glue. Module tables, configuration hooks and the worker's
 //! start and stop; requests are in `handler`, the thread bridge in `bridge`.
+//!
+//! Raw nginx pointers stay at the entry points nginx calls (handlers, events, zone and
+//! configuration callbacks) and in `http`, the one adapter over nginx's request; every `unsafe`
+//! block says why it holds.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod bridge;
 mod cache;
 mod config;
 mod handler;
-mod headers;
+mod http;
 mod metrics;
 mod pump;
+mod response;
 mod variables;
 
 use std::ffi::{c_char, c_void};
@@ -33,28 +40,37 @@ impl HttpModule for HlsDvr {
     }
 
     unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
-        // SAFETY: nginx passes the main conf this module created.
-        let c = &mut *(conf as *mut MainConf);
-        match config::check_main(c).and_then(|()| config::add_metrics_zone(cf, c)) {
-            Ok(()) => std::ptr::null_mut(),
-            Err(msg) => {
-                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{}", msg);
-                NGX_CONF_ERROR
+        // SAFETY: nginx calls this with its live configuration or cycle, on the thread that owns them.
+        unsafe {
+            // SAFETY: nginx passes the main conf this module created.
+            let c = &mut *(conf as *mut MainConf);
+            match config::check_main(c).and_then(|()| config::add_metrics_zone(cf, c)) {
+                Ok(()) => std::ptr::null_mut(),
+                Err(msg) => {
+                    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{}", msg);
+                    NGX_CONF_ERROR
+                }
             }
         }
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        match variables::add(cf) {
-            Ok(()) => Status::NGX_OK.into(),
-            Err(()) => Status::NGX_ERROR.into(),
+        // SAFETY: nginx calls this with its live configuration or cycle, on the thread that owns them.
+        unsafe {
+            match variables::add(cf) {
+                Ok(()) => Status::NGX_OK.into(),
+                Err(()) => Status::NGX_ERROR.into(),
+            }
         }
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        match metrics::add_log_handler(cf) {
-            Ok(()) => Status::NGX_OK.into(),
-            Err(()) => Status::NGX_ERROR.into(),
+        // SAFETY: nginx calls this with its live configuration or cycle, on the thread that owns them.
+        unsafe {
+            match metrics::add_log_handler(cf) {
+                Ok(()) => Status::NGX_OK.into(),
+                Err(()) => Status::NGX_ERROR.into(),
+            }
         }
     }
 }
@@ -246,25 +262,28 @@ pub static mut ngx_http_hls_dvr_module: ngx_module_t = ngx_module_t {
 
 /// Workers only (the master never calls it): tokio is not fork-safe, so the runtime is born here.
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    // SAFETY: nginx passes the live cycle.
-    let cycle = &*cycle;
-    // Cache manager and loader processes run init_process too: they serve no requests.
-    let process = ngx::ffi::ngx_process as u32;
-    if process != ngx::ffi::NGX_PROCESS_WORKER && process != ngx::ffi::NGX_PROCESS_SINGLE {
-        return Status::NGX_OK.into();
-    }
-    let Some(main) = HlsDvr::main_conf(cycle) else { return Status::NGX_OK.into() };
-    if let Some(zone) = main.metrics_zone {
-        metrics::attach(zone.as_ptr());
-    }
-    if !main.used {
-        return Status::NGX_OK.into();
-    }
-    match bridge::start(cycle, main) {
-        Ok(()) => Status::NGX_OK.into(),
-        Err(e) => {
-            ngx::ngx_log_error!(NGX_LOG_EMERG, cycle.log, "hls_dvr: cannot start worker: {}", e);
-            Status::NGX_ERROR.into()
+    // SAFETY: nginx calls this with its live configuration or cycle, on the thread that owns them.
+    unsafe {
+        // SAFETY: nginx passes the live cycle.
+        let cycle = &*cycle;
+        // Cache manager and loader processes run init_process too: they serve no requests.
+        let process = ngx::ffi::ngx_process as u32;
+        if process != ngx::ffi::NGX_PROCESS_WORKER && process != ngx::ffi::NGX_PROCESS_SINGLE {
+            return Status::NGX_OK.into();
+        }
+        let Some(main) = HlsDvr::main_conf(cycle) else { return Status::NGX_OK.into() };
+        if let Some(zone) = main.metrics_zone {
+            metrics::attach(zone.as_ptr());
+        }
+        if !main.used {
+            return Status::NGX_OK.into();
+        }
+        match bridge::start(cycle, main) {
+            Ok(()) => Status::NGX_OK.into(),
+            Err(e) => {
+                ngx::ngx_log_error!(NGX_LOG_EMERG, cycle.log, "hls_dvr: cannot start worker: {}", e);
+                Status::NGX_ERROR.into()
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The shared counters in nginx: their zone, the log-phase handler that counts every request of
 //! an `hls_dvr` location, and `hls_dvr_metrics`, which answers them in Prometheus's text format.
 //!
-//! The zone holds one [`Counters`] of atomics (edge_metrics.rs), mapped at the same address in every
-//! worker. A worker keeps its address in [`BOARD`] from `init_process` on; the runtime's threads
+//! The zone holds one [`Counters`] of atomics (src/edge/counters.rs), mapped at the same address in every
+//! worker. A worker keeps its address in [`COUNTERS`] from `init_process` on; the runtime's threads
 //! add store latencies to it through the store's observer. That is plain shared memory, never an
 //! nginx structure, so it is safe from any thread.
 
@@ -11,13 +11,16 @@ use std::mem::size_of;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+use ngx::core::Status;
 use ngx::ffi::{
-    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_http_request_t, ngx_int_t,
-    ngx_shm_zone_t, ngx_slab_alloc, ngx_slab_pool_t, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED,
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_int_t, ngx_shm_zone_t,
+    ngx_slab_alloc, ngx_slab_pool_t, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED,
 };
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, Request};
+use ngx::http_request_handler;
 
-use crate::handler::{send_body, NGX_ERROR, NGX_OK};
+use crate::http::{RequestExt, NGX_ERROR, NGX_OK};
+use crate::response;
 use crate::HlsDvr;
 use hls_dvr_core::prometheus::{Text, CONTENT_TYPE};
 use hls_dvr_core::route::{self, Route};
@@ -26,49 +29,54 @@ use hls_dvr_edge::counters::{Counters, RequestKind};
 /// The zone's name in nginx (one per configuration).
 pub const ZONE: &str = "hls_dvr_metrics";
 
-/// The board, and room for the slab pool's own bookkeeping.
+/// The counters, and room for the slab pool's own bookkeeping.
 pub fn zone_size() -> usize {
     (size_of::<Counters>() + (64 << 10)).next_multiple_of(4096)
 }
 
-/// This worker's board, set once the worker starts; null in the master.
-static BOARD: AtomicPtr<Counters> = AtomicPtr::new(ptr::null_mut());
+/// This worker's counters, set once the worker starts; null in the master.
+static COUNTERS: AtomicPtr<Counters> = AtomicPtr::new(ptr::null_mut());
 
-/// The board, once the worker counts.
-pub fn board() -> Option<&'static Counters> {
-    // SAFETY: set from the zone, which stays mapped for the worker's life; a Counters is atomics.
-    unsafe { BOARD.load(Ordering::Acquire).as_ref() }
+/// The counters, once the worker counts.
+pub fn counters() -> Option<&'static Counters> {
+    // SAFETY: set from the zone, which stays mapped for the worker's life; `Counters` are atomics.
+    unsafe { COUNTERS.load(Ordering::Acquire).as_ref() }
 }
 
-/// Called by nginx when the zone is mapped: a board of zeros, or the previous configuration's
+/// Called by nginx when the zone is mapped: counters of zeros, or the previous configuration's
 /// (counters survive `nginx -s reload`).
 pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
-    if !old.is_null() {
-        (*zone).data = old;
-        return NGX_OK;
+    // SAFETY: nginx passes this module's zone, mapped, in the master; `old` is the previous
+    // cycle's data of the same zone, or null.
+    unsafe {
+        if !old.is_null() {
+            (*zone).data = old;
+            return NGX_OK;
+        }
+        let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
+        if (*zone).shm.exists != 0 {
+            (*zone).data = (*pool).data;
+            return NGX_OK;
+        }
+        let counters = ngx_slab_alloc(pool, size_of::<Counters>());
+        if counters.is_null() {
+            return NGX_ERROR;
+        }
+        // All zero is valid, empty `Counters`.
+        ptr::write_bytes(counters as *mut u8, 0, size_of::<Counters>());
+        (*pool).data = counters;
+        (*zone).data = counters;
     }
-    let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
-    if (*zone).shm.exists != 0 {
-        (*zone).data = (*pool).data;
-        return NGX_OK;
-    }
-    let board = ngx_slab_alloc(pool, size_of::<Counters>());
-    if board.is_null() {
-        return NGX_ERROR;
-    }
-    // All zero is a valid, empty Counters.
-    ptr::write_bytes(board as *mut u8, 0, size_of::<Counters>());
-    (*pool).data = board;
-    (*zone).data = board;
     NGX_OK
 }
 
-/// Takes the board of the configuration's zone (a worker starting).
+/// Takes the counters of the configuration's zone (a worker starting).
 ///
 /// # Safety
 /// `zone` is the metrics zone of the running cycle, initialised by [`init_zone`].
 pub unsafe fn attach(zone: *mut ngx_shm_zone_t) {
-    BOARD.store((*zone).data as *mut Counters, Ordering::Release);
+    // SAFETY: as the caller promises.
+    COUNTERS.store(unsafe { (*zone).data } as *mut Counters, Ordering::Release);
 }
 
 /// Puts [`log_handler`] into the log phase (postconfiguration).
@@ -76,24 +84,25 @@ pub unsafe fn attach(zone: *mut ngx_shm_zone_t) {
 /// # Safety
 /// `cf` is the `ngx_conf_t` nginx passes to postconfiguration.
 pub unsafe fn add_log_handler(cf: *mut ngx_conf_t) -> Result<(), ()> {
-    let cmcf = NgxHttpCoreModule::main_conf_mut(&*cf).ok_or(())?;
-    let h = ngx_array_push(&mut cmcf.phases[ngx_http_phases_NGX_HTTP_LOG_PHASE as usize].handlers)
-        as *mut ngx_http_handler_pt;
-    if h.is_null() {
-        return Err(());
+    // SAFETY: as the caller promises; the phase's handler array belongs to the http core's main
+    // configuration, alive for the cycle.
+    unsafe {
+        let cmcf = NgxHttpCoreModule::main_conf_mut(&*cf).ok_or(())?;
+        let h = ngx_array_push(&mut cmcf.phases[ngx_http_phases_NGX_HTTP_LOG_PHASE as usize].handlers)
+            as *mut ngx_http_handler_pt;
+        if h.is_null() {
+            return Err(());
+        }
+        *h = Some(log_handler);
     }
-    *h = Some(log_handler);
     Ok(())
 }
 
 /// What a request of an `hls_dvr` location asked for: its kind, stream and rendition (empty for
-/// a master playlist or a bad path).
-///
-/// # Safety
-/// `r` is a live request whose location has `hls_dvr`, `prefix` that location's.
-pub unsafe fn request_series<'a>(r: *mut ngx_http_request_t, prefix: &str) -> (RequestKind, &'a str, &'a str) {
-    let uri = if (*r).uri.len == 0 { &[][..] } else { std::slice::from_raw_parts((*r).uri.data, (*r).uri.len) };
-    let route = std::str::from_utf8(uri).ok().and_then(|u| u.strip_prefix(prefix)).and_then(|p| route::parse(p).ok());
+/// a master playlist or a bad path), borrowed from its path. `prefix` is the location's.
+pub fn request_series<'a>(r: &'a Request, prefix: &str) -> (RequestKind, &'a str, &'a str) {
+    let route =
+        std::str::from_utf8(r.uri()).ok().and_then(|u| u.strip_prefix(prefix)).and_then(|p| route::parse(p).ok());
     match route {
         Some(Route::Master { stream }) => (RequestKind::Master, stream, ""),
         Some(Route::Media { stream, rendition }) => (RequestKind::Media, stream, rendition),
@@ -103,37 +112,46 @@ pub unsafe fn request_series<'a>(r: *mut ngx_http_request_t, prefix: &str) -> (R
     }
 }
 
+http_request_handler!(log_handler, |r: &mut Request| {
+    count(r);
+    Status::NGX_OK
+});
+
 /// Counts a finished request of an `hls_dvr` location: kind, stream, rendition, status, bytes.
-unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    let Some(board) = board() else { return NGX_OK };
-    let Some(lc) = HlsDvr::location_conf(&*r) else { return NGX_OK };
-    if !lc.enabled || r != (*r).main {
-        return NGX_OK;
+fn count(r: &Request) {
+    let Some(counters) = counters() else { return };
+    let Some(lc) = HlsDvr::location_conf(r) else { return };
+    if !lc.enabled || !r.is_main() {
+        return;
     }
     let (kind, stream, rendition) = request_series(r, &lc.prefix);
     // nginx logs a client that went away before the answer as 499, with no status set.
-    let status = match (*r).headers_out.status {
+    let status = match r.status_code() {
         0 => 499,
         s => s.min(u16::MAX as usize) as u16,
     };
-    board.request(kind, stream, rendition, status, (*(*r).connection).sent.max(0) as u64);
-    NGX_OK
+    counters.request(kind, stream, rendition, status, r.bytes_sent());
 }
 
+http_request_handler!(handler, |r: &mut Request| Status(metrics(r)));
+
+/// The content handler of `hls_dvr_metrics` locations.
+pub const HANDLER: ngx_http_handler_pt = Some(handler);
+
 /// `hls_dvr_metrics`'s content handler: the counters of every worker, as one text.
-pub unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    if (*r).method as u32 & (NGX_HTTP_GET | NGX_HTTP_HEAD) == 0 {
+fn metrics(r: &mut Request) -> ngx_int_t {
+    if !r.method_in(NGX_HTTP_GET | NGX_HTTP_HEAD) {
         return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
     }
-    let rc = ngx::ffi::ngx_http_discard_request_body(r);
+    let rc = r.discard_request_body().0;
     if rc != NGX_OK {
         return rc;
     }
     let mut text = Text::default();
-    match HlsDvr::main_conf(&*r).and_then(|m| m.metrics_zone) {
-        // SAFETY: a zone of the running configuration, set up by init_zone; a Counters is atomics.
-        Some(zone) => (*((*zone.as_ptr()).data as *const Counters)).render(&mut text),
+    match HlsDvr::main_conf(r).and_then(|m| m.metrics_zone) {
+        // SAFETY: a zone of the running configuration, set up by init_zone; `Counters` are atomics.
+        Some(zone) => unsafe { (*((*zone.as_ptr()).data as *const Counters)).render(&mut text) },
         None => return NGX_ERROR,
     }
-    send_body(r, 200, CONTENT_TYPE, text.out.as_bytes(), Some("no-store"))
+    response::body(r, 200, CONTENT_TYPE, text.out.as_bytes(), Some("no-store"))
 }

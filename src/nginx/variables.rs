@@ -4,26 +4,24 @@
 //! the request's state once the module has answered. Each is "not found" (empty in logs) where it
 //! does not apply.
 //!
-//! Safety: nginx calls the getters on the worker's nginx thread with a live request; values point
-//! into the request's URI or pool, or at static strings, all of which outlive the request's use.
+//! Values point into the request's URI or pool, or at static strings, all of which outlive the
+//! request's use of them.
 
-use ngx::ffi::{
-    ngx_conf_t, ngx_http_add_variable, ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t, ngx_pnalloc,
-    ngx_str_t, NGX_HTTP_VAR_NOCACHEABLE,
-};
-use ngx::http::HttpModuleLocationConf;
+use ngx::core::Status;
+use ngx::ffi::{ngx_conf_t, ngx_http_add_variable, ngx_http_get_variable_pt, ngx_str_t, ngx_variable_value_t};
+use ngx::http::{HttpModuleLocationConf, Request};
+use ngx::http_variable_get;
 
-use crate::handler::{ctx_of, NGX_ERROR, NGX_OK};
+use crate::handler::{ctx_of, Ctx};
+use crate::http::RequestExt;
 use crate::metrics::request_series;
 use crate::HlsDvr;
 
-type Getter = unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_variable_value_t, usize) -> ngx_int_t;
-
-const VARIABLES: [(&str, Getter); 4] = [
-    ("hls_dvr_stream", stream),
-    ("hls_dvr_rendition", rendition),
-    ("hls_dvr_store_ms", store_ms),
-    ("hls_dvr_cache", cache),
+const VARIABLES: [(&str, ngx_http_get_variable_pt); 4] = [
+    ("hls_dvr_stream", Some(stream)),
+    ("hls_dvr_rendition", Some(rendition)),
+    ("hls_dvr_store_ms", Some(store_ms)),
+    ("hls_dvr_cache", Some(cache)),
 ];
 
 /// Declares the variables (preconfiguration).
@@ -33,75 +31,68 @@ const VARIABLES: [(&str, Getter); 4] = [
 pub unsafe fn add(cf: *mut ngx_conf_t) -> Result<(), ()> {
     for (name, get) in VARIABLES {
         let mut n = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
-        let v = ngx_http_add_variable(cf, &mut n, NGX_HTTP_VAR_NOCACHEABLE as usize);
+        // SAFETY: as the caller promises; nginx copies the name.
+        let v = unsafe { ngx_http_add_variable(cf, &mut n, ngx::ffi::NGX_HTTP_VAR_NOCACHEABLE as usize) };
         if v.is_null() {
             return Err(());
         }
-        (*v).get_handler = Some(get);
+        // SAFETY: a variable nginx just made.
+        unsafe { (*v).get_handler = get };
     }
     Ok(())
 }
 
-unsafe fn not_found(v: *mut ngx_http_variable_value_t) -> ngx_int_t {
-    (*v).set_not_found(1);
-    NGX_OK
-}
-
-/// Sets `v` to `bytes`, which live at least as long as the request.
-unsafe fn found(v: *mut ngx_http_variable_value_t, bytes: &[u8]) -> ngx_int_t {
-    (*v).set_len(bytes.len() as u32);
-    (*v).set_valid(1);
-    (*v).set_no_cacheable(1);
-    (*v).set_not_found(0);
-    (*v).data = bytes.as_ptr() as *mut u8;
-    NGX_OK
+/// What a getter answers: bytes that live as long as the request, or nothing.
+fn set(v: *mut ngx_variable_value_t, value: Option<&[u8]>) -> Status {
+    // SAFETY: nginx passes the variable's value to fill, on its thread.
+    let v = unsafe { &mut *v };
+    match value {
+        Some(bytes) => {
+            v.set_len(bytes.len() as u32);
+            v.set_valid(1);
+            v.set_no_cacheable(1);
+            v.set_not_found(0);
+            v.data = bytes.as_ptr() as *mut u8;
+        }
+        None => v.set_not_found(1),
+    }
+    Status::NGX_OK
 }
 
 /// The stream or rendition named by the path of a request in an `hls_dvr` location.
-unsafe fn name(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, rendition: bool) -> ngx_int_t {
-    let Some(lc) = HlsDvr::location_conf(&*r) else { return not_found(v) };
-    if !lc.enabled {
-        return not_found(v);
-    }
+fn name(r: &Request, rendition: bool) -> Option<&[u8]> {
+    let lc = HlsDvr::location_conf(r).filter(|lc| lc.enabled)?;
     // The names borrow the request's URI, which lives as long as the request.
     let (_, stream, rend) = request_series(r, &lc.prefix);
-    match if rendition { rend } else { stream } {
-        "" => not_found(v),
-        s => found(v, s.as_bytes()),
-    }
+    Some(if rendition { rend } else { stream }).filter(|s| !s.is_empty()).map(str::as_bytes)
 }
 
-unsafe extern "C" fn stream(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t {
-    name(r, v, false)
-}
+http_variable_get!(stream, |r: &mut Request, v: *mut ngx_variable_value_t, _: usize| set(v, name(r, false)));
 
-unsafe extern "C" fn rendition(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t {
-    name(r, v, true)
-}
+http_variable_get!(rendition, |r: &mut Request, v: *mut ngx_variable_value_t, _: usize| set(v, name(r, true)));
 
 /// The request's state, once the module's handler made one.
-unsafe fn state(r: *mut ngx_http_request_t) -> Option<&'static crate::handler::Ctx> {
-    let lc = HlsDvr::location_conf(&*r)?;
+fn state(r: &Request) -> Option<&Ctx> {
+    let lc = HlsDvr::location_conf(r)?;
     if !(lc.enabled || lc.status) {
         return None;
     }
-    ctx_of(r).as_ref()
+    // SAFETY: read only, within the getter; no other reference to the state is held while
+    // nginx evaluates a variable.
+    unsafe { ctx_of(r) }.map(|c| &*c)
 }
 
-unsafe extern "C" fn store_ms(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t {
-    let Some(ms) = state(r).and_then(|c| c.store_ms) else { return not_found(v) };
-    let text = ms.to_string();
-    let p = ngx_pnalloc((*r).pool, text.len()) as *mut u8;
-    if p.is_null() {
-        return NGX_ERROR;
+http_variable_get!(store_ms, |r: &mut Request, v: *mut ngx_variable_value_t, _: usize| {
+    let text = state(r).and_then(|c| c.store_ms).map(|ms| ms.to_string());
+    match text {
+        Some(t) => match r.pool_copy(t.as_bytes()) {
+            Some(copy) => set(v, Some(copy)),
+            None => Status::NGX_ERROR,
+        },
+        None => set(v, None),
     }
-    std::ptr::copy_nonoverlapping(text.as_ptr(), p, text.len());
-    found(v, std::slice::from_raw_parts(p, text.len()))
-}
+});
 
-unsafe extern "C" fn cache(r: *mut ngx_http_request_t, v: *mut ngx_http_variable_value_t, _: usize) -> ngx_int_t {
-    match state(r).and_then(|c| c.cache_status) {
-        Some(s) => found(v, s.as_bytes()),
-        None => not_found(v),
-    }
-}
+http_variable_get!(cache, |r: &mut Request, v: *mut ngx_variable_value_t, _: usize| {
+    set(v, state(r).and_then(|c| c.cache_status).map(str::as_bytes))
+});
