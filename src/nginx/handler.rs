@@ -305,13 +305,17 @@ unsafe extern "C" fn on_poll(ev: *mut ngx_event_t) {
 fn send_pinned(r: &mut Request, ctx: &mut Ctx, p: Pinned) -> ngx_int_t {
     let content = p.content;
     let data = ctx.pinned.insert(p).bytes();
-    // SAFETY (each send): the entry stays pinned, its bytes unchanged, until the request's
-    // cleanup unpins it.
-    match content {
-        Content::Playlist { max_age_s } => unsafe { response::playlist(r, data, max_age_s) },
-        Content::Segment(container) => unsafe { response::blob(r, data, container.content_type()) },
-        Content::Init => unsafe { response::blob(r, data, response::INIT_TYPE) },
-    }
+    let content_type = match content {
+        Content::Playlist { max_age_s } => {
+            // SAFETY: the entry stays pinned, its bytes unchanged, until the request's cleanup
+            // unpins it.
+            return unsafe { response::playlist(r, data, max_age_s) };
+        }
+        Content::Segment(container) => container.content_type(),
+        Content::Init => response::INIT_TYPE,
+    };
+    // SAFETY: as above.
+    unsafe { response::blob(r, data, content_type) }
 }
 
 /// The store's answer to a request that claimed its key: into the zone and out to the client,
@@ -333,12 +337,16 @@ fn fill(r: &mut Request, ctx: &mut Ctx, parts: Vec<Bytes>, content: Content) -> 
     // Not kept: served from the bytes the store sent, held by the request.
     let whole = Bytes::from(parts.concat());
     ctx.sent.push(whole.clone());
-    // SAFETY (each send): `whole` shares its memory with the copy kept in `ctx.sent`.
-    match content {
-        Content::Playlist { max_age_s } => unsafe { response::playlist(r, &whole, max_age_s) },
-        Content::Segment(container) => unsafe { response::blob(r, &whole, container.content_type()) },
-        Content::Init => unsafe { response::blob(r, &whole, response::INIT_TYPE) },
-    }
+    let content_type = match content {
+        Content::Playlist { max_age_s } => {
+            // SAFETY: `whole` shares its memory with the copy kept in `ctx.sent`.
+            return unsafe { response::playlist(r, &whole, max_age_s) };
+        }
+        Content::Segment(container) => container.content_type(),
+        Content::Init => response::INIT_TYPE,
+    };
+    // SAFETY: as above.
+    unsafe { response::blob(r, &whole, content_type) }
 }
 
 /// The job a request's path and query ask for, or why they are not understood (400).

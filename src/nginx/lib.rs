@@ -79,6 +79,7 @@ impl HttpModule for HlsDvr {
 unsafe impl HttpModuleMainConf for HlsDvr {
     type MainConf = MainConf;
 }
+// SAFETY: as above.
 unsafe impl HttpModuleLocationConf for HlsDvr {
     type LocationConf = LocConf;
 }
