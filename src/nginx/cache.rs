@@ -30,9 +30,11 @@ use std::ptr::{self, NonNull};
 use ngx::ffi::{
     kill, ngx_int_t, ngx_pid, ngx_pid_t, ngx_queue_init, ngx_queue_insert_after, ngx_queue_remove, ngx_queue_t,
     ngx_rbtree_delete, ngx_rbtree_init, ngx_rbtree_insert, ngx_rbtree_node_t, ngx_rbtree_t, ngx_shm_zone_t,
-    ngx_shmtx_lock, ngx_shmtx_unlock, ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_pool_t, ngx_str_node_t,
-    ngx_str_rbtree_insert_value, ngx_str_rbtree_lookup, ngx_str_t,
+    ngx_slab_alloc_locked, ngx_slab_free_locked, ngx_slab_pool_t, ngx_str_node_t, ngx_str_rbtree_insert_value,
+    ngx_str_rbtree_lookup, ngx_str_t,
 };
+
+use ngx::core::slab::{LockedSlabPool, SlabPool};
 
 use hls_dvr_core::hash::fnv1a;
 use hls_dvr_core::model::Container;
@@ -157,48 +159,33 @@ fn decode(content: u32, max_age_s: u32) -> Content {
 
 /// The zone's init callback: a new header, or the one of the previous cycle after a reload.
 pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx passes this module's zone, mapped, in the master; `old` is the previous
-    // cycle's data of the same zone, or null. Nothing else runs yet.
+    // SAFETY: nginx calls this with this module's zone, mapped, in the master (see `zone_data`).
     unsafe {
-        let shpool = (*zone).shm.addr as *mut ngx_slab_pool_t;
-        if !old.is_null() {
-            (*zone).data = old;
-            return 0;
-        }
-        if (*zone).shm.exists != 0 {
-            (*zone).data = (*shpool).data;
-            return 0;
-        }
-        let sh = ngx_slab_alloc_locked(shpool, size_of::<ZoneHeader>()) as *mut ZoneHeader;
-        if sh.is_null() {
-            return -1;
-        }
-        ngx_rbtree_init(
-            ptr::addr_of_mut!((*sh).tree),
-            ptr::addr_of_mut!((*sh).sentinel),
-            Some(ngx_str_rbtree_insert_value),
-        );
-        ngx_queue_init(ptr::addr_of_mut!((*sh).lru));
-        (*shpool).data = sh as *mut c_void;
-        (*zone).data = sh as *mut c_void;
-        // A full zone is normal (entries are then evicted): no "no memory" line for each
-        // allocation that fails first.
-        (*shpool).set_log_nomem(0);
+        crate::zone::zone_data(zone, old, |shpool| {
+            let sh = ngx_slab_alloc_locked(shpool, size_of::<ZoneHeader>()) as *mut ZoneHeader;
+            if sh.is_null() {
+                return ptr::null_mut();
+            }
+            ngx_rbtree_init(
+                ptr::addr_of_mut!((*sh).tree),
+                ptr::addr_of_mut!((*sh).sentinel),
+                Some(ngx_str_rbtree_insert_value),
+            );
+            ngx_queue_init(ptr::addr_of_mut!((*sh).lru));
+            // A full zone is normal (entries are then evicted): no "no memory" line for each
+            // allocation that fails first.
+            (*shpool).set_log_nomem(0);
+            sh as *mut c_void
+        })
     }
-    0
 }
 
-/// The zone's lock, released when dropped. Everything in the zone is touched through it.
+/// The zone's lock (ngx's, released when dropped), with the zone's pool and header. Everything in
+/// the zone is touched through it.
 struct Locked {
+    _guard: LockedSlabPool,
     pool: *mut ngx_slab_pool_t,
     sh: *mut ZoneHeader,
-}
-
-impl Drop for Locked {
-    fn drop(&mut self) {
-        // SAFETY: taken in `Cache::lock` on this pool.
-        unsafe { ngx_shmtx_unlock(ptr::addr_of_mut!((*self.pool).mutex)) };
-    }
 }
 
 impl Cache {
@@ -209,12 +196,16 @@ impl Cache {
     }
 
     fn lock(&self) -> Locked {
-        // SAFETY: a zone set up by `init_zone` (see `Cache::new`): its slab pool and header.
+        // SAFETY: a zone set up by `init_zone` (see `Cache::new`), mapped for the worker's life:
+        // its slab pool and header.
         unsafe {
-            let zone = self.zone.as_ptr();
-            let pool = (*zone).shm.addr as *mut ngx_slab_pool_t;
-            ngx_shmtx_lock(ptr::addr_of_mut!((*pool).mutex));
-            Locked { pool, sh: (*zone).data as *mut ZoneHeader }
+            let zone = self.zone.as_ref();
+            let pool = SlabPool::from_shm_zone(zone).expect("a mapped zone");
+            Locked {
+                _guard: pool.lock(),
+                pool: zone.shm.addr as *mut ngx_slab_pool_t,
+                sh: zone.data as *mut ZoneHeader,
+            }
         }
     }
 

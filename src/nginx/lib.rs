@@ -16,6 +16,7 @@ mod metrics;
 mod pump;
 mod response;
 mod variables;
+mod zone;
 
 use std::ffi::{c_char, c_void};
 use std::ptr::{addr_of, addr_of_mut};
