@@ -77,7 +77,7 @@ pub struct MainConf {
     pub cache_refs: Vec<(String, NonNull<ngx_shm_zone_t>)>,
     /// Some location says `hls_dvr_metrics`.
     pub metrics: bool,
-    /// The zone of the shared counters (edge_metrics.rs), when anything counts or shows them.
+    /// The zone of the shared counters (src/edge/counters.rs), when anything counts or shows them.
     pub metrics_zone: Option<NonNull<ngx_shm_zone_t>>,
 }
 
@@ -171,7 +171,7 @@ impl Merge for LocConf {
 /// # Safety
 /// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
 unsafe fn args<'a>(cf: *mut ngx_conf_t) -> Result<Vec<&'a str>, String> {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    // SAFETY: `cf` is the configuration being parsed (the contract above), on the master's thread.
     unsafe {
         let a = &*(*cf).args;
         let elts = std::slice::from_raw_parts(a.elts as *const ngx_str_t, a.nelts);
@@ -194,7 +194,7 @@ unsafe fn directive(
     name: &str,
     body: impl FnOnce(Vec<&str>) -> Result<(), String>,
 ) -> *mut c_char {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    // SAFETY: `cf` is the configuration being parsed (the contract above), on the master's thread.
     unsafe {
         let res = args(cf).and_then(body);
         match res {
@@ -221,7 +221,7 @@ fn once<T>(slot: &mut Option<T>, v: T) -> Result<(), String> {
 /// # Safety
 /// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
 unsafe fn conf_file(cf: *mut ngx_conf_t, name: &str) -> Result<PathBuf, String> {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    // SAFETY: `cf` is the configuration being parsed (the contract above), on the master's thread.
     unsafe {
         let path = Path::new(name);
         let path = if path.is_absolute() {
@@ -245,17 +245,22 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A directive handler: `$conf` is the module's configuration of type `$ty` at the level the
-/// directive's `conf` offset names, `$args` its arguments.
+/// directive's `conf` offset names, `$args` its arguments, and `$cf` (when named) the
+/// configuration being parsed.
 macro_rules! directive_fn {
     ($fn:ident, $name:literal, $ty:ty, |$conf:ident, $args:ident| $body:expr) => {
+        directive_fn!($fn, $name, $ty, |_cf, $conf, $args| $body);
+    };
+    ($fn:ident, $name:literal, $ty:ty, |$cf:ident, $conf:ident, $args:ident| $body:expr) => {
         pub unsafe extern "C" fn $fn(
             cf: *mut ngx_conf_t,
             _cmd: *mut ngx::ffi::ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
             // SAFETY: nginx passes the configuration being parsed and the one this module created
-            // for the directive's level, on the master's thread.
+            // for the directive's level, on the master's thread; nothing else touches them then.
             unsafe {
+                let $cf = cf;
                 let $conf = &mut *(conf as *mut $ty);
                 directive(cf, $name, |$args| $body)
             }
@@ -317,20 +322,10 @@ main_directive!(set_username, "hls_dvr_username", |c, a| {
     once(&mut c.secrets.username, a[0].to_string())
 });
 
-// The file directives take `cf`, to resolve relative names as nginx does.
+// The file directives resolve relative names as nginx does, from `cf`.
 macro_rules! file_directive {
     ($fn:ident, $name:literal, $field:ident) => {
-        pub unsafe extern "C" fn $fn(
-            cf: *mut ngx_conf_t,
-            _cmd: *mut ngx::ffi::ngx_command_t,
-            conf: *mut c_void,
-        ) -> *mut c_char {
-            // SAFETY: nginx passes the configuration being parsed and this module's main conf.
-            unsafe {
-                let c = &mut *(conf as *mut MainConf);
-                directive(cf, $name, |a| once(&mut c.secrets.$field, conf_file(cf, a[0])?))
-            }
-        }
+        main_directive!($fn, $name, |cf, c, a| once(&mut c.secrets.$field, conf_file(cf, a[0])?));
     };
 }
 
@@ -341,7 +336,7 @@ file_directive!(set_tls_key, "hls_dvr_tls_key", tls_key);
 
 /// A shared zone of this module named `name` (`size` 0: a reference, declared elsewhere).
 unsafe fn shared_zone(cf: *mut ngx_conf_t, name: &str, size: usize) -> Result<NonNull<ngx_shm_zone_t>, String> {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    // SAFETY: `cf` is the configuration being parsed (the contract above), on the master's thread.
     unsafe {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
             return Err(format!("{name:?} is not a zone name (letters, digits, _ and -)"));
@@ -358,49 +353,29 @@ unsafe fn shared_zone(cf: *mut ngx_conf_t, name: &str, size: usize) -> Result<No
     }
 }
 
-/// `hls_dvr_cache_zone NAME SIZE;`: a shared cache for all workers.
-pub unsafe extern "C" fn set_cache_zone(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx::ffi::ngx_command_t,
-    _conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
-    unsafe {
-        directive(cf, "hls_dvr_cache_zone", |a| {
-            let size = parse_size(a[1])?;
-            if size < 1 << 20 {
-                return Err("the zone needs at least 1m".into());
-            }
-            let zone = shared_zone(cf, a[0], size)?.as_ptr();
-            if (*zone).init.is_some() {
-                return Err(format!("zone {:?} is declared twice", a[0]));
-            }
-            (*zone).init = Some(crate::cache::init_zone);
-            Ok(())
-        })
+// `hls_dvr_cache_zone NAME SIZE;`: a shared cache for all workers.
+main_directive!(set_cache_zone, "hls_dvr_cache_zone", |cf, _c, a| {
+    let size = parse_size(a[1])?;
+    if size < 1 << 20 {
+        return Err("the zone needs at least 1m".into());
     }
-}
+    let zone = shared_zone(cf, a[0], size)?.as_ptr();
+    if (*zone).init.is_some() {
+        return Err(format!("zone {:?} is declared twice", a[0]));
+    }
+    (*zone).init = Some(crate::cache::init_zone);
+    Ok(())
+});
 
-/// `hls_dvr_cache NAME | off;`
-pub unsafe extern "C" fn set_cache(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx::ffi::ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
-    unsafe {
-        // SAFETY: nginx passes this module's location conf.
-        let lc = &mut *(conf as *mut LocConf);
-        directive(cf, "hls_dvr_cache", |a| {
-            let zone = if a[0] == "off" { None } else { Some(shared_zone(cf, a[0], 0)?) };
-            if let Some(z) = zone {
-                let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
-                main.cache_refs.push((a[0].to_string(), z));
-            }
-            once(&mut lc.cache, zone)
-        })
+// `hls_dvr_cache NAME | off;`
+loc_directive!(set_cache, "hls_dvr_cache", |cf, lc, a| {
+    let zone = if a[0] == "off" { None } else { Some(shared_zone(cf, a[0], 0)?) };
+    if let Some(z) = zone {
+        let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
+        main.cache_refs.push((a[0].to_string(), z));
     }
-}
+    once(&mut lc.cache, zone)
+});
 
 /// `512k`, `64m`, `2g`, or bytes.
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -465,7 +440,7 @@ loc_directive!(set_pass_args, "hls_dvr_pass_args", |c, a| {
 /// # Safety
 /// `cf` is the `ngx_conf_t` nginx passes to a directive handler.
 unsafe fn handled_location(cf: *mut ngx_conf_t) -> Result<&'static mut ngx_http_core_loc_conf_t, String> {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    // SAFETY: `cf` is the configuration being parsed (the contract above), on the master's thread.
     unsafe {
         let clcf: &mut ngx_http_core_loc_conf_t =
             NgxHttpCoreModule::location_conf_mut(&*cf).ok_or("no core location configuration")?;
@@ -478,80 +453,49 @@ unsafe fn handled_location(cf: *mut ngx_conf_t) -> Result<&'static mut ngx_http_
     }
 }
 
-/// `hls_dvr;` makes the location a DVR endpoint.
-pub unsafe extern "C" fn set_hls_dvr(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx::ffi::ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
-    unsafe {
-        // SAFETY: nginx passes this module's location conf.
-        let lc = &mut *(conf as *mut LocConf);
-        directive(cf, "hls_dvr", |_| {
-            if lc.enabled {
-                return Err("is duplicate".into());
-            }
-            let clcf = handled_location(cf)?;
-            // Routes are read from what follows the location's prefix, so it must be a plain prefix.
-            if !clcf.regex.is_null() || clcf.exact_match() != 0 || clcf.named() != 0 || clcf.noname() != 0 {
-                return Err("must be in a prefix location, such as \"location /live/ { hls_dvr; }\"".into());
-            }
-            let name = std::slice::from_raw_parts(clcf.name.data, clcf.name.len);
-            lc.prefix = String::from_utf8(name.to_vec()).map_err(|_| "location name is not UTF-8")?;
-            if !lc.prefix.ends_with('/') {
-                lc.prefix.push('/');
-            }
-            lc.enabled = true;
-            clcf.handler = crate::handler::CONTENT_HANDLER;
-            let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
-            main.used = true;
-            Ok(())
-        })
+// `hls_dvr;` makes the location a DVR endpoint.
+loc_directive!(set_hls_dvr, "hls_dvr", |cf, lc, _a| {
+    if lc.enabled {
+        return Err("is duplicate".into());
     }
-}
+    let clcf = handled_location(cf)?;
+    // Routes are read from what follows the location's prefix, so it must be a plain prefix.
+    if !clcf.regex.is_null() || clcf.exact_match() != 0 || clcf.named() != 0 || clcf.noname() != 0 {
+        return Err("must be in a prefix location, such as \"location /live/ { hls_dvr; }\"".into());
+    }
+    let name = std::slice::from_raw_parts(clcf.name.data, clcf.name.len);
+    lc.prefix = String::from_utf8(name.to_vec()).map_err(|_| "location name is not UTF-8")?;
+    if !lc.prefix.ends_with('/') {
+        lc.prefix.push('/');
+    }
+    lc.enabled = true;
+    clcf.handler = crate::handler::CONTENT_HANDLER;
+    let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
+    main.used = true;
+    Ok(())
+});
 
-/// `hls_dvr_status;`: the location answers the status document (JSON) from the store.
-pub unsafe extern "C" fn set_status(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx::ffi::ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
-    unsafe {
-        // SAFETY: nginx passes this module's location conf.
-        let lc = &mut *(conf as *mut LocConf);
-        directive(cf, "hls_dvr_status", |_| {
-            handled_location(cf)?.handler = crate::handler::CONTENT_HANDLER;
-            lc.status = true;
-            crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.used = true;
-            Ok(())
-        })
-    }
-}
+// `hls_dvr_status;`: the location answers the status document (JSON) from the store.
+loc_directive!(set_status, "hls_dvr_status", |cf, lc, _a| {
+    handled_location(cf)?.handler = crate::handler::CONTENT_HANDLER;
+    lc.status = true;
+    crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.used = true;
+    Ok(())
+});
 
-/// `hls_dvr_metrics;`: the location answers the shared counters in Prometheus's text format.
-pub unsafe extern "C" fn set_metrics(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx::ffi::ngx_command_t,
-    _conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
-    unsafe {
-        directive(cf, "hls_dvr_metrics", |_| {
-            handled_location(cf)?.handler = crate::metrics::HANDLER;
-            crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.metrics = true;
-            Ok(())
-        })
-    }
-}
+// `hls_dvr_metrics;`: the location answers the shared counters in Prometheus's text format.
+loc_directive!(set_metrics, "hls_dvr_metrics", |cf, _lc, _a| {
+    handled_location(cf)?.handler = crate::metrics::HANDLER;
+    crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.metrics = true;
+    Ok(())
+});
 
 /// The zone of the shared counters, added once the http block is read when anything uses it.
 ///
 /// # Safety
 /// `cf` is the `ngx_conf_t` of the http block being configured.
 pub unsafe fn add_metrics_zone(cf: *mut ngx_conf_t, c: &mut MainConf) -> Result<(), String> {
-    // SAFETY: nginx passes the configuration being parsed (`cf`) and this module's configuration of the directive's level (`conf`), on the master's thread; nothing else touches them meanwhile.
+    // SAFETY: `cf` is the configuration being parsed (the contract above), on the master's thread.
     unsafe {
         if !(c.used || c.metrics) {
             return Ok(());
