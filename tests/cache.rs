@@ -42,7 +42,9 @@ impl Edge {
             &proxy.addr(),
             &ks,
             2,
-            &format!("hls_dvr_cache_zone edge {zone}; hls_dvr_timeout 5s;"),
+            // Identical playlist requests within the cache time share one build: its longest, so that
+            // twelve clients started on a busy machine all arrive within it.
+            &format!("hls_dvr_cache_zone edge {zone}; hls_dvr_timeout 5s; hls_dvr_playlist_cache 5s;"),
             // A short window: a playlist build reads the head and one or two index buckets.
             "hls_dvr_cache edge; hls_dvr_window 30s;",
         );
