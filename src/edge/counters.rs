@@ -7,10 +7,10 @@
 //! and rendition are claimed in a fixed open-addressing table; names that do not fit, or streams
 //! beyond its size, count under the stream `_other`.
 
-use hls_dvr_core::hash::fnv1a;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::time::Duration;
 
+use hls_dvr_core::hash::fnv1a;
 use hls_dvr_core::prometheus::{latency_bucket, Text, LATENCY_BOUNDS_S};
 use hls_dvr_store::{Op, StoreError};
 
