@@ -78,6 +78,7 @@ async fn main() {
             source: SourcePos::default(),
             updated_ms: now,
             ended: false,
+            media: hls_dvr_core::model::MediaType::Muxed,
         };
         store.write_head(stream, &head).await.expect("head");
     }

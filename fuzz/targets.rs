@@ -1,7 +1,7 @@
 //! The fuzz targets' bodies, shared by the libFuzzer binaries in `fuzz_targets/` (scripts/fuzz)
 //! and by `tests/fuzz_corpora.rs`, which replays every kept corpus through them in the suite.
 
-use hls_dvr_core::model::{sort_newest_per_msn, Container, IndexEntry, Rendition, SourcePos};
+use hls_dvr_core::model::{sort_newest_per_msn, Container, IndexEntry, MediaType, Rendition, SourcePos};
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::route::{self, parse_range, ByteRange};
 use hls_dvr_core::{playlist, window};
@@ -55,11 +55,21 @@ pub fn playlist(data: &[u8]) {
 /// refused or describes chunks that add up to the blob exactly; segment bytes are whole or not.
 pub fn chunks(data: &[u8]) {
     let Some((head, rest)) = data.split_first_chunk::<16>() else { return };
-    let meta = BlobMeta {
-        size: u64::from_le_bytes(head[..8].try_into().unwrap()) % (1 << 36),
-        chunks: u32::from_le_bytes(head[8..12].try_into().unwrap()) % 100_000,
-        chunk_size: u32::from_le_bytes(head[12..16].try_into().unwrap()),
-    };
+    let size = u64::from_le_bytes(head[..8].try_into().unwrap()) % (1 << 36);
+    let chunks = u32::from_le_bytes(head[8..12].try_into().unwrap()) % 100_000;
+    let fixed = BlobMeta { size, chunks, chunk_size: u32::from_le_bytes(head[12..16].try_into().unwrap()), ends: None };
+    // Varying chunks (a pushed segment): ends made of the input's bytes, sane or not.
+    let ends: std::sync::Arc<[u64]> =
+        rest.chunks(3).map(|c| c.iter().fold(0u64, |a, b| a * 256 + *b as u64)).take(64).collect();
+    let varying = BlobMeta { size, chunks: ends.len() as u32, chunk_size: 0, ends: Some(ends) };
+    for meta in [fixed, varying] {
+        check_meta(&meta, rest);
+    }
+    let _ = whole(Container::Ts, rest);
+    let _ = whole(Container::Fmp4, rest);
+}
+
+fn check_meta(meta: &BlobMeta, rest: &[u8]) {
     if meta.validate().is_ok() {
         let total: u64 = (0..meta.chunks).map(|i| meta.chunk_len(i)).sum();
         assert_eq!(total, meta.size);
@@ -69,9 +79,11 @@ pub fn chunks(data: &[u8]) {
         }
         let i = rest.len() as u32 % meta.chunks;
         assert_eq!(meta.check_chunk(i, rest).is_ok(), rest.len() as u64 == meta.chunk_len(i));
+        for b in [0, meta.size / 2, meta.size.saturating_sub(1)] {
+            let c = *meta.chunks_for(b, b).start();
+            assert!(meta.size == 0 || (meta.chunk_start(c) <= b && b < meta.chunk_start(c) + meta.chunk_len(c)));
+        }
     }
-    let _ = whole(Container::Ts, rest);
-    let _ = whole(Container::Fmp4, rest);
 }
 
 /// Index rows as a store may hold them (holes, odd dates and durations, a corrupt row): every
@@ -109,6 +121,7 @@ pub fn views(data: &[u8]) {
         source: SourcePos::default(),
         updated_ms: NOW,
         ended: q[2] & 1 == 1,
+        media: MediaType::Muxed,
     };
     let secs = |b: u8| (b as i64 - 128) * 1000;
     let query = match q[3] % 3 {

@@ -56,6 +56,34 @@ impl Container {
     }
 }
 
+/// What a rendition carries: audio and video together (a segmenter's usual ladder), or one
+/// track alone (a CMAF push sends each track apart; the multivariant playlist then lists audio as
+/// an EXT-X-MEDIA group the video variants refer to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    Muxed,
+    Video,
+    Audio,
+}
+
+impl MediaType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Muxed => "muxed",
+            MediaType::Video => "video",
+            MediaType::Audio => "audio",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "muxed" => Some(MediaType::Muxed),
+            "video" => Some(MediaType::Video),
+            "audio" => Some(MediaType::Audio),
+            _ => None,
+        }
+    }
+}
+
 /// Where the uploader stopped in the segmenter's output, so a restart resumes exactly there.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SourcePos {
@@ -86,6 +114,25 @@ pub struct Rendition {
     /// The segmenter ended the stream (EXT-X-ENDLIST) and every segment it listed is stored;
     /// cleared by the next segment stored.
     pub ended: bool,
+    pub media: MediaType,
+}
+
+/// A pushed segment's hold on a sequence number: the first receiver to claim the number for
+/// its copy fixes the values every receiver writes for that segment (ARCHITECTURE.md, "Two
+/// receivers").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// What the encoder sent, the same at every receiver: its own segment number with the
+    /// segment's media time or a hash of its bytes.
+    pub source: String,
+    /// The receiver process that claimed it.
+    pub receiver: String,
+    pub pdt_ms: i64,
+    pub duration_us: i64,
+    pub discontinuity: bool,
+    pub disc_seq: i64,
+    /// The index row's `added_ms` (and so its bucket).
+    pub added_ms: i64,
 }
 
 /// One segment in the index.

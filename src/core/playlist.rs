@@ -8,23 +8,48 @@
 use std::fmt::Write as _;
 
 use crate::clock::iso8601;
-use crate::model::{Container, Rendition};
+use crate::model::{Container, MediaType, Rendition};
 use crate::window::{Item, PlaylistType, View};
 
 /// The multivariant playlist. BANDWIDTH is mandatory: a rendition whose bandwidth is not known yet
 /// is listed with 1, so players treat it as the lowest variant until the uploader learns it.
 /// `variant_query` (empty, or `?...`) follows every variant URI, so each rendition's playlist
 /// shows the range the multivariant playlist was asked for.
+///
+/// Audio renditions (a CMAF push sends each track apart) are listed as one EXT-X-MEDIA group,
+/// the first by name the default, and every video variant names the group: its BANDWIDTH and
+/// CODECS then count the largest audio rendition too, as RFC 8216bis asks.
 pub fn master(renditions: &[Rendition], variant_query: &str) -> String {
     let mut out = String::with_capacity(128 + renditions.len() * 128);
     out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut sorted: Vec<&Rendition> = renditions.iter().collect();
+    let mut audio: Vec<&Rendition> = renditions.iter().filter(|r| r.media == MediaType::Audio).collect();
+    audio.sort_by(|a, b| a.name.cmp(&b.name));
+    for (i, a) in audio.iter().enumerate() {
+        let default = if i == 0 { "YES" } else { "NO" };
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\",DEFAULT={default},AUTOSELECT=YES,URI=\"{}/index.m3u8{variant_query}\"",
+            a.name, a.name
+        );
+    }
+    let audio_bw = audio.iter().filter_map(|a| a.bandwidth).max().unwrap_or(0);
+    let audio_codec = audio.first().and_then(|a| a.codecs.as_deref()).filter(|c| is_attr_safe(c));
+    let mut sorted: Vec<&Rendition> = renditions.iter().filter(|r| r.media != MediaType::Audio).collect();
     // Lowest bandwidth first: players that start at the first variant start fast.
     sorted.sort_by(|a, b| a.bandwidth.unwrap_or(0).cmp(&b.bandwidth.unwrap_or(0)).then(a.name.cmp(&b.name)));
     for r in sorted {
-        let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", r.bandwidth.filter(|b| *b > 0).unwrap_or(1));
+        let grouped = r.media == MediaType::Video && !audio.is_empty();
+        let bandwidth = r.bandwidth.filter(|b| *b > 0).map(|b| if grouped { b + audio_bw } else { b });
+        let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", bandwidth.unwrap_or(1));
         if let Some(c) = r.codecs.as_deref().filter(|c| is_attr_safe(c)) {
-            let _ = write!(out, ",CODECS=\"{c}\"");
+            match audio_codec.filter(|_| grouped) {
+                Some(a) => {
+                    let _ = write!(out, ",CODECS=\"{c},{a}\"");
+                }
+                None => {
+                    let _ = write!(out, ",CODECS=\"{c}\"");
+                }
+            }
         }
         if let Some(res) = r.resolution.as_deref().filter(|s| is_resolution(s)) {
             let _ = write!(out, ",RESOLUTION={res}");
@@ -32,10 +57,16 @@ pub fn master(renditions: &[Rendition], variant_query: &str) -> String {
         if let Some(fr) = r.frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
             let _ = write!(out, ",FRAME-RATE={fr:.3}");
         }
+        if grouped {
+            let _ = write!(out, ",AUDIO=\"{AUDIO_GROUP}\"");
+        }
         let _ = write!(out, "\n{}/index.m3u8{variant_query}\n", r.name);
     }
     out
 }
+
+/// The GROUP-ID of pushed audio renditions.
+const AUDIO_GROUP: &str = "audio";
 
 fn is_attr_safe(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"')
@@ -178,6 +209,7 @@ mod tests {
             source: SourcePos::default(),
             updated_ms: 0,
             ended: false,
+            media: crate::model::MediaType::Muxed,
         }
     }
 
@@ -297,6 +329,33 @@ mod tests {
         assert_eq!(pl.variants[2].codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
         assert!(pl.variants[1].resolution.is_none());
         assert_eq!(pl.variants[0].bandwidth, 1);
+    }
+
+    #[test]
+    fn master_groups_separate_audio_tracks() {
+        let mut video = rendition(Container::Fmp4);
+        video.name = "stream0".into();
+        video.media = MediaType::Video;
+        video.codecs = Some("avc1.64001f".into());
+        video.bandwidth = Some(1_000_000);
+        let mut audio = rendition(Container::Fmp4);
+        audio.name = "stream1".into();
+        audio.media = MediaType::Audio;
+        audio.codecs = Some("mp4a.40.2".into());
+        audio.bandwidth = Some(128_000);
+        let text = master(&[video, audio], "?t=1");
+        let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+            Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(pl.variants.len(), 1, "{text}");
+        let v = &pl.variants[0];
+        assert_eq!((v.uri.as_str(), v.bandwidth), ("stream0/index.m3u8?t=1", 1_128_000));
+        assert_eq!(v.codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
+        assert_eq!(v.audio.as_deref(), Some("audio"));
+        let a = &pl.alternatives[0];
+        assert_eq!((a.group_id.as_str(), a.name.as_str(), a.default), ("audio", "stream1", true));
+        assert_eq!(a.uri.as_deref(), Some("stream1/index.m3u8?t=1"));
     }
 
     #[test]

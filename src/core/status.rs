@@ -106,6 +106,7 @@ mod tests {
             source: SourcePos::default(),
             updated_ms: 1_000_500,
             ended: false,
+            media: crate::model::MediaType::Muxed,
         }
     }
 

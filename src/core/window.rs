@@ -271,6 +271,7 @@ mod tests {
             source: SourcePos::default(),
             updated_ms: 0,
             ended,
+            media: crate::model::MediaType::Muxed,
         }
     }
 

@@ -66,7 +66,7 @@ impl Streaming {
             stream: b.stream.clone(),
             rendition: b.rendition.clone(),
             msn: b.msn,
-            meta: self.meta,
+            meta: self.meta.clone(),
             chunk: self.next,
         };
         self.next += 1;
@@ -83,7 +83,7 @@ impl Streaming {
     /// The part of the ready chunk inside the range, and whether it is the last.
     fn take_ready(&mut self) -> Option<(Bytes, bool)> {
         let (i, data) = self.ready.take()?;
-        let base = i as u64 * self.meta.chunk_size as u64;
+        let base = self.meta.chunk_start(i);
         let from = self.start.saturating_sub(base).min(data.len() as u64) as usize;
         let to = (self.end + 1 - base).min(data.len() as u64) as usize;
         Some((data.slice(from..to.max(from)), i == self.last))

@@ -14,17 +14,20 @@ pub enum Op {
     WriteChunk,
     WriteIndex,
     WriteHead,
+    /// A lightweight transaction of push ingest: a claim, or its SERIAL read.
+    Claim,
 }
 
 impl Op {
     pub const READS: [Op; 3] = [Op::ReadHead, Op::ReadIndex, Op::ReadChunk];
-    pub const WRITES: [Op; 3] = [Op::WriteChunk, Op::WriteIndex, Op::WriteHead];
+    pub const WRITES: [Op; 4] = [Op::WriteChunk, Op::WriteIndex, Op::WriteHead, Op::Claim];
 
     pub fn name(self) -> &'static str {
         match self {
             Op::ReadHead | Op::WriteHead => "head",
             Op::ReadIndex | Op::WriteIndex => "index",
             Op::ReadChunk | Op::WriteChunk => "chunk",
+            Op::Claim => "claim",
         }
     }
 }
@@ -88,7 +91,7 @@ impl Histogram {
 /// One histogram per kind of request.
 #[derive(Default)]
 pub struct Latencies {
-    ops: [Histogram; 6],
+    ops: [Histogram; 7],
 }
 
 impl Latencies {

@@ -16,6 +16,7 @@ pub mod connect;
 pub mod error;
 pub mod keeper;
 pub mod latency;
+pub mod push;
 pub mod rows;
 pub mod schema;
 
@@ -34,13 +35,14 @@ pub use connect::{
 };
 pub use error::StoreError;
 pub use latency::{Latencies, Op};
+pub use push::Claimed;
 pub use rows::{BlobKind, BlobMeta};
 
 use hls_dvr_core::model::{bucket_of, sort_newest_per_msn, IndexEntry, Rendition};
 
 use crate::schema::{is_identifier, MAX_CHUNK};
 use error::{exec_err, pager_err, row_err};
-use rows::{ChunkRow, ChunkWrite, IndexRow, IndexWrite, RenditionRow, RenditionWrite};
+use rows::{ChunkRow, ChunkWrite, ClaimRow, IndexRow, IndexWrite, RenditionRow, RenditionWrite};
 
 struct Statements {
     /// Per [`BlobKind`].
@@ -54,6 +56,12 @@ struct Statements {
     select_bucket_after: PreparedStatement,
     select_bucket_first: PreparedStatement,
     select_streams: PreparedStatement,
+    insert_part: PreparedStatement,
+    seal_segment: PreparedStatement,
+    insert_claim: PreparedStatement,
+    select_claim: PreparedStatement,
+    advance_head: PreparedStatement,
+    create_head: PreparedStatement,
 }
 
 /// A connected store with its statements prepared.
@@ -122,6 +130,36 @@ impl Store {
             marks(RenditionRow::COLUMNS)
         );
         let heads = format!("SELECT {} FROM {ks}.streams WHERE stream = ?", RenditionRow::COLUMNS);
+        // Push ingest (push.rs).
+        let insert_part = format!(
+            "INSERT INTO {ks}.{} (stream, rendition, msn, chunk, data) VALUES (?, ?, ?, ?, ?)",
+            BlobKind::Segment.table()
+        );
+        let seal_segment = format!(
+            "UPDATE {ks}.{} SET size = ?, chunks = ?, chunk_size = 0, ends = ? \
+             WHERE stream = ? AND rendition = ? AND msn = ? AND chunk = 0",
+            BlobKind::Segment.table()
+        );
+        let insert_claim = format!(
+            "INSERT INTO {ks}.ingest_claims (stream, rendition, msn, {}) VALUES (?, ?, ?, {}) IF NOT EXISTS",
+            ClaimRow::COLUMNS,
+            marks(ClaimRow::COLUMNS)
+        );
+        let select_claim = format!(
+            "SELECT {} FROM {ks}.ingest_claims WHERE stream = ? AND rendition = ? AND msn = ?",
+            ClaimRow::COLUMNS
+        );
+        let head_sets: Vec<String> = RenditionRow::COLUMNS
+            .split(',')
+            .map(str::trim)
+            .filter(|c| *c != "rendition")
+            .map(|c| format!("{c} = ?"))
+            .collect();
+        let advance_head = format!(
+            "UPDATE {ks}.streams SET {} WHERE stream = ? AND rendition = ? IF head_msn <= :at_most",
+            head_sets.join(", ")
+        );
+        let create_head = format!("{insert_rendition} IF NOT EXISTS");
         // Prepared together: a new session (a worker after a reload, say) is ready after one round
         // trip, not one per statement.
         let (chunk_w, init_w, chunk_r, init_r, index_w, head_w, heads_r, head_r, bucket, after, first, streams) = futures::try_join!(
@@ -139,6 +177,18 @@ impl Store {
             // Partition keys only: one row per stream, tens of them.
             prep(format!("SELECT DISTINCT stream FROM {ks}.streams"), false),
         )?;
+        let (insert_part, seal_segment, insert_claim, select_claim, advance_head, create_head) = futures::try_join!(
+            prep(insert_part, true),
+            prep(seal_segment, true),
+            prep(insert_claim, true),
+            prep(select_claim, false),
+            prep(advance_head, true),
+            prep(create_head, true),
+        )?;
+        let mut select_claim = select_claim;
+        // A claim is read back to learn who holds a number: only a SERIAL read sees every claim
+        // that won, including one whose write has not reached a quorum of plain reads yet.
+        select_claim.set_consistency(scylla::statement::Consistency::LocalSerial);
         let st = Statements {
             insert_chunk: [chunk_w, init_w],
             select_chunk: [chunk_r, init_r],
@@ -150,6 +200,12 @@ impl Store {
             select_bucket_after: after,
             select_bucket_first: first,
             select_streams: streams,
+            insert_part,
+            seal_segment,
+            insert_claim,
+            select_claim,
+            advance_head,
+            create_head,
         };
         Ok(Store {
             session,
@@ -371,7 +427,8 @@ impl Store {
         rendition: &str,
         msn: i64,
     ) -> Result<Option<(BlobMeta, Bytes)>, StoreError> {
-        let Some((meta, data)) = self.chunk_row(kind, stream, rendition, msn, 0).await? else {
+        // Chunk 0 without metadata: a pushed segment whose last fragment is not stored yet.
+        let Some((Some(meta), data)) = self.chunk_row(kind, stream, rendition, msn, 0).await? else {
             return Ok(None);
         };
         meta.validate().map_err(StoreError::Corrupt)?;
@@ -393,7 +450,12 @@ impl Store {
         let Some((m, data)) = self.chunk_row(kind, stream, rendition, msn, i).await? else {
             return Err(StoreError::Corrupt(format!("{} is missing", what())));
         };
-        if m != *meta {
+        // Chunks of one size repeat chunk 0's metadata; varying chunks carry none.
+        let agrees = match &m {
+            Some(m) => m == meta,
+            None => meta.ends.is_some(),
+        };
+        if !agrees {
             return Err(StoreError::Corrupt(format!("{} disagrees with chunk 0: {m:?} vs {meta:?}", what())));
         }
         meta.check_chunk(i, &data)?;
@@ -455,7 +517,7 @@ impl Store {
         rendition: &str,
         msn: i64,
         i: u32,
-    ) -> Result<Option<(BlobMeta, Bytes)>, StoreError> {
+    ) -> Result<Option<(Option<BlobMeta>, Bytes)>, StoreError> {
         let st = &self.st.select_chunk[kind.index()];
         let values = (stream, rendition, msn, i as i32);
         let row: Option<ChunkRow> = self.first_row(Op::ReadChunk, "reading chunk", kind.table(), st, values).await?;

@@ -5,7 +5,9 @@
 use scylla::value::CqlTimestamp;
 use scylla::{DeserializeRow, SerializeRow};
 
-use hls_dvr_core::model::{Container, IndexEntry, Rendition, SourcePos};
+use std::sync::Arc;
+
+use hls_dvr_core::model::{Claim, Container, IndexEntry, MediaType, Rendition, SourcePos};
 
 use crate::error::StoreError;
 use crate::schema::MAX_CHUNK;
@@ -30,30 +32,69 @@ impl BlobKind {
 }
 
 /// What chunk 0 of a blob says about the whole blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Two layouts: chunks of one size (`chunk_size`, the last one shorter), as a whole file is cut;
+/// or chunks of varying sizes (`chunk_size` 0, `ends` set), as a pushed segment is stored
+/// fragment by fragment while it arrives (ARCHITECTURE.md, "Push ingest").
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobMeta {
     pub size: u64,
     pub chunks: u32,
     pub chunk_size: u32,
+    /// Where each chunk ends, for varying chunks: strictly increasing, the last one `size`.
+    pub ends: Option<Arc<[u64]>>,
 }
 
 impl BlobMeta {
     pub fn for_size(size: usize, chunk_size: usize) -> BlobMeta {
         let chunk_size = chunk_size.clamp(1, MAX_CHUNK);
-        BlobMeta { size: size as u64, chunks: size.div_ceil(chunk_size).max(1) as u32, chunk_size: chunk_size as u32 }
+        BlobMeta {
+            size: size as u64,
+            chunks: size.div_ceil(chunk_size).max(1) as u32,
+            chunk_size: chunk_size as u32,
+            ends: None,
+        }
+    }
+
+    /// Chunks of the given sizes, in order.
+    pub fn varying(sizes: &[u64]) -> BlobMeta {
+        let ends: Arc<[u64]> = sizes.iter().scan(0u64, |at, n| Some(std::mem::replace(at, *at + n) + n)).collect();
+        BlobMeta {
+            size: ends.last().copied().unwrap_or(0),
+            chunks: sizes.len() as u32,
+            chunk_size: 0,
+            ends: Some(ends),
+        }
+    }
+
+    /// Where chunk `i` starts in the blob.
+    pub fn chunk_start(&self, i: u32) -> u64 {
+        match &self.ends {
+            Some(ends) if i == 0 => 0,
+            Some(ends) => ends.get(i as usize - 1).copied().unwrap_or(self.size),
+            None => i as u64 * self.chunk_size as u64,
+        }
     }
 
     /// Bytes that chunk `i` must hold.
     pub fn chunk_len(&self, i: u32) -> u64 {
-        if i + 1 < self.chunks {
-            self.chunk_size as u64
-        } else {
-            self.size - (self.chunks as u64 - 1) * self.chunk_size as u64
+        match &self.ends {
+            Some(ends) => ends.get(i as usize).copied().unwrap_or(self.size).saturating_sub(self.chunk_start(i)),
+            None if i + 1 < self.chunks => self.chunk_size as u64,
+            None => self.size - (self.chunks as u64 - 1) * self.chunk_size as u64,
         }
     }
 
     /// Checks the metadata is self-consistent: corrupt rows must not make us loop or overflow.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(ends) = &self.ends {
+            let increasing =
+                ends.iter().try_fold(0u64, |prev, &e| (e > prev && e - prev <= MAX_CHUNK as u64).then_some(e));
+            if self.chunks == 0 || ends.len() != self.chunks as usize || increasing != Some(self.size) {
+                return Err(format!("bad varying chunk ends for {} bytes in {} chunks", self.size, self.chunks));
+            }
+            return Ok(());
+        }
         if self.chunks == 0 || self.chunk_size == 0 || self.chunk_size as usize > MAX_CHUNK {
             return Err(format!("bad blob metadata {self:?}"));
         }
@@ -67,8 +108,17 @@ impl BlobMeta {
 
     /// Chunks covering bytes `start..=end` of the blob.
     pub fn chunks_for(&self, start: u64, end: u64) -> std::ops::RangeInclusive<u32> {
-        let cs = self.chunk_size as u64;
-        ((start / cs) as u32)..=((end / cs) as u32)
+        match &self.ends {
+            // The first chunk ending after the byte.
+            Some(ends) => {
+                let at = |b: u64| (ends.partition_point(|e| *e <= b) as u32).min(self.chunks.saturating_sub(1));
+                at(start)..=at(end)
+            }
+            None => {
+                let cs = self.chunk_size as u64;
+                ((start / cs) as u32)..=((end / cs) as u32)
+            }
+        }
     }
 
     /// Checks that chunk `i` of this blob holds exactly the bytes it must.
@@ -104,11 +154,12 @@ pub(crate) struct RenditionRow {
     src_mtime: Option<i64>,
     updated: Option<CqlTimestamp>,
     ended: Option<bool>,
+    media: Option<String>,
 }
 
 impl RenditionRow {
     pub(crate) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
-         frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended";
+         frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended, media";
 
     pub(crate) fn from_rendition(r: &Rendition) -> RenditionRow {
         RenditionRow {
@@ -128,6 +179,7 @@ impl RenditionRow {
             src_mtime: Some(r.source.mtime_ns),
             updated: Some(CqlTimestamp(r.updated_ms)),
             ended: Some(r.ended),
+            media: Some(r.media.as_str().to_string()),
         }
     }
 
@@ -154,6 +206,8 @@ impl RenditionRow {
             },
             updated_ms: self.updated.map_or(0, |t| t.0),
             ended: self.ended.unwrap_or(false),
+            // Rows from before the column: every rendition was muxed then.
+            media: self.media.as_deref().and_then(MediaType::parse).unwrap_or(MediaType::Muxed),
         })
     }
 }
@@ -220,38 +274,58 @@ pub(crate) struct IndexWrite<'a> {
 }
 
 /// A row of a chunk table without its key. Nullable: a half-written or hand-edited row is
-/// reported as corrupt, not taken for a whole one.
+/// reported as corrupt, not taken for a whole one. Chunk 0 carries the blob's metadata; the
+/// other chunks repeat it (one size) or carry none (varying sizes). Chunk 0 of a pushed segment
+/// gets its metadata once the segment's last fragment is stored: until then it has data alone,
+/// and the blob counts as not there.
 #[derive(Debug, DeserializeRow)]
 pub(crate) struct ChunkRow {
     size: Option<i64>,
     chunks: Option<i32>,
     chunk_size: Option<i32>,
+    ends: Option<Vec<i64>>,
     data: Option<Vec<u8>>,
 }
 
 impl ChunkRow {
-    pub(crate) const COLUMNS: &'static str = "size, chunks, chunk_size, data";
+    pub(crate) const COLUMNS: &'static str = "size, chunks, chunk_size, ends, data";
 
-    /// The blob's metadata and this chunk's bytes, when every column is there and sane.
-    pub(crate) fn into_parts(self) -> Result<(BlobMeta, Vec<u8>), String> {
-        match self {
-            ChunkRow { size: Some(size), chunks: Some(chunks), chunk_size: Some(cs), data: Some(data) }
-                if size >= 0 && chunks > 0 && cs > 0 =>
-            {
-                Ok((BlobMeta { size: size as u64, chunks: chunks as u32, chunk_size: cs as u32 }, data))
+    /// This chunk's bytes, with the blob's metadata when the row carries it, when every column
+    /// is there and sane.
+    pub(crate) fn into_parts(self) -> Result<(Option<BlobMeta>, Vec<u8>), String> {
+        let meta = match (self.size, self.chunks, self.chunk_size, &self.ends) {
+            (None, None, None, None) => None,
+            (Some(size), Some(chunks), Some(cs), None) if size >= 0 && chunks > 0 && cs > 0 => {
+                Some(BlobMeta { size: size as u64, chunks: chunks as u32, chunk_size: cs as u32, ends: None })
             }
-            other => Err(format!(
-                "incomplete columns: size={:?} chunks={:?} chunk_size={:?} data={}",
-                other.size,
-                other.chunks,
-                other.chunk_size,
-                other.data.as_ref().map_or("null".to_string(), |d| format!("{} bytes", d.len()))
-            )),
+            (Some(size), Some(chunks), Some(0), Some(ends))
+                if size >= 0 && chunks > 0 && ends.len() == chunks as usize && ends.iter().all(|e| *e > 0) =>
+            {
+                let ends: Arc<[u64]> = ends.iter().map(|e| *e as u64).collect();
+                Some(BlobMeta { size: size as u64, chunks: chunks as u32, chunk_size: 0, ends: Some(ends) })
+            }
+            _ => return Err(self.describe()),
+        };
+        match self.data {
+            Some(data) => Ok((meta, data)),
+            None => Err(self.describe()),
         }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "incomplete columns: size={:?} chunks={:?} chunk_size={:?} ends={} data={}",
+            self.size,
+            self.chunks,
+            self.chunk_size,
+            self.ends.as_ref().map_or("null".to_string(), |e| format!("{} values", e.len())),
+            self.data.as_ref().map_or("null".to_string(), |d| format!("{} bytes", d.len()))
+        )
     }
 }
 
-/// A chunk row as written.
+/// A chunk row as written: one of a blob cut into chunks of one size, each carrying the
+/// blob's metadata.
 #[derive(SerializeRow)]
 pub(crate) struct ChunkWrite<'a> {
     pub stream: &'a str,
@@ -262,6 +336,78 @@ pub(crate) struct ChunkWrite<'a> {
     pub chunks: i32,
     pub chunk_size: i32,
     pub data: &'a [u8],
+}
+
+/// A chunk of a blob stored as it arrives: bytes only (chunk 0 gets the metadata at the end).
+#[derive(SerializeRow)]
+pub(crate) struct PartWrite<'a> {
+    pub stream: &'a str,
+    pub rendition: &'a str,
+    pub msn: i64,
+    pub chunk: i32,
+    pub data: &'a [u8],
+}
+
+/// The metadata of a blob stored as it arrived, set on its chunk 0 once it is whole.
+#[derive(SerializeRow)]
+pub(crate) struct SealWrite<'a> {
+    pub size: i64,
+    pub chunks: i32,
+    pub ends: Vec<i64>,
+    pub stream: &'a str,
+    pub rendition: &'a str,
+    pub msn: i64,
+}
+
+/// A row of `ingest_claims` without its key: which receiver's copy of a segment holds a
+/// sequence number, and the values every receiver then writes for it.
+#[derive(Debug, Clone, DeserializeRow, SerializeRow)]
+pub(crate) struct ClaimRow {
+    source: String,
+    receiver: String,
+    pdt: CqlTimestamp,
+    duration_us: i64,
+    discontinuity: bool,
+    disc_seq: i64,
+    added: CqlTimestamp,
+}
+
+impl ClaimRow {
+    pub(crate) const COLUMNS: &'static str = "source, receiver, pdt, duration_us, discontinuity, disc_seq, added";
+
+    pub(crate) fn from_claim(c: &Claim) -> ClaimRow {
+        ClaimRow {
+            source: c.source.clone(),
+            receiver: c.receiver.clone(),
+            pdt: CqlTimestamp(c.pdt_ms),
+            duration_us: c.duration_us,
+            discontinuity: c.discontinuity,
+            disc_seq: c.disc_seq,
+            added: CqlTimestamp(c.added_ms),
+        }
+    }
+
+    pub(crate) fn into_claim(self) -> Claim {
+        Claim {
+            source: self.source,
+            receiver: self.receiver,
+            pdt_ms: self.pdt.0,
+            duration_us: self.duration_us,
+            discontinuity: self.discontinuity,
+            disc_seq: self.disc_seq,
+            added_ms: self.added.0,
+        }
+    }
+}
+
+/// A claim as written: the key and the row.
+#[derive(SerializeRow)]
+pub(crate) struct ClaimWrite<'a> {
+    pub stream: &'a str,
+    pub rendition: &'a str,
+    pub msn: i64,
+    #[scylla(flatten)]
+    pub row: ClaimRow,
 }
 
 #[cfg(test)]
@@ -288,25 +434,61 @@ mod tests {
 
     #[test]
     fn blob_meta_rejects_inconsistent_rows() {
-        assert!(BlobMeta { size: 10, chunks: 0, chunk_size: 4 }.validate().is_err());
-        assert!(BlobMeta { size: 13, chunks: 3, chunk_size: 4 }.validate().is_err());
-        assert!(BlobMeta { size: 8, chunks: 3, chunk_size: 4 }.validate().is_err());
-        assert!(BlobMeta { size: 9, chunks: 3, chunk_size: 4 }.validate().is_ok());
-        assert!(BlobMeta { size: 9, chunks: 1, chunk_size: (MAX_CHUNK + 1) as u32 }.validate().is_err());
-        let m = BlobMeta { size: 9, chunks: 3, chunk_size: 4 };
+        let fixed = |size, chunks, chunk_size| BlobMeta { size, chunks, chunk_size, ends: None };
+        assert!(fixed(10, 0, 4).validate().is_err());
+        assert!(fixed(13, 3, 4).validate().is_err());
+        assert!(fixed(8, 3, 4).validate().is_err());
+        assert!(fixed(9, 3, 4).validate().is_ok());
+        assert!(fixed(9, 1, (MAX_CHUNK + 1) as u32).validate().is_err());
+        let m = fixed(9, 3, 4);
         assert!(m.check_chunk(2, b"x").is_ok());
         assert!(m.check_chunk(1, b"xyz").is_err());
         assert!(m.check_chunk(3, b"").is_err());
     }
 
     #[test]
+    fn varying_chunks_as_fragments_arrived() {
+        let m = BlobMeta::varying(&[24, 1000, 500]);
+        assert_eq!((m.size, m.chunks, m.chunk_size), (1524, 3, 0));
+        assert!(m.validate().is_ok());
+        assert_eq!((m.chunk_start(0), m.chunk_start(1), m.chunk_start(2)), (0, 24, 1024));
+        assert_eq!((m.chunk_len(0), m.chunk_len(1), m.chunk_len(2)), (24, 1000, 500));
+        assert_eq!(m.chunks_for(0, 23), 0..=0);
+        assert_eq!(m.chunks_for(23, 24), 0..=1);
+        assert_eq!(m.chunks_for(1024, 1523), 2..=2);
+        assert_eq!(m.chunks_for(100, 99_999), 1..=2);
+        assert!(m.check_chunk(1, &[0; 1000]).is_ok());
+        assert!(m.check_chunk(1, &[0; 999]).is_err());
+        // Ends that do not increase, do not reach the size or hold a chunk over 1 MiB are corrupt.
+        let bad = |ends: &[u64], size, chunks| BlobMeta { size, chunks, chunk_size: 0, ends: Some(ends.into()) };
+        assert!(bad(&[10, 10], 10, 2).validate().is_err());
+        assert!(bad(&[10, 20], 25, 2).validate().is_err());
+        assert!(bad(&[10, 20], 20, 3).validate().is_err());
+        assert!(bad(&[(MAX_CHUNK + 1) as u64], (MAX_CHUNK + 1) as u64, 1).validate().is_err());
+    }
+
+    #[test]
     fn chunk_rows_with_missing_columns_are_refused() {
-        let whole = ChunkRow { size: Some(3), chunks: Some(1), chunk_size: Some(4), data: Some(vec![1, 2, 3]) };
-        assert_eq!(whole.into_parts().unwrap().0, BlobMeta { size: 3, chunks: 1, chunk_size: 4 });
-        let no_data = ChunkRow { size: Some(3), chunks: Some(1), chunk_size: Some(4), data: None };
+        let row = |size, chunks, chunk_size, ends: Option<Vec<i64>>, data: Option<Vec<u8>>| ChunkRow {
+            size,
+            chunks,
+            chunk_size,
+            ends,
+            data,
+        };
+        let whole = row(Some(3), Some(1), Some(4), None, Some(vec![1, 2, 3]));
+        assert_eq!(whole.into_parts().unwrap().0, Some(BlobMeta { size: 3, chunks: 1, chunk_size: 4, ends: None }));
+        let no_data = row(Some(3), Some(1), Some(4), None, None);
         assert!(no_data.into_parts().unwrap_err().contains("data=null"));
-        let negative = ChunkRow { size: Some(-1), chunks: Some(1), chunk_size: Some(4), data: Some(vec![]) };
+        let negative = row(Some(-1), Some(1), Some(4), None, Some(vec![]));
         assert!(negative.into_parts().is_err());
+        // A chunk of a pushed segment: bytes alone; its chunk 0 gets the metadata when whole.
+        let part = row(None, None, None, None, Some(vec![7; 5]));
+        assert_eq!(part.into_parts().unwrap(), (None, vec![7; 5]));
+        let sealed = row(Some(9), Some(2), Some(0), Some(vec![5, 9]), Some(vec![7; 5]));
+        assert_eq!(sealed.into_parts().unwrap().0, Some(BlobMeta::varying(&[5, 4])));
+        let half = row(Some(9), None, Some(0), Some(vec![5, 9]), Some(vec![7; 5]));
+        assert!(half.into_parts().is_err());
     }
 
     #[test]
@@ -325,6 +507,7 @@ mod tests {
             source: SourcePos { uri: "a.m4s".into(), seg_msn: 3, size: 4, mtime_ns: 6 },
             updated_ms: 8,
             ended: true,
+            media: MediaType::Audio,
         };
         assert_eq!(RenditionRow::from_rendition(&r).into_rendition().unwrap(), r);
         let mut bad = RenditionRow::from_rendition(&r);

@@ -6,6 +6,7 @@
 //!   every read is bounded from below by time (reads never touch expired partitions).
 //! - `segment_chunks` / `init_chunks`: the bytes, split into chunks of at most [`MAX_CHUNK`], one
 //!   partition per segment, read by exact key (never scanned).
+//! - `ingest_claims`: which pushed copy of a segment holds each sequence number (two receivers).
 //!
 //! Everything expires by TTL; time-series tables use TimeWindowCompactionStrategy so whole
 //! SSTables drop once their window expires, instead of compacting tombstones forever.
@@ -107,7 +108,12 @@ impl SchemaOptions {
     /// Columns added since the first release, as `(table, column, type)`: `CREATE TABLE IF NOT
     /// EXISTS` leaves an existing table as it is, so running the schema command again after an
     /// upgrade adds them.
-    pub const ADDED_COLUMNS: &'static [(&'static str, &'static str, &'static str)] = &[("streams", "ended", "boolean")];
+    pub const ADDED_COLUMNS: &'static [(&'static str, &'static str, &'static str)] = &[
+        ("streams", "ended", "boolean"),
+        ("streams", "media", "text"),
+        ("segment_chunks", "ends", "list<bigint>"),
+        ("init_chunks", "ends", "list<bigint>"),
+    ];
 
     /// The statements that create the schema, in order. All idempotent.
     pub fn statements(&self) -> Vec<String> {
@@ -126,7 +132,7 @@ impl SchemaOptions {
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.{table} (\
                  stream text, rendition text, msn bigint, chunk int, \
-                 size bigint, chunks int, chunk_size int, data blob, \
+                 size bigint, chunks int, chunk_size int, ends list<bigint>, data blob, \
                  PRIMARY KEY ((stream, rendition, msn), chunk)) \
                  WITH CLUSTERING ORDER BY (chunk ASC) AND compaction = {twcs} AND {common}"
             )
@@ -143,7 +149,7 @@ impl SchemaOptions {
                  bandwidth bigint, codecs text, resolution text, frame_rate double, \
                  head_msn bigint, head_disc_seq bigint, head_pdt timestamp, \
                  src_uri text, src_msn bigint, src_size bigint, src_mtime bigint, updated timestamp, \
-                 ended boolean, \
+                 ended boolean, media text, \
                  PRIMARY KEY ((stream), rendition)) \
                  WITH compaction = {{'class': 'LeveledCompactionStrategy'}} AND {common}"
             ),
@@ -157,6 +163,15 @@ impl SchemaOptions {
             ),
             chunk_table("segment_chunks"),
             chunk_table("init_chunks"),
+            // Which pushed copy holds each sequence number: one small partition per number, read
+            // and written by exact key with lightweight transactions (never scanned).
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.ingest_claims (\
+                 stream text, rendition text, msn bigint, source text, receiver text, pdt timestamp, \
+                 duration_us bigint, discontinuity boolean, disc_seq bigint, added timestamp, \
+                 PRIMARY KEY ((stream, rendition, msn))) \
+                 WITH compaction = {twcs} AND {common}"
+            ),
         ]
     }
 }

@@ -110,6 +110,49 @@ struct RunArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (such as 127.0.0.1:9110)
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    push: PushArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Push ingest")]
+struct PushArgs {
+    /// Receive pushed HLS and CMAF at http://ADDR/ingest/STREAM/ (such as 0.0.0.0:8088)
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Pushes must carry "Authorization: Bearer TOKEN" with a token of FILE (one a line)
+    #[arg(long, value_name = "FILE")]
+    ingest_token_file: Option<PathBuf>,
+    /// Pushes may carry basic credentials of FILE ("user:password" lines)
+    #[arg(long, value_name = "FILE")]
+    ingest_basic_file: Option<PathBuf>,
+    /// Pushes must come from this address range (repeatable; such as 10.0.0.0/8)
+    #[arg(long = "ingest-allow", value_name = "CIDR")]
+    ingest_allow: Vec<String>,
+    /// Largest segment, fragment, init segment or playlist pushed (bytes, or with k, m or g)
+    #[arg(long, value_name = "SIZE", default_value = "64m", value_parser = size)]
+    max_segment_size: usize,
+    /// A push whose body sends nothing for this long is closed
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = positive_duration)]
+    ingest_idle_timeout: Duration,
+    /// Segment length cut from DASH-IF Interface 1 tracks (at the next key frame)
+    #[arg(long, value_name = "D", default_value = "2s", value_parser = positive_duration)]
+    track_segment: Duration,
+}
+
+/// `65536`, `64k`, `64m`, `1g` (powers of 1024).
+pub fn size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1usize << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        _ => (&t[..], 1),
+    };
+    match num.parse::<usize>().ok().and_then(|n| n.checked_mul(mul)) {
+        Some(n) if n >= 1024 => Ok(n),
+        _ => Err(format!("{s:?} is not a size of at least 1k (such as 65536, 64k, 64m)")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +264,20 @@ pub struct RunOptions {
     pub delete_after_upload: bool,
     /// `--metrics ADDR`: serve Prometheus metrics on this address.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--listen ADDR` and its settings: receive pushes.
+    pub push: Option<PushOptions>,
+}
+
+/// The push receiver's options.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub basic_file: Option<PathBuf>,
+    pub allow: Vec<String>,
+    pub max_segment: usize,
+    pub idle: Duration,
+    pub track_segment: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -302,9 +359,27 @@ pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
         let base = c.parent().unwrap_or(Path::new("."));
         streams.extend(parse_config(&text, base).map_err(|e| invalid(format!("--config {}: {e}", c.display())))?);
     }
-    if streams.is_empty() {
-        return Err(Cli::command()
-            .error(ErrorKind::MissingRequiredArgument, "no streams: give --stream NAME DIR or --config FILE"));
+    let p = run.push;
+    let push = match p.listen {
+        Some(listen) => Some(PushOptions {
+            listen,
+            token_file: p.ingest_token_file,
+            basic_file: p.ingest_basic_file,
+            allow: p.ingest_allow,
+            max_segment: p.max_segment_size,
+            idle: p.ingest_idle_timeout,
+            track_segment: p.track_segment,
+        }),
+        None if p.ingest_token_file.is_some() || p.ingest_basic_file.is_some() || !p.ingest_allow.is_empty() => {
+            return Err(invalid("--ingest-token-file, --ingest-basic-file and --ingest-allow need --listen".into()));
+        }
+        None => None,
+    };
+    if streams.is_empty() && push.is_none() {
+        return Err(Cli::command().error(
+            ErrorKind::MissingRequiredArgument,
+            "no streams: give --stream NAME DIR, --config FILE or --listen ADDR",
+        ));
     }
     for (i, s) in streams.iter().enumerate() {
         if !valid_name(&s.name) {
@@ -321,6 +396,7 @@ pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
         poll_interval: run.poll_interval,
         delete_after_upload: run.delete_after_upload,
         metrics: run.metrics,
+        push,
     }))
 }
 

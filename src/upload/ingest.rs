@@ -127,11 +127,17 @@ fn stopping(rx: &watch::Receiver<bool>) -> bool {
     *rx.borrow()
 }
 
-/// Runs `f` until it succeeds, holding an upload slot while it runs.
-async fn retry<F, Fut>(sh: &Uploads, permit: &mut Option<OwnedSemaphorePermit>, what: &str, mut f: F) -> Result<(), ()>
+/// Runs `f` until it succeeds, holding an upload slot while it runs. Err: shutting down while
+/// the store was failing.
+pub async fn retry<T, F, Fut>(
+    sh: &Uploads,
+    permit: &mut Option<OwnedSemaphorePermit>,
+    what: &str,
+    mut f: F,
+) -> Result<T, ()>
 where
     F: FnMut(Arc<Store>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), StoreError>>,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
     let mut backoff = Backoff::default();
     let mut failures = 0u32;
@@ -140,11 +146,11 @@ where
             *permit = Some(sh.slots.clone().acquire_owned().await.map_err(|_| ())?);
         }
         match sh.with_store(&mut f).await {
-            Ok(()) => {
+            Ok(v) => {
                 if failures > 0 {
-                    info!("{what}: stored after {failures} failed attempts");
+                    info!("{what}: done after {failures} failed attempts");
                 }
-                return Ok(());
+                return Ok(v);
             }
             Err(e) => {
                 failures += 1;
@@ -229,108 +235,171 @@ async fn read_segment(upload: &mut Upload) -> Result<Bytes, String> {
     }
 }
 
-/// Stores one segment. Returns once every row is written, the segment is lost, or on shutdown.
+/// Stores one segment of a folder. Returns once every row is written, the segment is lost, or
+/// on shutdown.
 pub async fn store_segment(sh: Uploads, mut upload: Upload) -> Outcome {
     let data = match read_segment(&mut upload).await {
         Ok(d) => d,
         Err(why) => return Outcome::Lost(why),
     };
-    let (stream, rendition, msn) = (&*upload.stream, upload.head.name.as_str(), upload.assigned.msn);
-    let mut permit = None;
-
-    // 1. The init segment, when it changed (or is due for a refresh).
-    let mut init = upload.init.clone();
-    if let Some((uri, path)) = &upload.map {
-        let bytes = match tokio::fs::read(path).await {
-            Ok(b) if !b.is_empty() => Some(Bytes::from(b)),
-            Ok(_) | Err(_) => None,
-        };
-        let write = match bytes {
-            Some(b) => init_to_write(b, init.as_ref(), msn, Instant::now()),
-            None if init.is_some() => {
+    let map = match &upload.map {
+        None => None,
+        Some((uri, path)) => match tokio::fs::read(path).await {
+            Ok(b) if !b.is_empty() => Some((uri.clone(), Bytes::from(b))),
+            Ok(_) | Err(_) if upload.init.is_some() => {
                 warn!("init segment {uri} unreadable; segment {} keeps the previous one", upload.uri);
-                None
+                upload.init.as_ref().map(|i| (uri.clone(), i.bytes.clone()))
             }
-            None => return Outcome::Lost(format!("its init segment {uri} is unreadable")),
-        };
-        if let Some(new) = write {
-            let what = format!("init segment {uri} as {stream}/{rendition} init {}", new.msn);
-            let (init_msn, bytes) = (new.msn, &new.bytes);
-            if retry(&sh, &mut permit, &what, |store| async move {
-                store.write_blob(BlobKind::Init, stream, rendition, init_msn, bytes).await
-            })
-            .await
-            .is_err()
-            {
-                return Outcome::Aborted;
-            }
-            if new.msn == msn {
-                info!(init_msn = new.msn, bytes = new.bytes.len(), "new init segment {uri}");
-            }
-            init = Some(new);
-        }
-    }
-
-    // 2. The segment's bytes.
-    let what = format!("segment {} as {stream}/{rendition} {msn}", upload.uri);
-    let bytes = &data;
-    if retry(&sh, &mut permit, &what, |store| async move {
-        store.write_blob(BlobKind::Segment, stream, rendition, msn, bytes).await
-    })
-    .await
-    .is_err()
-    {
-        return Outcome::Aborted;
-    }
-
-    // 3. The index row: from now on readers may list it.
-    let entry = IndexEntry {
-        msn,
+            Ok(_) | Err(_) => return Outcome::Lost(format!("its init segment {uri} is unreadable")),
+        },
+    };
+    let written = tokio::fs::metadata(&upload.path).await.and_then(|m| m.modified()).ok();
+    let whole = Whole {
+        stream: upload.stream.clone(),
+        uri: upload.uri.clone(),
+        assigned: upload.assigned,
         duration_us: upload.duration_us,
         pdt_ms: upload.pdt_ms,
-        discontinuity: upload.assigned.discontinuity,
-        disc_seq: upload.assigned.disc_seq,
-        init_msn: upload.map.as_ref().and(init.as_ref()).map(|i| i.msn),
-        size: data.len() as i64,
-        added_ms: now_ms(),
+        added_ms: None,
+        map,
+        init: upload.init.clone(),
+        head: upload.head.clone(),
+        forward_only: false,
+        since: written.and_then(|t| t.elapsed().ok()).map(|d| Instant::now() - d),
     };
-    let row = &entry;
-    if retry(&sh, &mut permit, &format!("index row of {what}"), |store| async move {
-        store.write_index(stream, rendition, row).await
-    })
-    .await
-    .is_err()
-    {
-        return Outcome::Aborted;
-    }
-    let written = tokio::fs::metadata(&upload.path).await.and_then(|m| m.modified()).ok();
-    let delay = written.and_then(|t| t.elapsed().ok()).unwrap_or_default();
-    sh.metrics.stored(stream, rendition, data.len(), delay, entry.pdt_ms + entry.duration_us / 1000);
-
-    // 4. The head: the resume point of a restarted uploader.
-    let mut head = upload.head.clone();
-    head.updated_ms = now_ms();
-    let row = &head;
-    let what = format!("head row after {what}");
-    if retry(&sh, &mut permit, &what, |store| async move { store.write_head(stream, row).await }).await.is_err() {
-        return Outcome::Aborted;
-    }
-    drop(permit);
-    debug!(
-        msn,
-        disc_seq = entry.disc_seq,
-        duration_us = entry.duration_us,
-        bytes = data.len(),
-        "stored {}",
-        upload.uri
-    );
-
-    if sh.delete_after_upload && file_id(&upload.path) == Some(upload.file) {
+    let out = write_whole(&sh, &whole, &data).await;
+    if matches!(out, Outcome::Stored { .. }) && sh.delete_after_upload && file_id(&upload.path) == Some(upload.file) {
         if let Err(e) = tokio::fs::remove_file(&upload.path).await {
             warn!("cannot delete {} after upload: {e}", upload.path.display());
         }
     }
-    Outcome::Stored { init, bytes: data.len() }
+    out
+}
+
+/// A whole segment in memory, with everything decided about it: what a folder's file or a
+/// pushed segment becomes before its rows are written.
+#[derive(Debug, Clone)]
+pub struct Whole {
+    pub stream: Arc<str>,
+    /// What the segmenter called it (for logs).
+    pub uri: String,
+    pub assigned: Assigned,
+    pub duration_us: i64,
+    pub pdt_ms: i64,
+    /// The index row's `added_ms`, when fixed beforehand (a claim); else the time it is written.
+    pub added_ms: Option<i64>,
+    /// The init segment in force (its URI and bytes), for fMP4.
+    pub map: Option<(String, Bytes)>,
+    /// The init segment last stored for the rendition.
+    pub init: Option<InitState>,
+    /// The head row to write once the index row is stored (`updated_ms` is set then).
+    pub head: Rendition,
+    /// Write the head only if the stored one is not past it (two receivers write heads).
+    pub forward_only: bool,
+    /// When the segment's last byte was written or received: the delay metric counts from it.
+    pub since: Option<Instant>,
+}
+
+/// Writes a whole segment's rows in the order readers rely on: the init segment when it changed,
+/// the segment's bytes, its index row, the head.
+pub async fn write_whole(sh: &Uploads, w: &Whole, data: &Bytes) -> Outcome {
+    let (stream, rendition, msn) = (&*w.stream, w.head.name.as_str(), w.assigned.msn);
+    let mut permit = None;
+
+    // 1. The init segment, when it changed (or is due for a refresh).
+    let mut init = w.init.clone();
+    if let Some((uri, bytes)) = &w.map {
+        match write_init(sh, &mut permit, w, uri, bytes).await {
+            Ok(Some(new)) => init = Some(new),
+            Ok(None) => {}
+            Err(()) => return Outcome::Aborted,
+        }
+    }
+
+    // 2. The segment's bytes.
+    let what = format!("segment {} as {stream}/{rendition} {msn}", w.uri);
+    if retry(sh, &mut permit, &what, |store| async move {
+        store.write_blob(BlobKind::Segment, stream, rendition, msn, data).await
+    })
+    .await
+    .is_err()
+    {
+        return Outcome::Aborted;
+    }
+    let init_msn = w.map.as_ref().and(init.as_ref()).map(|i| i.msn);
+    match write_index_and_head(sh, &mut permit, w, init_msn, data.len() as i64, &what).await {
+        Ok(()) => Outcome::Stored { init, bytes: data.len() },
+        Err(()) => Outcome::Aborted,
+    }
+}
+
+/// Writes the init segment `bytes` in force for segment `w` when it changed or is due for a
+/// refresh; returns the init segment stored then, if one was.
+pub async fn write_init(
+    sh: &Uploads,
+    permit: &mut Option<OwnedSemaphorePermit>,
+    w: &Whole,
+    uri: &str,
+    bytes: &Bytes,
+) -> Result<Option<InitState>, ()> {
+    let (stream, rendition, msn) = (&*w.stream, w.head.name.as_str(), w.assigned.msn);
+    let Some(new) = init_to_write(bytes.clone(), w.init.as_ref(), msn, Instant::now()) else { return Ok(None) };
+    let what = format!("init segment {uri} as {stream}/{rendition} init {}", new.msn);
+    let (init_msn, bytes) = (new.msn, &new.bytes);
+    retry(sh, permit, &what, |store| async move {
+        store.write_blob(BlobKind::Init, stream, rendition, init_msn, bytes).await
+    })
+    .await?;
+    if new.msn == msn {
+        info!(init_msn = new.msn, bytes = new.bytes.len(), "new init segment {uri}");
+    }
+    Ok(Some(new))
+}
+
+/// Steps 3 and 4 of every segment, whole or stored fragment by fragment: the index row (from
+/// now on readers may list it), then the head (the resume point of a restarted uploader).
+pub async fn write_index_and_head(
+    sh: &Uploads,
+    permit: &mut Option<OwnedSemaphorePermit>,
+    w: &Whole,
+    init_msn: Option<i64>,
+    size: i64,
+    what: &str,
+) -> Result<(), ()> {
+    let (stream, rendition, msn) = (&*w.stream, w.head.name.as_str(), w.assigned.msn);
+    let entry = IndexEntry {
+        msn,
+        duration_us: w.duration_us,
+        pdt_ms: w.pdt_ms,
+        discontinuity: w.assigned.discontinuity,
+        disc_seq: w.assigned.disc_seq,
+        init_msn,
+        size,
+        added_ms: w.added_ms.unwrap_or_else(now_ms),
+    };
+    let row = &entry;
+    retry(sh, permit, &format!("index row of {what}"), |store| async move {
+        store.write_index(stream, rendition, row).await
+    })
+    .await?;
+    let delay = w.since.map(|t| t.elapsed()).unwrap_or_default();
+    sh.metrics.stored(stream, rendition, size as usize, delay, entry.pdt_ms + entry.duration_us / 1000);
+
+    let mut head = w.head.clone();
+    head.updated_ms = now_ms();
+    let row = &head;
+    let what = format!("head row after {what}");
+    let forward_only = w.forward_only;
+    retry(sh, permit, &what, |store| async move {
+        if forward_only {
+            store.advance_head(stream, row).await.map(drop)
+        } else {
+            store.write_head(stream, row).await
+        }
+    })
+    .await?;
+    debug!(msn, disc_seq = entry.disc_seq, duration_us = entry.duration_us, bytes = size, "stored {}", w.uri);
+    Ok(())
 }
 
 /// Stores that the segmenter ended the stream: the head, marked ended. Players then get

@@ -1,4 +1,5 @@
-//! The uploader, `hls-dvr-upload`: watches segmenter output folders and stores every new segment.
+//! The uploader, `hls-dvr-upload`: watches segmenter output folders, or receives what encoders
+//! push over HTTP, and stores every new segment.
 //!
 //! - [`args`]: the command line.
 //! - [`source`]: playlists as the segmenter wrote them.
@@ -8,11 +9,13 @@
 //! - [`rendition`]: one rendition: polls its playlist, queues and uploads segments in order.
 //! - [`ingest`]: stores one segment in the write order readers rely on, retrying until it is in.
 //! - [`metrics`]: what was stored and how it went, for Prometheus (`--metrics`).
+//! - [`push`]: the push receiver (`--listen`): HLS and CMAF pushed over HTTP, stored as they come.
 
 pub mod args;
 pub mod changes;
 pub mod ingest;
 pub mod metrics;
+pub mod push;
 pub mod rendition;
 pub mod source;
 pub mod stream;
@@ -89,10 +92,24 @@ pub fn main(args: &[String]) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return usage_error(&e),
             };
+            // Secrets files are read now: a mistake is a usage error, before any connection.
+            let push = match o.push.as_ref().map(push_settings).transpose() {
+                Ok(p) => p,
+                Err(e) => return usage_error(&e),
+            };
             init_logging();
-            runtime().block_on(run(o, cfg))
+            runtime().block_on(run(o, cfg, push))
         }
     }
+}
+
+fn push_settings(p: &args::PushOptions) -> Result<push::Settings, String> {
+    Ok(push::Settings {
+        access: push::access::Access::new(p.token_file.as_deref(), p.basic_file.as_deref(), &p.allow)?,
+        max_segment: p.max_segment,
+        idle: p.idle,
+        track_segment: p.track_segment,
+    })
 }
 
 fn usage_error(e: &str) -> ExitCode {
@@ -110,7 +127,7 @@ async fn signal() -> &'static str {
     }
 }
 
-async fn run(o: RunOptions, cfg: StoreConfig) -> ExitCode {
+async fn run(o: RunOptions, cfg: StoreConfig, push: Option<push::Settings>) -> ExitCode {
     // Handle signals from the start: a signal during start-up must not kill us half-way.
     let sig = tokio::spawn(signal());
     let store = match Store::connect(&cfg).await {
@@ -157,6 +174,19 @@ async fn run(o: RunOptions, cfg: StoreConfig) -> ExitCode {
         shutdown: stop_rx,
         delete_after_upload: o.delete_after_upload,
     };
+    let receiver = match (o.push.as_ref(), push) {
+        (Some(p), Some(settings)) => {
+            let rx = Arc::new(push::Receiver::new(shared.clone(), settings));
+            match push::server::listen(p.listen, rx).await {
+                Ok(task) => Some(task),
+                Err(e) => {
+                    eprintln!("hls-dvr-upload: --listen {}: {e}", p.listen);
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
     let mut watchers = tokio::task::JoinSet::new();
     for s in &o.streams {
         let w = stream::Watcher::new(&s.name, &s.dir, o.poll_interval);
@@ -173,6 +203,9 @@ async fn run(o: RunOptions, cfg: StoreConfig) -> ExitCode {
         std::process::exit(1);
     });
     while watchers.join_next().await.is_some() {}
+    if let Some(task) = receiver {
+        let _ = task.await;
+    }
     // Its own target, so benchmarks can ask for this line alone.
     if let Some(store) = keeper.get() {
         info!(target: "hls_dvr_store::latency", "store writes: {}", store.latencies().summary(&Op::WRITES));

@@ -25,6 +25,12 @@ struct Rendition {
     delay_sum_s: f64,
     /// Program date-time of the newest segment stored, and where it ends.
     newest_end_ms: Option<i64>,
+    /// Pushed: fragments stored as they arrived.
+    fragments: u64,
+    /// Pushed: segments another receiver stored (this one's copy was dropped).
+    copies: u64,
+    /// Pushed: copies that came after newer segments were stored, dropped.
+    late: u64,
 }
 
 #[derive(Default)]
@@ -33,6 +39,10 @@ pub struct UploadMetrics {
     retries: AtomicU64,
     /// By [`StoreError::index`].
     errors: [AtomicU64; StoreError::KINDS.len()],
+    /// Push requests answered, by status.
+    requests: Mutex<BTreeMap<u16, u64>>,
+    /// Bytes pushed, by stream.
+    received: Mutex<BTreeMap<String, u64>>,
 }
 
 impl UploadMetrics {
@@ -47,6 +57,42 @@ impl UploadMetrics {
         r.newest_end_ms = Some(r.newest_end_ms.map_or(end_ms, |e| e.max(end_ms)));
     }
 
+    fn rendition(&self, stream: &str, rendition: &str, f: impl FnOnce(&mut Rendition)) {
+        let mut all = self.renditions.lock().unwrap_or_else(|p| p.into_inner());
+        f(all.entry((stream.to_string(), rendition.to_string())).or_default());
+    }
+
+    /// A fragment of a pushed segment is stored.
+    pub fn fragment(&self, stream: &str, rendition: &str) {
+        self.rendition(stream, rendition, |r| r.fragments += 1);
+    }
+
+    /// Another receiver stored a segment this one also received.
+    pub fn copy(&self, stream: &str, rendition: &str) {
+        self.rendition(stream, rendition, |r| r.copies += 1);
+    }
+
+    /// A pushed segment came too late to be placed.
+    pub fn late(&self, stream: &str, rendition: &str) {
+        self.rendition(stream, rendition, |r| r.late += 1);
+    }
+
+    /// A push request was answered.
+    pub fn request(&self, status: u16) {
+        *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry(status).or_default() += 1;
+    }
+
+    /// Bytes of a push body arrived.
+    pub fn received(&self, stream: &str, bytes: usize) {
+        let mut all = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        match all.get_mut(stream) {
+            Some(n) => *n += bytes as u64,
+            None => {
+                all.insert(stream.to_string(), bytes as u64);
+            }
+        }
+    }
+
     /// A write failed and is tried again.
     pub fn retried(&self, e: &StoreError) {
         self.retries.fetch_add(1, Relaxed);
@@ -57,9 +103,12 @@ impl UploadMetrics {
         let all = self.renditions.lock().unwrap_or_else(|p| p.into_inner());
         let mut t = Text::default();
         type Value = fn(&Rendition) -> u64;
-        let families: [(&str, &str, Value); 2] = [
+        let families: [(&str, &str, Value); 5] = [
             ("hls_dvr_upload_segments_total", "Segments stored.", |r| r.segments),
             ("hls_dvr_upload_bytes_total", "Segment bytes stored.", |r| r.bytes),
+            ("hls_dvr_upload_fragments_total", "Fragments of pushed segments stored as they arrived.", |r| r.fragments),
+            ("hls_dvr_upload_copies_total", "Pushed segments another receiver stored.", |r| r.copies),
+            ("hls_dvr_upload_late_total", "Pushed segments that came after newer ones, dropped.", |r| r.late),
         ];
         for (name, help, value) in families {
             t.family(name, "counter", help);
@@ -68,7 +117,11 @@ impl UploadMetrics {
             }
         }
         let name = "hls_dvr_upload_delay_seconds";
-        t.family(name, "histogram", "From a segment's file last written to its index row stored.");
+        t.family(
+            name,
+            "histogram",
+            "From a segment's last byte written (a file) or received (a push) to its index row stored.",
+        );
         for (key, r) in all.iter() {
             t.histogram(name, &labels(key), &r.delay, r.delay_sum_s);
         }
@@ -77,6 +130,19 @@ impl UploadMetrics {
         for (key, r) in all.iter() {
             if let Some(end) = r.newest_end_ms {
                 t.sample(name, &labels(key), (now_ms - end) as f64 / 1000.0);
+            }
+        }
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if !requests.is_empty() {
+            let name = "hls_dvr_upload_push_requests_total";
+            t.family(name, "counter", "Push requests answered, by status.");
+            for (status, n) in requests.iter() {
+                t.sample(name, &[("status", &status.to_string())], *n);
+            }
+            let name = "hls_dvr_upload_push_received_bytes_total";
+            t.family(name, "counter", "Bytes of push request bodies received.");
+            for (stream, n) in self.received.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                t.sample(name, &[("stream", stream)], *n);
             }
         }
         t.family("hls_dvr_upload_retries_total", "counter", "Store writes tried again after a failure.");

@@ -275,6 +275,7 @@ impl State {
             source: SourcePos { uri: p.uri.clone(), seg_msn: p.seg_msn, size: p.file.size, mtime_ns: p.file.mtime_ns },
             updated_ms: 0,
             ended: false,
+            media: hls_dvr_core::model::MediaType::Muxed,
         };
         self.current = Some((a, head.clone()));
         Some(Upload {
@@ -336,25 +337,31 @@ impl State {
     }
 }
 
+/// A rendition's head as the store holds it, read again until the store answers; None when
+/// shutting down first.
+pub async fn read_head(sh: &Uploads, stream: &str, name: &str) -> Option<Option<Rendition>> {
+    let mut shutdown = sh.shutdown.clone();
+    let mut backoff = Backoff::default();
+    loop {
+        match sh.with_store(|store| async move { store.rendition(stream, name).await }).await {
+            Ok(h) => return Some(h),
+            Err(e) => {
+                let d = backoff.next_delay();
+                warn!("reading the head of {stream}/{name}: {e}; retrying in {d:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = shutdown.wait_for(|s| *s) => return None,
+                }
+            }
+        }
+    }
+}
+
 /// Runs a rendition until shutdown (then finishes the upload in flight).
 pub async fn run(mut spec: Spec, sh: Uploads) {
     let mut shutdown = sh.shutdown.clone();
     // Resume where the store's head says the last run stopped.
-    let mut backoff = Backoff::default();
-    let head = loop {
-        let (stream, name) = (&spec.stream, &spec.name);
-        match sh.with_store(|store| async move { store.rendition(stream, name).await }).await {
-            Ok(h) => break h,
-            Err(e) => {
-                let d = backoff.next_delay();
-                warn!("reading the head of {}/{}: {e}; retrying in {d:?}", spec.stream, spec.name);
-                tokio::select! {
-                    _ = tokio::time::sleep(d) => {}
-                    _ = shutdown.wait_for(|s| *s) => return,
-                }
-            }
-        }
-    };
+    let Some(head) = read_head(&sh, &spec.stream, &spec.name).await else { return };
     match &head {
         Some(h) if h.head_msn >= 0 => info!(
             "rendition {} ({}): resuming after msn {} (source {} #{})",

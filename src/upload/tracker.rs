@@ -468,6 +468,7 @@ mod tests {
             source: SourcePos::default(),
             updated_ms: 0,
             ended: false,
+            media: hls_dvr_core::model::MediaType::Muxed,
         }
     }
 

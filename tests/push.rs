@@ -1,0 +1,386 @@
+//! Push ingest end to end: ffmpeg pushes HLS (hls muxer, `-method PUT`) and CMAF (dash muxer in
+//! streaming mode) to the built `hls-dvr-upload --listen`, against Cassandra; what is stored is
+//! compared byte for byte with what the same encode wrote to a folder through ffmpeg's `tee`,
+//! and played back through nginx. Bad pushes and two receivers fed by one encoder too.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+mod common;
+
+use common::upload::{listed, wait_exit, Reader, Uploader};
+use common::{free_port, get, keyspace, master_playlist, media_playlist, Container, Cql, Nginx, TempDir};
+use hls_dvr_core::model::IndexEntry;
+use hls_dvr_store::BlobKind;
+
+/// A receiver on a free port, pushing to nothing but its store.
+fn receiver(cql: &Cql, ks: &str, s: &TempDir, tag: &str, extra: &[&str]) -> (Uploader, u16) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["--listen", &listen];
+    args.extend_from_slice(extra);
+    let up = Uploader::start(&cql.addr, ks, &[], &args, s.0.join(format!("{tag}.log")));
+    common::wait_for("the receiver to listen", Duration::from_secs(20), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (up, port)
+}
+
+/// The options of one `tee` slave of ffmpeg's hls muxer (colons in values escaped twice).
+fn hls_slave(kind: Container, extra: &str) -> String {
+    let seg = if kind == Container::Ts { "mpegts" } else { "fmp4" };
+    format!(
+        "f=hls:hls_time=2:hls_flags=program_date_time:hls_segment_type={seg}:hls_list_size=0:\
+         master_pl_name=master.m3u8:var_stream_map=v\\\\:0,a\\\\:0 v\\\\:1,a\\\\:1{extra}"
+    )
+}
+
+/// A live ffmpeg encoding two renditions for `seconds`, its hls muxer writing into `dir` and
+/// pushing the same bytes to every URL of `pushes` (`.../out_%v.m3u8`).
+fn hls_encoder(dir: &Path, kind: Container, seconds: u32, pushes: &[String]) -> Child {
+    let mut outs = vec![format!("[{}]{}/out_%v.m3u8", hls_slave(kind, ""), dir.display())];
+    for url in pushes {
+        // onfail=ignore: a receiver that fails does not stop the others.
+        outs.push(format!(
+            "[{}:onfail=ignore]{url}",
+            hls_slave(kind, ":method=PUT:http_persistent=1:ignore_io_errors=1")
+        ));
+    }
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ])
+        .args(["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(["-s:v:1", "160x90", "-b:v:0", "300k", "-b:v:1", "100k", "-c:a", "aac", "-b:a", "48k"])
+        .args(["-t", &seconds.to_string(), "-f", "tee", &outs.join("|")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg")
+}
+
+/// A live ffmpeg pushing CMAF with its dash muxer in streaming mode: 2 s segments of 0.5 s
+/// fragments, video and audio as separate tracks.
+fn cmaf_encoder(seconds: u32, url: &str, extra: &[&str]) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ])
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+        ])
+        .args(["-sc_threshold", "0", "-c:a", "aac", "-b:a", "48k", "-t", &seconds.to_string()])
+        .args(["-f", "dash", "-streaming", "1", "-ldash", "1", "-seg_duration", "2", "-frag_type", "duration"])
+        .args(["-frag_duration", "0.5", "-use_template", "1", "-use_timeline", "0", "-write_prft", "1"])
+        // Without a timing URL ffmpeg 5.1 writes no prft; it only copies the URL into the MPD.
+        .args(["-utc_timing_url", "https://time.akamai.com/?iso"])
+        .args(["-method", "PUT", "-http_persistent", "1", "-adaptation_sets", "id=0,streams=v id=1,streams=a"])
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg")
+}
+
+fn finish(mut c: Child) {
+    let st = wait_exit(&mut c, Duration::from_secs(90));
+    assert!(st.success(), "ffmpeg failed: {st}");
+}
+
+/// Checks the stored segments are ffmpeg's files, in order, under consecutive numbers from 0.
+fn assert_stored_as_written(r: &Reader, stream: &str, rend: &str, dir: &Path) -> Vec<IndexEntry> {
+    let files = listed(&dir.join(format!("{rend}.m3u8")));
+    assert!(files.len() >= 4, "ffmpeg wrote {} segments", files.len());
+    // ffmpeg 5.1 sends no final playlist for the last variant when it stops: its last segment
+    // may never be listed to a receiver.
+    let idx = r.wait_for(stream, rend, files.len() - 1, Duration::from_secs(20));
+    for (k, (e, l)) in idx.iter().zip(&files).enumerate() {
+        assert_eq!(e.msn, k as i64, "{rend}: numbers consecutive from 0");
+        assert_eq!(e.duration_us, l.duration_us, "duration of {}", l.uri);
+        assert_eq!(Some(e.pdt_ms), l.pdt_ms, "program date-time of {}", l.uri);
+        let want = fs::read(dir.join(&l.uri)).unwrap();
+        assert!(r.blob(BlobKind::Segment, stream, rend, e.msn) == want, "{stream}/{rend} {} is not {}", e.msn, l.uri);
+        if let Some(map) = &l.map {
+            let init = fs::read(dir.join(map)).unwrap();
+            let init_msn = e.init_msn.expect("an fMP4 segment names its init segment");
+            assert!(r.blob(BlobKind::Init, stream, rend, init_msn) == init, "init segment of {}", l.uri);
+        }
+    }
+    idx
+}
+
+fn hls_push_is_stored_as_written(test: &str, kind: Container) {
+    let cql = Cql::start();
+    let ks = keyspace(test);
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new(test);
+    let (up, port) = receiver(&cql, &ks, &s, "receiver", &[]);
+    let dir = s.dir("local");
+    let url = format!("http://127.0.0.1:{port}/ingest/live/out_%v.m3u8");
+    finish(hls_encoder(&dir, kind, 10, std::slice::from_ref(&url)));
+    let r = Reader::new(&cql, &ks);
+    for rend in ["out_0", "out_1"] {
+        assert_stored_as_written(&r, "live", rend, &dir);
+        let h = r.head("live", rend).expect("head");
+        assert_eq!(h.container, kind);
+        // From the pushed master playlist.
+        assert_eq!(h.resolution.as_deref(), Some(if rend == "out_0" { "320x180" } else { "160x90" }));
+        assert!(h.bandwidth.is_some());
+    }
+    // The encoder restarts (numbering from 0 again): numbers go on, with a discontinuity.
+    let before = r.index("live", "out_0").len() as i64;
+    let dir2 = s.dir("local2");
+    finish(hls_encoder(&dir2, kind, 5, &[url]));
+    let idx = r.wait_for("live", "out_0", before as usize + 2, Duration::from_secs(20));
+    let restarted = idx.iter().find(|e| e.msn == before).expect("the restarted encoder's first segment");
+    assert!(restarted.discontinuity && restarted.disc_seq == 1, "{restarted:?}");
+    let first = listed(&dir2.join("out_0.m3u8"));
+    assert!(r.blob(BlobKind::Segment, "live", "out_0", before) == fs::read(dir2.join(&first[0].uri)).unwrap());
+    up.stop();
+}
+
+#[test]
+fn hls_push_ts_is_stored_as_written() {
+    hls_push_is_stored_as_written("push_ts", Container::Ts);
+}
+
+#[test]
+fn hls_push_fmp4_is_stored_as_written() {
+    hls_push_is_stored_as_written("push_fmp4", Container::Fmp4);
+}
+
+/// ffprobe's duration of a URL, in seconds.
+fn probe_duration(url: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", url])
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0.0)
+}
+
+#[test]
+fn cmaf_push_is_stored_fragment_by_fragment_and_plays_through_nginx() {
+    let cql = Cql::start();
+    let ks = keyspace("push_cmaf");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("push_cmaf");
+    let (up, port) = receiver(&cql, &ks, &s, "receiver", &[]);
+    let enc = cmaf_encoder(11, &format!("http://127.0.0.1:{port}/ingest/cm/manifest.mpd"), &[]);
+    let r = Reader::new(&cql, &ks);
+    // A segment's fragments are readable (as chunks) before it ends: its index row is not
+    // there yet, its first chunk is.
+    common::wait_for("the first fragments", Duration::from_secs(30), || {
+        let first = r.rt.block_on(r.store.part("cm", "stream0", 0, 0)).expect("read a part");
+        first.is_some() && r.index("cm", "stream0").is_empty()
+    });
+    finish(enc);
+    for (rend, codec) in [("stream0", "avc1."), ("stream1", "mp4a.40.2")] {
+        let idx = r.wait_for("cm", rend, 4, Duration::from_secs(20));
+        for (k, e) in idx.iter().enumerate() {
+            assert_eq!(e.msn, k as i64);
+            assert!((1_900_000..=2_100_000).contains(&e.duration_us), "{rend} {}: {} us", e.msn, e.duration_us);
+            let bytes = r.blob(BlobKind::Segment, "cm", rend, e.msn);
+            assert_eq!(bytes.len() as i64, e.size);
+            // A whole CMAF segment: styp, then fragments.
+            assert_eq!(&bytes[4..8], b"styp");
+        }
+        // Dates from prft, 2 s apart.
+        assert!(idx.windows(2).all(|w| (w[1].pdt_ms - w[0].pdt_ms - 2000).abs() < 100), "{idx:?}");
+        let h = r.head("cm", rend).unwrap();
+        assert!(h.codecs.as_deref().is_some_and(|c| c.starts_with(codec)), "{:?}", h.codecs);
+    }
+    // Played through nginx: audio as a group of the video variant.
+    let ng = Nginx::start(&cql.addr, &ks, 1, "", "");
+    ng.wait_ready("/live/cm/master.m3u8");
+    let master = master_playlist(&get(&ng.url("/live/cm/master.m3u8")).text());
+    assert_eq!(master.variants.len(), 1);
+    assert_eq!(master.variants[0].audio.as_deref(), Some("audio"));
+    assert_eq!(master.alternatives[0].uri.as_deref(), Some("stream1/index.m3u8"));
+    let video = media_playlist(&get(&ng.url("/live/cm/stream0/index.m3u8")).text());
+    assert!(video.segments.len() >= 4);
+    let idx = r.index("cm", "stream0");
+    let (from, to) = (idx[0].pdt_ms, idx[3].pdt_ms + idx[3].duration_us / 1000);
+    let clip = format!("/live/cm/master.m3u8?start={:.3}&end={:.3}", from as f64 / 1e3, to as f64 / 1e3);
+    let d = probe_duration(&ng.url(&clip));
+    assert!((7.5..=8.6).contains(&d), "ffprobe read {d} s of {clip} through nginx");
+    up.stop();
+}
+
+/// Sends a raw request and returns the status code.
+fn raw(port: u16, request: &[u8]) -> u16 {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn put(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
+    let mut req = format!("PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    raw(port, &bytes)
+}
+
+#[test]
+fn bad_pushes_get_clear_statuses_and_store_nothing_half() {
+    let cql = Cql::start();
+    let ks = keyspace("push_bad");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("push_bad");
+    let tokens = s.0.join("tokens");
+    fs::write(&tokens, "t0ken\n").unwrap();
+    let (up, port) = receiver(
+        &cql,
+        &ks,
+        &s,
+        "receiver",
+        &["--ingest-token-file", tokens.to_str().unwrap(), "--max-segment-size", "1m", "--ingest-idle-timeout", "1s"],
+    );
+    let auth = [("Authorization", "Bearer t0ken")];
+    assert_eq!(put(port, "/ingest/x/a.ts", &[], b"x"), 401);
+    assert_eq!(put(port, "/ingest/x/a.ts", &[("Authorization", "Bearer nope")], b"x"), 401);
+    assert_eq!(put(port, "/ingest/x/a.ts", &auth, b"x"), 201);
+    assert_eq!(put(port, "/nowhere", &auth, b""), 404);
+    assert_eq!(put(port, "/ingest/bad.name/a.ts", &auth, b""), 404);
+    assert_eq!(
+        raw(
+            port,
+            b"DELETE /ingest/x/a.ts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n"
+        ),
+        204
+    );
+    assert_eq!(
+        raw(
+            port,
+            b"GET /ingest/x/a.ts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n"
+        ),
+        405
+    );
+    assert_eq!(put(port, "/ingest/x/big.ts", &auth, &vec![0x47; 1_100_000]), 413);
+    assert_eq!(put(port, "/ingest/x/out.m3u8", &auth, b"garbage\n"), 400);
+    assert_eq!(put(port, "/ingest/x/init-v.m4s", &auth, b"\0\0\0\x10ftypisom\0\0\0\0"), 400);
+    assert_eq!(put(port, "/ingest/x/chunk-w-00001.m4s", &auth, b"anything"), 400, "no init segment");
+    // A real init segment, then a segment cut inside its fragment: 408 after the idle timeout,
+    // and no index row.
+    let dir = s.dir("dash");
+    let mut enc = cmaf_encoder(3, &format!("{}/manifest.mpd", dir.display()), &["-streaming", "0"]);
+    let _ = wait_exit(&mut enc, Duration::from_secs(60));
+    let init = fs::read(dir.join("init-stream0.m4s")).unwrap();
+    assert_eq!(put(port, "/ingest/x/init-stream0.m4s", &auth, &init), 201);
+    let seg = fs::read(dir.join("chunk-stream0-00001.m4s")).unwrap();
+    let head = format!("PUT /ingest/x/chunk-stream0-00001.m4s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nContent-Length: {}\r\n\r\n", seg.len());
+    let mut cut = head.into_bytes();
+    cut.extend_from_slice(&seg[..seg.len() - 100]);
+    assert_eq!(raw(port, &cut), 408);
+    let r = Reader::new(&cql, &ks);
+    assert!(r.index("x", "stream0").is_empty(), "a cut segment has no index row");
+    // Its fragments stay stored; the whole segment reads as absent.
+    assert!(r.rt.block_on(r.store.read_blob(BlobKind::Segment, "x", "stream0", 0)).unwrap().is_none());
+    // The same segment whole is stored under the next number (the cut one is a gap).
+    assert_eq!(
+        put(port, "/ingest/x/chunk-stream0-00002.m4s", &auth, &fs::read(dir.join("chunk-stream0-00002.m4s")).unwrap()),
+        201
+    );
+    let idx = r.wait_for("x", "stream0", 1, Duration::from_secs(10));
+    assert_eq!(idx[0].msn, 1);
+    up.stop();
+    let log = fs::read_to_string(s.0.join("receiver.log")).unwrap();
+    assert!(log.contains("no index row names it"), "{log}");
+}
+
+#[test]
+fn addresses_outside_the_allowed_ranges_are_refused() {
+    let cql = Cql::start();
+    let ks = keyspace("push_cidr");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("push_cidr");
+    let (up, port) = receiver(&cql, &ks, &s, "r1", &["--ingest-allow", "10.0.0.0/8"]);
+    assert_eq!(put(port, "/ingest/x/a.ts", &[], b"x"), 403);
+    drop(up);
+    let (up, port) = receiver(&cql, &ks, &s, "r2", &["--ingest-allow", "127.0.0.0/8"]);
+    assert_eq!(put(port, "/ingest/x/a.ts", &[], b"x"), 201);
+    up.stop();
+}
+
+/// Every stored segment of `rend`, by number: none twice, none missing.
+fn assert_once_each(r: &Reader, stream: &str, rend: &str, dir: &Path) {
+    let idx = assert_stored_as_written(r, stream, rend, dir);
+    let mut seen = std::collections::HashSet::new();
+    for e in &idx {
+        assert!(seen.insert(e.pdt_ms), "{rend}: date {} stored twice", e.pdt_ms);
+    }
+}
+
+#[test]
+fn two_receivers_store_each_segment_once_and_survive_a_kill() {
+    let cql = Cql::start();
+    let ks = keyspace("push_two");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("push_two");
+    let (a, pa) = receiver(&cql, &ks, &s, "a", &["--metrics", &format!("127.0.0.1:{}", free_port())]);
+    let metrics_b = free_port();
+    let (b, pb) = receiver(&cql, &ks, &s, "b", &["--metrics", &format!("127.0.0.1:{metrics_b}")]);
+    let dir = s.dir("local");
+    let urls = [pa, pb].map(|p| format!("http://127.0.0.1:{p}/ingest/two/out_%v.m3u8"));
+    let enc = hls_encoder(&dir, Container::Ts, 16, &urls);
+    let r = Reader::new(&cql, &ks);
+    // Both receive everything for a while, then receiver a dies without warning.
+    r.wait_for("two", "out_0", 3, Duration::from_secs(30));
+    a.kill();
+    finish(enc);
+    for rend in ["out_0", "out_1"] {
+        assert_once_each(&r, "two", rend, &dir);
+    }
+    // While both were up, b left to a what a had claimed; after the kill, b stored the rest.
+    let text = get(&format!("http://127.0.0.1:{metrics_b}/metrics")).text();
+    let sum = |family: &str| -> u64 {
+        text.lines().filter(|l| l.starts_with(family)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
+    };
+    assert!(sum("hls_dvr_upload_segments_total") > 0, "{text}");
+    assert!(sum("hls_dvr_upload_copies_total") + sum("hls_dvr_upload_segments_total") >= 10, "{text}");
+    b.stop();
+}
