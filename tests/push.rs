@@ -384,3 +384,47 @@ fn two_receivers_store_each_segment_once_and_survive_a_kill() {
     assert!(sum("hls_dvr_upload_copies_total") + sum("hls_dvr_upload_segments_total") >= 10, "{text}");
     b.stop();
 }
+
+#[test]
+fn interface_1_tracks_are_cut_into_segments_at_key_frames() {
+    let cql = Cql::start();
+    let ks = keyspace("push_if1");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("push_if1");
+    let (up, port) = receiver(&cql, &ks, &s, "receiver", &[]);
+    // One long chunked POST per track, as ffmpeg's mp4 muxer sends a live CMAF track.
+    let track = |map: &str, codec: &[&str], name: &str| {
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-map", map])
+            .args(codec)
+            .args(["-t", "9", "-f", "mp4", "-movflags", "+cmaf+empty_moov+default_base_moof+frag_keyframe"])
+            .args(["-frag_duration", "500000", "-method", "POST", "-chunked_post", "1"])
+            .arg(format!("http://127.0.0.1:{port}/ingest/i1/Streams({name})"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ffmpeg")
+    };
+    let video = track("0:v", &["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50"], "video");
+    let audio = track("1:a", &["-c:a", "aac"], "audio");
+    finish(video);
+    finish(audio);
+    let r = Reader::new(&cql, &ks);
+    for rend in ["video", "audio"] {
+        let idx = r.wait_for("i1", rend, 3, Duration::from_secs(20));
+        // Whole segments of about 2 s (the last one may be shorter), numbered from 0.
+        for (k, e) in idx.iter().enumerate() {
+            assert_eq!(e.msn, k as i64);
+            assert!(e.duration_us <= 2_600_000, "{rend} {}: {} us", e.msn, e.duration_us);
+            assert_eq!(r.blob(BlobKind::Segment, "i1", rend, e.msn).len() as i64, e.size);
+        }
+        assert!(idx.iter().take(3).all(|e| e.duration_us >= 1_900_000), "{rend}: {idx:?}");
+        // The init segment came first in the body.
+        let init = r.blob(BlobKind::Init, "i1", rend, idx[0].init_msn.expect("init"));
+        assert_eq!(&init[4..8], b"ftyp");
+    }
+    up.stop();
+}
