@@ -396,7 +396,17 @@ fn interface_1_tracks_are_cut_into_segments_at_key_frames() {
     let track = |map: &str, codec: &[&str], name: &str| {
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x180:rate=25",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+            ])
             .args(["-map", map])
             .args(codec)
             .args(["-t", "9", "-f", "mp4", "-movflags", "+cmaf+empty_moov+default_base_moof+frag_keyframe"])
