@@ -236,6 +236,8 @@ struct Reader {
     /// Stream offset of `buf[0]`.
     at: u64,
     total: usize,
+    /// The init segment at the body's start (Interface 1), once whole; taken by the caller.
+    init: Option<Bytes>,
 }
 
 impl Reader {
@@ -245,6 +247,7 @@ impl Reader {
             buf: BytesMut::new(),
             at: 0,
             total: 0,
+            init: None,
         }
     }
 
@@ -263,6 +266,13 @@ impl Reader {
         }
         let frags = self.splitter.push(&data).map_err(|e| (StatusCode::BAD_REQUEST, format!("not CMAF: {e}")))?;
         self.buf.extend_from_slice(&data);
+        // The leading ftyp+moov is still in the buffer (nothing before the first fragment has
+        // been dropped yet): keep it before the fragments' bytes are cut out.
+        if let (Some((from, to)), 0, None) = (self.splitter.init_range(), self.at, &self.init) {
+            if let Some(init) = self.buf.get(from as usize..to as usize) {
+                self.init = Some(Bytes::copy_from_slice(init));
+            }
+        }
         let mut out = Vec::with_capacity(frags.len());
         for f in frags {
             // Bytes before the fragment that belong to none (an Interface 1 init segment) go.
@@ -354,24 +364,14 @@ pub async fn track(rx: &Receiver, track: &mut Track, body: &mut Incoming) -> Rep
                 return Err(e);
             }
         };
-        if !have_init {
-            if let Some((from, to)) = reader.splitter.init_range() {
-                // The init segment is still in the buffer: it precedes every fragment.
-                let len = (to - from) as usize;
-                if reader.at == 0 && reader.buf.len() >= (to as usize) {
-                    let init = Bytes::copy_from_slice(&reader.buf[from as usize..from as usize + len]);
-                    track.set_init(init)?;
-                    have_init = true;
-                }
-            }
+        if let Some(init) = reader.init.take() {
+            track.set_init(init)?;
+            have_init = true;
         }
         for (f, bytes) in frags {
-            let Some(info) = track.info.clone() else {
+            let Some(info) = track.info.clone().filter(|_| have_init) else {
                 return Err((StatusCode::BAD_REQUEST, "the track sent fragments before its init segment".into()));
             };
-            if !have_init {
-                have_init = true;
-            }
             let cut_here = current.as_ref().is_some_and(|c| {
                 let lasted = Duration::from_secs_f64(c.writing.duration as f64 / info.timescale.max(1) as f64);
                 lasted >= rx.settings.track_segment && (f.starts_with_key || info.kind == TrackKind::Audio)

@@ -21,7 +21,7 @@ pub enum Target<'a> {
     Manifest { stream: &'a str },
     /// A DASH-IF Interface 1 track: one long POST of an init segment, then fragments.
     Track { stream: &'a str, rendition: &'a str },
-    /// Timed markers (posted JSON): a later feature; answered 404 until then.
+    /// Anything else (404).
     Unknown,
 }
 

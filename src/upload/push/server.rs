@@ -61,6 +61,7 @@ pub async fn listen(addr: SocketAddr, rx: Arc<Receiver>) -> std::io::Result<toki
             };
             let _ = tcp.set_nodelay(true);
             let rx = rx.clone();
+            let mut stop = rx.uploads.shutdown.clone();
             conns.spawn(async move {
                 let svc = service_fn(move |req| {
                     let rx = rx.clone();
@@ -71,7 +72,20 @@ pub async fn listen(addr: SocketAddr, rx: Arc<Receiver>) -> std::io::Result<toki
                     .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(tcp), svc);
                 let mut conn = std::pin::pin!(conn);
-                if let Err(e) = conn.as_mut().await {
+                let done = tokio::select! {
+                    res = conn.as_mut() => Some(res),
+                    _ = stop.wait_for(|s| *s) => None,
+                };
+                let res = match done {
+                    Some(res) => res,
+                    None => {
+                        // Finish the request in flight, take no other: an encoder's idle
+                        // keep-alive connection must not hold the shutdown.
+                        conn.as_mut().graceful_shutdown();
+                        conn.as_mut().await
+                    }
+                };
+                if let Err(e) = res {
                     debug!("push connection from {peer}: {e}");
                 }
             });
