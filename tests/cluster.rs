@@ -246,42 +246,6 @@ impl Wrk {
     }
 }
 
-/// hls.js in Chromium on the player page, playing the live stream until [`Player::stop`].
-struct Player {
-    child: std::process::Child,
-    _page: TempDir,
-}
-
-impl Player {
-    /// `page_port`: where nginx serves [`player_server`] for `page`.
-    fn start(ng: &Nginx, page: TempDir, page_port: u16) -> Player {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/play.mjs");
-        let child = Command::new("node")
-            .arg(script)
-            .arg(player_url(page_port, &ng.url("/live/demo/master.m3u8")))
-            .arg("watch")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("node (scripts/setup installs it)");
-        Player { child, _page: page }
-    }
-
-    /// Closes its input, which ends the watch: its report (JSON, `"ok":true` when it played).
-    fn stop(mut self) -> String {
-        drop(self.child.stdin.take());
-        let out = self.child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-/// A number from the player's JSON report.
-fn reported(report: &str, key: &str) -> f64 {
-    let at = report.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {report}"));
-    let rest = &report[at + key.len() + 3..];
-    rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
-}
-
 fn reader(nodes: &str, ks: &str, rt: &tokio::runtime::Runtime) -> Store {
     let nodes = nodes.split(',').map(String::from).collect();
     rt.block_on(Store::connect(&StoreConfig::new(nodes, ks))).unwrap()
@@ -297,7 +261,7 @@ fn a_node_killed_under_load_loses_nothing_and_rejoins_whole() {
     let mut l = live(&nodes, &ks, "nodekill", &player_server(page_port, page.path()));
     let viewers = Viewers::start(&l.ng, 6, |_| false);
     let wrk = Wrk::start(&l.ng);
-    let player = Player::start(&l.ng, page, page_port);
+    let player = Player::start(&l.ng, page, page_port, "/live/demo/master.m3u8");
     std::thread::sleep(Duration::from_secs(8));
     cassandra(&["stop", "--node", "3"], &cdir);
     let killed = now_ms();

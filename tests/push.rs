@@ -12,14 +12,22 @@ use std::time::Duration;
 
 mod common;
 
+use common::relay::Relay;
 use common::upload::{listed, wait_exit, Reader, Uploader};
-use common::{free_port, get, keyspace, master_playlist, media_playlist, Container, Cql, Nginx, TempDir};
+use common::{
+    free_port, get, keyspace, master_playlist, media_playlist, reported, Container, Cql, Nginx, Player, TempDir,
+};
 use hls_dvr_core::model::IndexEntry;
 use hls_dvr_store::BlobKind;
 
 /// A receiver on a free port, pushing to nothing but its store.
 fn receiver(cql: &Cql, ks: &str, s: &TempDir, tag: &str, extra: &[&str]) -> (Uploader, u16) {
     let port = free_port();
+    (receiver_on(port, cql, ks, s, tag, extra), port)
+}
+
+/// A receiver on `port` (a restarted one takes its old port), its log `{tag}.log` (appended to).
+fn receiver_on(port: u16, cql: &Cql, ks: &str, s: &TempDir, tag: &str, extra: &[&str]) -> Uploader {
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["--listen", &listen];
     args.extend_from_slice(extra);
@@ -27,7 +35,7 @@ fn receiver(cql: &Cql, ks: &str, s: &TempDir, tag: &str, extra: &[&str]) -> (Upl
     common::wait_for("the receiver to listen", Duration::from_secs(20), || {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    (up, port)
+    up
 }
 
 /// The options of one `tee` slave of ffmpeg's hls muxer (colons in values escaped twice).
@@ -37,6 +45,15 @@ fn hls_slave(kind: Container, extra: &str) -> String {
         "f=hls:hls_time=2:hls_flags=program_date_time:hls_segment_type={seg}:hls_list_size=0:\
          master_pl_name=master.m3u8:var_stream_map=v\\\\:0,a\\\\:0 v\\\\:1,a\\\\:1{extra}"
     )
+}
+
+/// ffmpeg reading a test picture and tone in real time (inputs 0 and 1).
+fn live_source() -> Command {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-re", "-f", "lavfi"])
+        .args(["-i", "sine=frequency=440:sample_rate=48000"]);
+    cmd
 }
 
 /// A live ffmpeg encoding two renditions for `seconds`, its hls muxer writing into `dir` and
@@ -50,19 +67,7 @@ fn hls_encoder(dir: &Path, kind: Container, seconds: u32, pushes: &[String]) -> 
             hls_slave(kind, ":method=PUT:http_persistent=1:ignore_io_errors=1")
         ));
     }
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-re"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x180:rate=25",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
+    live_source()
         .args(["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
         .args(["-s:v:1", "160x90", "-b:v:0", "300k", "-b:v:1", "100k", "-c:a", "aac", "-b:a", "48k"])
@@ -77,19 +82,7 @@ fn hls_encoder(dir: &Path, kind: Container, seconds: u32, pushes: &[String]) -> 
 /// A live ffmpeg pushing CMAF with its dash muxer in streaming mode: 2 s segments of 0.5 s
 /// fragments, video and audio as separate tracks.
 fn cmaf_encoder(seconds: u32, url: &str, extra: &[&str]) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-re"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x180:rate=25",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
+    live_source()
         .args([
             "-map",
             "0:v",
@@ -244,6 +237,22 @@ fn cmaf_push_is_stored_fragment_by_fragment_and_plays_through_nginx() {
     let d = probe_duration(&ng.url(&clip));
     assert!((7.5..=8.6).contains(&d), "ffprobe read {d} s of {clip} through nginx");
     up.stop();
+    // hls.js in Chromium plays the same range to its end: video with its audio group.
+    let (page, page_port) = (common::player_page(), free_port());
+    ng.reconfigure(&cql.addr, &ks, 1, &common::player_server(page_port, page.path()), "");
+    common::wait_for("the player page", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", page_port)).is_ok()
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/play.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .arg(common::player_url(page_port, &ng.url(&clip)))
+        .arg("ended")
+        .output()
+        .expect("node (scripts/setup installs it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && report.contains("\"ok\":true"), "hls.js: {report}");
+    assert!((7.5..=8.6).contains(&reported(&report, "duration")), "{report}");
 }
 
 /// Sends a raw request and returns the status code.
@@ -397,19 +406,7 @@ fn interface_1_tracks_are_cut_into_segments_at_key_frames() {
     let (up, port) = receiver(&cql, &ks, &s, "receiver", &[]);
     // One long chunked POST per track, as ffmpeg's mp4 muxer sends a live CMAF track.
     let track = |map: &str, codec: &[&str], name: &str| {
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x180:rate=25",
-                "-re",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-            ])
+        live_source()
             .args(["-map", map])
             .args(codec)
             .args(["-t", "9", "-f", "mp4", "-movflags", "+cmaf+empty_moov+default_base_moof+frag_keyframe"])
@@ -440,4 +437,72 @@ fn interface_1_tracks_are_cut_into_segments_at_key_frames() {
         assert_eq!(&init[4..8], b"ftyp");
     }
     up.stop();
+}
+
+#[test]
+fn two_receivers_killed_one_after_the_other_lose_nothing_under_a_player() {
+    let cql = Cql::start();
+    let ks = keyspace("push_kills");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("push_kills");
+    let (pa, pb) = (free_port(), free_port());
+    let a = receiver_on(pa, &cql, &ks, &s, "a", &[]);
+    let b = receiver_on(pb, &cql, &ks, &s, "b", &[]);
+    // Each receiver behind a relay that retries, as MediaLive's outputs do.
+    let (ra, rb) = (Relay::start(pa), Relay::start(pb));
+    let dir = s.dir("local");
+    let urls = [ra.port, rb.port].map(|p| format!("http://127.0.0.1:{p}/ingest/two/out_%v.m3u8"));
+    let enc = hls_encoder(&dir, Container::Ts, 44, &urls);
+    let r = Reader::new(&cql, &ks);
+    r.wait_for("two", "out_0", 3, Duration::from_secs(30));
+    let (page, page_port) = (common::player_page(), free_port());
+    let ng = Nginx::start(&cql.addr, &ks, 1, &common::player_server(page_port, page.path()), "");
+    ng.wait_ready("/live/two/master.m3u8");
+    let player = Player::start(&ng, page, page_port, "/live/two/master.m3u8");
+    std::thread::sleep(Duration::from_secs(6));
+    // SIGKILL a; restarted 4 s later it resumes from the store and catches up through its relay;
+    // then b is killed, and a carries the stream alone.
+    a.kill();
+    std::thread::sleep(Duration::from_secs(4));
+    let a = receiver_on(pa, &cql, &ks, &s, "a", &[]);
+    std::thread::sleep(Duration::from_secs(8));
+    b.kill();
+    finish(enc);
+    for rend in ["out_0", "out_1"] {
+        assert_once_each(&r, "two", rend, &dir);
+    }
+    let played = player.stop();
+    let (watched, played_s) = (reported(&played, "wallS"), reported(&played, "playedS"));
+    eprintln!("hls.js through both kills: {played}");
+    assert!(played.contains("\"ok\":true") && !played.contains("networkError/"), "hls.js: {played}");
+    // Played on through both kills (a stall on 2 busy cores aside).
+    assert!(played_s > watched * 0.75, "hls.js played {played_s} s of {watched} s: {played}");
+    a.stop();
+}
+
+#[test]
+fn an_encoder_restarted_against_the_other_receiver_goes_on_with_a_discontinuity() {
+    let cql = Cql::start();
+    let ks = keyspace("push_failover");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("push_failover");
+    let (a, pa) = receiver(&cql, &ks, &s, "a", &[]);
+    let (b, pb) = receiver(&cql, &ks, &s, "b", &[]);
+    let (d1, d2) = (s.dir("first"), s.dir("second"));
+    finish(hls_encoder(&d1, Container::Fmp4, 7, &[format!("http://127.0.0.1:{pa}/ingest/fo/out_%v.m3u8")]));
+    let r = Reader::new(&cql, &ks);
+    let first = assert_stored_as_written(&r, "fo", "out_0", &d1);
+    // The encoder fails over: a new run, numbered from 0 again, to the other receiver.
+    finish(hls_encoder(&d2, Container::Fmp4, 7, &[format!("http://127.0.0.1:{pb}/ingest/fo/out_%v.m3u8")]));
+    let n = listed(&d2.join("out_0.m3u8")).len();
+    let all = r.wait_for("fo", "out_0", first.len() + n - 1, Duration::from_secs(20));
+    let msns: Vec<i64> = all.iter().map(|e| e.msn).collect();
+    assert_eq!(msns, (0..all.len() as i64).collect::<Vec<_>>(), "numbers go on, none reused");
+    let next = &all[first.len()];
+    assert!(next.discontinuity && next.disc_seq == 1, "{next:?}");
+    assert!(all[first.len() + 1..].iter().all(|e| !e.discontinuity));
+    let listed2 = listed(&d2.join("out_0.m3u8"));
+    assert!(r.blob(BlobKind::Segment, "fo", "out_0", next.msn) == fs::read(d2.join(&listed2[0].uri)).unwrap());
+    a.stop();
+    b.stop();
 }

@@ -62,6 +62,8 @@ struct Statements {
     select_claim: PreparedStatement,
     advance_head: PreparedStatement,
     create_head: PreparedStatement,
+    insert_source: PreparedStatement,
+    select_source: PreparedStatement,
 }
 
 /// A connected store with its statements prepared.
@@ -160,6 +162,10 @@ impl Store {
             head_sets.join(", ")
         );
         let create_head = format!("{insert_rendition} IF NOT EXISTS");
+        let insert_source =
+            format!("INSERT INTO {ks}.ingest_sources (stream, rendition, source, msn) VALUES (?, ?, ?, ?)");
+        let select_source =
+            format!("SELECT msn FROM {ks}.ingest_sources WHERE stream = ? AND rendition = ? AND source = ?");
         // Prepared together: a new session (a worker after a reload, say) is ready after one round
         // trip, not one per statement.
         let (chunk_w, init_w, chunk_r, init_r, index_w, head_w, heads_r, head_r, bucket, after, first, streams) = futures::try_join!(
@@ -177,13 +183,24 @@ impl Store {
             // Partition keys only: one row per stream, tens of them.
             prep(format!("SELECT DISTINCT stream FROM {ks}.streams"), false),
         )?;
-        let (insert_part, seal_segment, insert_claim, select_claim, advance_head, create_head) = futures::try_join!(
+        let (
+            insert_part,
+            seal_segment,
+            insert_claim,
+            select_claim,
+            advance_head,
+            create_head,
+            insert_source,
+            select_source,
+        ) = futures::try_join!(
             prep(insert_part, true),
             prep(seal_segment, true),
             prep(insert_claim, true),
             prep(select_claim, false),
             prep(advance_head, true),
             prep(create_head, true),
+            prep(insert_source, true),
+            prep(select_source, false),
         )?;
         let mut select_claim = select_claim;
         // A claim is read back to learn who holds a number: only a SERIAL read sees every claim
@@ -206,6 +223,8 @@ impl Store {
             select_claim,
             advance_head,
             create_head,
+            insert_source,
+            select_source,
         };
         Ok(Store {
             session,

@@ -95,6 +95,21 @@ impl Store {
         }
     }
 
+    /// Records which number the claim on `source` won, so a copy arriving later finds it.
+    pub async fn record_source(&self, stream: &str, rendition: &str, source: &str, msn: i64) -> Result<(), StoreError> {
+        let st = &self.st.insert_source;
+        self.write(Op::Claim, "recording a claim's source", st, (stream, rendition, source, msn)).await
+    }
+
+    /// The number a segment's claim won, when one did.
+    pub async fn source_msn(&self, stream: &str, rendition: &str, source: &str) -> Result<Option<i64>, StoreError> {
+        let st = &self.st.select_source;
+        let row: Option<(i64,)> = self
+            .first_row(Op::Claim, "reading a claim's source", "ingest_sources", st, (stream, rendition, source))
+            .await?;
+        Ok(row.map(|(m,)| m))
+    }
+
     /// The claim on a sequence number, read at SERIAL consistency.
     pub async fn read_claim(&self, stream: &str, rendition: &str, msn: i64) -> Result<Option<Claim>, StoreError> {
         let st = &self.st.select_claim;

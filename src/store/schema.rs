@@ -6,7 +6,8 @@
 //!   every read is bounded from below by time (reads never touch expired partitions).
 //! - `segment_chunks` / `init_chunks`: the bytes, split into chunks of at most [`MAX_CHUNK`], one
 //!   partition per segment, read by exact key (never scanned).
-//! - `ingest_claims`: which pushed copy of a segment holds each sequence number (two receivers).
+//! - `ingest_claims`: which pushed copy of a segment holds each sequence number (two receivers),
+//!   and `ingest_sources`, the same claims by what they hold.
 //!
 //! Everything expires by TTL; time-series tables use TimeWindowCompactionStrategy so whole
 //! SSTables drop once their window expires, instead of compacting tombstones forever.
@@ -170,6 +171,14 @@ impl SchemaOptions {
                  stream text, rendition text, msn bigint, source text, receiver text, pdt timestamp, \
                  duration_us bigint, discontinuity boolean, disc_seq bigint, added timestamp, \
                  PRIMARY KEY ((stream, rendition, msn))) \
+                 WITH compaction = {twcs} AND {common}"
+            ),
+            // The same claims found by what they hold: a copy that arrives after its segment
+            // was placed (a receiver catching up after a restart) finds its number here.
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.ingest_sources (\
+                 stream text, rendition text, source text, msn bigint, \
+                 PRIMARY KEY ((stream, rendition, source))) \
                  WITH compaction = {twcs} AND {common}"
             ),
         ]

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod relay;
 pub mod upload;
 
 use std::io::{Read, Write};
@@ -478,6 +479,42 @@ pub fn player_url(page_port: u16, src: &str) -> String {
         })
         .collect();
     format!("http://127.0.0.1:{page_port}/player/index.html?src={src}")
+}
+
+/// hls.js in Chromium on the player page, playing the live stream until [`Player::stop`].
+pub struct Player {
+    child: std::process::Child,
+    _page: TempDir,
+}
+
+impl Player {
+    /// `page_port`: where nginx serves [`player_server`] for `page`; `path`: the playlist.
+    pub fn start(ng: &Nginx, page: TempDir, page_port: u16, path: &str) -> Player {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/play.mjs");
+        let child = Command::new("node")
+            .arg(script)
+            .arg(player_url(page_port, &ng.url(path)))
+            .arg("watch")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node (scripts/setup installs it)");
+        Player { child, _page: page }
+    }
+
+    /// Closes its input, which ends the watch: its report (JSON, `"ok":true` when it played).
+    pub fn stop(mut self) -> String {
+        drop(self.child.stdin.take());
+        let out = self.child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// A number from the player's JSON report.
+pub fn reported(report: &str, key: &str) -> f64 {
+    let at = report.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {report}"));
+    let rest = &report[at + key.len() + 3..];
+    rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
 }
 
 /// What wrk's summary says.

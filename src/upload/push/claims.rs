@@ -145,6 +145,21 @@ impl Claims {
     pub async fn place(&mut self, sh: &Uploads, stream: &str, rendition: &str, p: &Proposal) -> Result<Placed, ()> {
         let source = p.source();
         let mut permit = None;
+        // Placed already (a copy catching up after a restart): its number, not a new one.
+        let what = format!("looking up {stream}/{rendition} {source}");
+        let src = &source;
+        let placed =
+            retry(sh, &mut permit, &what, |store| async move { store.source_msn(stream, rendition, src).await })
+                .await?;
+        if let Some(msn) = placed {
+            let what = format!("reading the claim on {stream}/{rendition} {msn}");
+            let held =
+                retry(sh, &mut permit, &what, |store| async move { store.read_claim(stream, rendition, msn).await })
+                    .await?;
+            if let Some(claim) = held.filter(|c| c.source == source) {
+                return Ok(Placed::Copy { msn, claim });
+            }
+        }
         loop {
             let msn = self.next_msn;
             let ours = self.ours(p, &source);
@@ -161,6 +176,11 @@ impl Claims {
             match got {
                 Claimed::Won => {
                     self.took(msn, &ours);
+                    let what = format!("recording the claim of {stream}/{rendition} {msn}");
+                    retry(sh, &mut permit, &what, |store| async move {
+                        store.record_source(stream, rendition, src, msn).await
+                    })
+                    .await?;
                     return Ok(Placed::Won { msn, claim: ours });
                 }
                 Claimed::Held(held) => match judge(p, &source, &held) {
@@ -174,6 +194,13 @@ impl Claims {
             }
         }
     }
+}
+
+/// How long a receiver leaves a segment to the receiver holding its claim: a live holder stores
+/// a segment in milliseconds, so one target duration and a second mean it died on the way. (A
+/// holder that is only slow costs an identical second write, nothing more.)
+pub fn holder_wait(target_duration_s: i32) -> Duration {
+    Duration::from_secs(target_duration_s.max(1) as u64 + 1)
 }
 
 /// Waits until the receiver holding the claim on `msn` has stored the segment (the head has

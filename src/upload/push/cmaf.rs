@@ -167,7 +167,7 @@ impl Track {
         let duration_us = (c.writing.duration as u128 * 1_000_000 / info.timescale.max(1) as u128) as i64;
         self.anchor = Some((c.last_end, c.claim.pdt_ms + duration_us / 1000));
         if c.copy {
-            let wait = Duration::from_secs(self.target_duration.max(2) as u64 * 2 + 3);
+            let wait = claims::holder_wait(self.target_duration.max(2));
             if claims::stored_by_holder(sh, &stream, &rendition, c.writing.msn, wait).await.map_err(|()| down())? {
                 sh.metrics.copy(&stream, &rendition);
                 return Ok(());

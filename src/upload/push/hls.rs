@@ -35,20 +35,20 @@ const QUEUE: usize = 4;
 struct Pushed {
     data: Bytes,
     at: Instant,
-    /// Its identity for the tracker: a new push under the same name is another file.
+    /// When it arrived: the date of a segment its playlist does not date, as a file's mtime is.
+    arrived_ns: i64,
+    /// Its identity for the tracker, by content (the hash stands where a file's modification
+    /// time would): the same at every receiver and after a restart, so a receiver resuming from
+    /// the store's head finds its place; an encoder that restarted and pushed new content under
+    /// an old name is told apart.
     id: FileId,
-}
-
-#[derive(Default)]
-struct Files {
-    by_name: HashMap<String, Pushed>,
-    pushes: u64,
 }
 
 /// One stream's HLS push.
 pub struct HlsStream {
     name: Arc<str>,
-    files: Mutex<Files>,
+    /// Pushed files not listed yet, by name.
+    files: Mutex<HashMap<String, Pushed>>,
     /// What the master playlist says, by media playlist name.
     variants: Mutex<HashMap<String, VariantInfo>>,
     renditions: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Feed>>>>,
@@ -59,6 +59,7 @@ struct Queued {
     seg_msn: i64,
     uri: String,
     data: Bytes,
+    id: FileId,
     duration_us: i64,
     pdt_ms: i64,
     discontinuity: bool,
@@ -81,6 +82,8 @@ struct Feed {
     /// The init segment in force, kept: encoders push it once.
     map: Option<(String, Bytes, FileId)>,
     target_duration: i32,
+    /// The newest date stored or queued: a playlist wholly older than it is a relay's backlog.
+    newest_pdt_ms: i64,
     tx: mpsc::Sender<Job>,
 }
 
@@ -97,17 +100,16 @@ impl HlsStream {
     /// Keeps a pushed segment or init segment until a playlist lists it.
     pub fn file(&self, name: &str, data: Bytes) {
         let mut f = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        f.pushes += 1;
-        let id = FileId { size: data.len() as i64, mtime_ns: now_ms() * 1_000_000, ino: f.pushes };
+        let id = FileId { size: data.len() as i64, mtime_ns: fnv1a(data.iter().copied()) as i64, ino: 0 };
         let now = Instant::now();
-        f.by_name.retain(|n, p| {
+        f.retain(|n, p| {
             let keep = now.duration_since(p.at) < UNLISTED_FOR;
             if !keep {
                 warn!("{n} was pushed {UNLISTED_FOR:?} ago and no playlist listed it: dropped");
             }
             keep
         });
-        f.by_name.insert(name.to_string(), Pushed { data, at: now, id });
+        f.insert(name.to_string(), Pushed { data, at: now, arrived_ns: now_ms() * 1_000_000, id });
     }
 
     fn variant(&self, playlist: &str) -> Option<VariantInfo> {
@@ -192,6 +194,7 @@ async fn feed(
         pdt: PdtChain::default(),
         map: None,
         target_duration: head.as_ref().map_or(0, |h| h.target_duration),
+        newest_pdt_ms: head.as_ref().map_or(i64::MIN, |h| h.head_pdt_ms),
         tx,
     };
     let f = Arc::new(tokio::sync::Mutex::new(f));
@@ -205,7 +208,7 @@ fn take(s: &HlsStream, feed: &mut Feed, info: &MediaInfo) -> Vec<Job> {
     let mut files = s.files.lock().unwrap_or_else(|p| p.into_inner());
     let file_of = |uri: &str| {
         let name = uri.split(['?', '#']).next().unwrap_or(uri);
-        files.by_name.get(name).map(|p| p.id)
+        files.get(name).map(|p| p.id)
     };
     let seen: Vec<Seen> = info
         .entries
@@ -218,6 +221,13 @@ fn take(s: &HlsStream, feed: &mut Feed, info: &MediaInfo) -> Vec<Job> {
             refused: false,
         })
         .collect();
+    // A playlist that seems to restart the numbering but whose newest segment is dated before
+    // what is stored already is old, not new: a relay's backlog delivered to a receiver that
+    // restarted after the other receiver moved on. It adds nothing.
+    let newest = info.entries.last().and_then(|e| e.pdt_ms);
+    if newest.is_some_and(|p| p <= feed.newest_pdt_ms) && feed.tracker.change_in(&seen).0 == Change::Restart {
+        return Vec::new();
+    }
     let (change, diff) = feed.tracker.diff(&seen, now_ms());
     if change == Change::Restart {
         info!("encoder restart (numbering back to {}): discontinuity", info.entries[0].seg_msn);
@@ -229,10 +239,10 @@ fn take(s: &HlsStream, feed: &mut Feed, info: &MediaInfo) -> Vec<Job> {
     for (i, disc) in diff.enqueue {
         let e = &info.entries[i];
         let name = e.uri.split(['?', '#']).next().unwrap_or(&e.uri);
-        let Some(p) = files.by_name.remove(name) else { continue };
+        let Some(p) = files.remove(name) else { continue };
         // The init segment in force: the pushed file when there is a newer one, else the kept.
         if let Some(uri) = &e.map {
-            if let Some(init) = files.by_name.get(uri.as_str()) {
+            if let Some(init) = files.get(uri.as_str()) {
                 if feed.map.as_ref().is_none_or(|(u, _, id)| u != uri || *id != init.id) {
                     feed.map = Some((uri.clone(), init.data.clone(), init.id));
                 }
@@ -246,11 +256,13 @@ fn take(s: &HlsStream, feed: &mut Feed, info: &MediaInfo) -> Vec<Job> {
             }
             (None, _) => None,
         };
-        let pdt_ms = feed.pdt.next(e.pdt_ms, e.duration_us, p.id.mtime_ns, disc);
+        let pdt_ms = feed.pdt.next(e.pdt_ms, e.duration_us, p.arrived_ns, disc);
+        feed.newest_pdt_ms = feed.newest_pdt_ms.max(pdt_ms);
         jobs.push(Job::Segment(Queued {
             seg_msn: e.seg_msn,
             uri: e.uri.clone(),
             data: p.data,
+            id: p.id,
             duration_us: e.duration_us,
             pdt_ms,
             discontinuity: disc,
@@ -308,7 +320,7 @@ impl Task {
             head_msn: msn,
             head_disc_seq: claim.disc_seq,
             head_pdt_ms: claim.pdt_ms,
-            source: SourcePos { uri: q.uri.clone(), seg_msn: q.seg_msn, size: q.data.len() as i64, mtime_ns: 0 },
+            source: SourcePos { uri: q.uri.clone(), seg_msn: q.seg_msn, size: q.id.size, mtime_ns: q.id.mtime_ns },
             updated_ms: 0,
             ended: false,
             media: MediaType::Muxed,
@@ -319,7 +331,7 @@ impl Task {
         let (stream, rendition) = (self.stream.name.clone(), self.rendition.clone());
         let p = Proposal {
             seg_no: q.seg_msn,
-            content: format!("{:016x}", fnv1a(q.data.iter().copied())),
+            content: format!("{:016x}", q.id.mtime_ns as u64),
             pdt_ms: q.pdt_ms,
             duration_us: q.duration_us,
             discontinuity: q.discontinuity,
@@ -331,7 +343,7 @@ impl Task {
                 return Ok(());
             }
             Placed::Copy { msn, claim } => {
-                let wait = Duration::from_secs(q.target_duration.max(1) as u64 * 2 + 3);
+                let wait = claims::holder_wait(q.target_duration);
                 if claims::stored_by_holder(&self.sh, &stream, &rendition, msn, wait).await? {
                     self.sh.metrics.copy(&stream, &rendition);
                     return Ok(());
