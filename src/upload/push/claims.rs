@@ -59,15 +59,16 @@ pub enum Verdict {
     Pass,
 }
 
-/// Judges a number's holder against a proposal.
+/// Judges a number's holder against a proposal. The same segment is the same source at about
+/// the same date: an encoder restarted with the same settings may send a segment with the same
+/// number and the same media time (or, from a test pattern, the same bytes) again, later.
 pub fn judge(p: &Proposal, source: &str, held: &Claim) -> Verdict {
-    if held.source == source {
-        return Verdict::Same;
-    }
     // Dates of one segment differ between receivers only when they come from arrival times:
     // half a segment (at least 250 ms) of slack tells a later segment from the same one.
     let slack = (p.duration_us / 2000).max(250);
-    if held.pdt_ms > p.pdt_ms + slack {
+    if held.source == source && (held.pdt_ms - p.pdt_ms).abs() <= slack {
+        Verdict::Same
+    } else if held.pdt_ms > p.pdt_ms + slack {
         Verdict::Late
     } else {
         Verdict::Pass
@@ -99,9 +100,23 @@ impl Claims {
         Claims { receiver: receiver.to_string(), next_msn, prev: None, prev_disc_seq }
     }
 
+    /// A rendition's numbers as the store has them now: after its head, knowing the claim before.
+    /// Returns the head too. None: shutting down first.
+    pub async fn start(
+        sh: &Uploads,
+        receiver: &str,
+        stream: &str,
+        rendition: &str,
+    ) -> Option<(Claims, Option<Rendition>)> {
+        let head = crate::rendition::read_head(sh, stream, rendition).await?;
+        let mut claims = Claims::resume(receiver, head.as_ref());
+        claims.learn_prev(sh, stream, rendition).await.ok()?;
+        Some((claims, head))
+    }
+
     /// Learns the claim on the number before the next one (a receiver restarted mid-stream
     /// then continues a run without a discontinuity). Err: shutting down.
-    pub async fn learn_prev(&mut self, sh: &Uploads, stream: &str, rendition: &str) -> Result<(), ()> {
+    async fn learn_prev(&mut self, sh: &Uploads, stream: &str, rendition: &str) -> Result<(), ()> {
         if self.next_msn == 0 {
             return Ok(());
         }
@@ -156,7 +171,7 @@ impl Claims {
             let held =
                 retry(sh, &mut permit, &what, |store| async move { store.read_claim(stream, rendition, msn).await })
                     .await?;
-            if let Some(claim) = held.filter(|c| c.source == source) {
+            if let Some(claim) = held.filter(|c| judge(p, &source, c) == Verdict::Same) {
                 return Ok(Placed::Copy { msn, claim });
             }
         }
@@ -260,6 +275,9 @@ mod tests {
         assert_eq!(judge(&p, &p.source(), &claim("8:h8", 16_000)), Verdict::Late);
         // Arrival-time dates a little apart still pass.
         assert_eq!(judge(&p, &p.source(), &claim("6:h6", 14_900)), Verdict::Pass);
+        assert_eq!(judge(&p, &p.source(), &claim("7:h7", 14_300)), Verdict::Same);
+        // The same source long before: an encoder restarted with the same settings, not a copy.
+        assert_eq!(judge(&p, &p.source(), &claim("7:h7", 4_000)), Verdict::Pass);
     }
 
     #[test]

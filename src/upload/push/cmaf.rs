@@ -18,7 +18,7 @@ use hls_dvr_core::model::{Claim, Container, MediaType, Rendition, SourcePos};
 use super::boxes::{ntp_to_unix_ms, parse_init, Fragment, Splitter, TrackInfo, TrackKind};
 use super::claims::{self, Claims, Placed, Proposal};
 use super::fragments::Writing;
-use super::server::{body_failure, Reply};
+use super::server::{body_failure, shutting_down, Reply};
 use super::{body, Receiver};
 use crate::ingest::{write_index_and_head, write_init, InitState, Whole};
 use crate::tracker::Assigned;
@@ -86,10 +86,8 @@ impl Track {
         if self.claims.is_some() {
             return Ok(());
         }
-        let down = || (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string());
-        let head = crate::rendition::read_head(&rx.uploads, &self.stream, &self.rendition).await.ok_or_else(down)?;
-        let mut claims = Claims::resume(&rx.id, head.as_ref());
-        claims.learn_prev(&rx.uploads, &self.stream, &self.rendition).await.map_err(|()| down())?;
+        let (claims, head) =
+            Claims::start(&rx.uploads, &rx.id, &self.stream, &self.rendition).await.ok_or_else(shutting_down)?;
         if let Some(h) = &head {
             self.peak_bw = h.bandwidth;
             self.target_duration = h.target_duration;
@@ -134,10 +132,8 @@ impl Track {
             discontinuity: false,
         };
         let claims = self.claims.as_mut().expect("read just above");
-        let placed = claims
-            .place(&rx.uploads, &self.stream, &self.rendition, &p)
-            .await
-            .map_err(|()| (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string()))?;
+        let placed =
+            claims.place(&rx.uploads, &self.stream, &self.rendition, &p).await.map_err(|()| shutting_down())?;
         let (msn, claim, copy) = match placed {
             Placed::Won { msn, claim } => (msn, claim, false),
             Placed::Copy { msn, claim } => (msn, claim, true),
@@ -161,19 +157,21 @@ impl Track {
     /// head (or nothing, when the receiver holding its claim stored it).
     async fn finish(&mut self, rx: &Receiver, mut c: Current, received: Instant) -> Result<(), (StatusCode, String)> {
         let sh = &rx.uploads;
-        let down = || (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string());
         let (stream, rendition) = (self.stream.clone(), self.rendition.clone());
         let info = self.info.clone().ok_or((StatusCode::BAD_REQUEST, "no init segment".to_string()))?;
         let duration_us = (c.writing.duration as u128 * 1_000_000 / info.timescale.max(1) as u128) as i64;
         self.anchor = Some((c.last_end, c.claim.pdt_ms + duration_us / 1000));
         if c.copy {
             let wait = claims::holder_wait(self.target_duration.max(2));
-            if claims::stored_by_holder(sh, &stream, &rendition, c.writing.msn, wait).await.map_err(|()| down())? {
+            if claims::stored_by_holder(sh, &stream, &rendition, c.writing.msn, wait)
+                .await
+                .map_err(|()| shutting_down())?
+            {
                 sh.metrics.copy(&stream, &rendition);
                 return Ok(());
             }
             warn!("{} claimed by receiver {} but not stored by it: storing it here", c.uri, c.claim.receiver);
-            c.writing.write_held(sh, &stream, &rendition).await.map_err(|()| down())?;
+            c.writing.write_held(sh, &stream, &rendition).await.map_err(|()| shutting_down())?;
         }
         let size = c.writing.size();
         let seg_bw = (duration_us > 0).then(|| (size as i128 * 8 * 1_000_000 / duration_us as i128) as i64);
@@ -217,13 +215,15 @@ impl Track {
         let mut permit = None;
         let init = self.init.clone().ok_or((StatusCode::BAD_REQUEST, "no init segment".to_string()))?;
         let init_uri = format!("init-{rendition}");
-        if let Some(new) = write_init(sh, &mut permit, &whole, &init_uri, &init).await.map_err(|()| down())? {
+        if let Some(new) = write_init(sh, &mut permit, &whole, &init_uri, &init).await.map_err(|()| shutting_down())? {
             self.stored_init = Some(new);
         }
         let init_msn = self.stored_init.as_ref().map(|i| i.msn);
-        c.writing.seal(sh, &stream, &rendition).await.map_err(|()| down())?;
+        c.writing.seal(sh, &stream, &rendition).await.map_err(|()| shutting_down())?;
         let what = format!("segment {} as {stream}/{rendition} {msn}", c.uri);
-        write_index_and_head(sh, &mut permit, &whole, init_msn, size as i64, &what).await.map_err(|()| down())?;
+        write_index_and_head(sh, &mut permit, &whole, init_msn, size as i64, &what)
+            .await
+            .map_err(|()| shutting_down())?;
         Ok(())
     }
 }
@@ -320,7 +320,7 @@ pub async fn segment(rx: &Receiver, track: &mut Track, uri: &str, seg_no: i64, b
                 late = current.is_none();
             }
             if let Some(c) = &mut current {
-                c.writing.add(&rx.uploads, &stream, &rendition, bytes).await.map_err(|()| down())?;
+                c.writing.add(&rx.uploads, &stream, &rendition, bytes).await.map_err(|()| shutting_down())?;
                 c.writing.duration += f.duration;
                 c.last_end = f.base_decode_time + f.duration;
                 rx.uploads.metrics.fragment(&stream, &rendition);
@@ -337,10 +337,6 @@ pub async fn segment(rx: &Receiver, track: &mut Track, uri: &str, seg_no: i64, b
         None if late => Ok(StatusCode::NO_CONTENT),
         None => Err((StatusCode::BAD_REQUEST, format!("{uri}: no fragment (moof+mdat) in the body"))),
     }
-}
-
-fn down() -> (StatusCode, String) {
-    (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string())
 }
 
 /// A DASH-IF Interface 1 track: one long POST, its init segment first, then fragments; cut into
@@ -393,7 +389,7 @@ pub async fn track(rx: &Receiver, track: &mut Track, body: &mut Incoming) -> Rep
                 }
             }
             if let Some(c) = &mut current {
-                c.writing.add(&rx.uploads, &stream, &rendition, bytes).await.map_err(|()| down())?;
+                c.writing.add(&rx.uploads, &stream, &rendition, bytes).await.map_err(|()| shutting_down())?;
                 c.writing.duration += f.duration;
                 c.last_end = f.base_decode_time + f.duration;
                 rx.uploads.metrics.fragment(&stream, &rendition);

@@ -18,7 +18,7 @@ use hls_dvr_core::model::{Container, MediaType, Rendition, SourcePos};
 
 use super::claims::{self, Claims, Placed, Proposal};
 use super::path::{self, Target};
-use super::server::Reply;
+use super::server::{shutting_down, Reply};
 use super::Receiver;
 use crate::ingest::{write_whole, InitState, Outcome, Uploads, Whole};
 use crate::source::{self, sanitize_name, FileId, MediaInfo, Parsed, VariantInfo};
@@ -142,7 +142,7 @@ pub async fn playlist(rx: &Receiver, s: &Arc<HlsStream>, name: &str, text: &[u8]
     let jobs = take(s, &mut feed, &info);
     for job in jobs {
         if feed.tx.send(job).await.is_err() {
-            return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()));
+            return Err(shutting_down());
         }
     }
     Ok(StatusCode::CREATED)
@@ -161,14 +161,7 @@ async fn feed(
     }
     let rendition = sanitize_name(name.strip_suffix(".m3u8").unwrap_or(name));
     let sh = &rx.uploads;
-    let head = crate::rendition::read_head(sh, &s.name, &rendition)
-        .await
-        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string()))?;
-    let mut claims = Claims::resume(&rx.id, head.as_ref());
-    claims
-        .learn_prev(sh, &s.name, &rendition)
-        .await
-        .map_err(|()| (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string()))?;
+    let (claims, head) = Claims::start(sh, &rx.id, &s.name, &rendition).await.ok_or_else(shutting_down)?;
     match &head {
         Some(h) if h.head_msn >= 0 => {
             info!("pushed rendition {}/{rendition}: resuming after msn {}", s.name, h.head_msn)

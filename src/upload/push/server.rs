@@ -34,6 +34,11 @@ pub fn body_failure(e: body::BodyError) -> (StatusCode, String) {
     }
 }
 
+/// The answer to a request caught by the receiver's shutdown while the store was failing.
+pub fn shutting_down() -> (StatusCode, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string())
+}
+
 /// How long a client has to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
