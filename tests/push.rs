@@ -256,6 +256,16 @@ fn cmaf_push_is_stored_fragment_by_fragment_and_plays_through_nginx() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && report.contains("\"ok\":true"), "hls.js: {report}");
     assert!((7.5..=8.6).contains(&reported(&report, "duration")), "{report}");
+    // The encoder restarts: segment numbers and media times begin again, and the segments are
+    // new ones (a discontinuity), not copies of the first run's.
+    let up = receiver_on(port, &cql, &ks, &s, "receiver", &[]);
+    let before = r.index("cm", "stream0").len();
+    finish(cmaf_encoder(5, &format!("http://127.0.0.1:{port}/ingest/cm/manifest.mpd"), &[]));
+    let idx = r.wait_for("cm", "stream0", before + 2, Duration::from_secs(20));
+    // ffmpeg leaves the first run's last, partial segment unfinished: its number is a gap.
+    assert!(idx[before].msn > idx[before - 1].msn, "{idx:?}");
+    assert!(idx[before].discontinuity && idx[before].disc_seq == 1, "{:?}", idx[before]);
+    up.stop();
 }
 
 /// Sends a raw request and returns the status code.
