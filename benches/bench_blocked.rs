@@ -59,6 +59,7 @@ async fn store_segment(store: &Store, msn: i64, t0: i64) {
         updated_ms: now_ms(),
         ended: false,
         media: hls_dvr_core::model::MediaType::Muxed,
+        parts: None,
     };
     store.write_head("bench", &head).await.expect("head");
 }

@@ -79,6 +79,7 @@ async fn main() {
             updated_ms: now,
             ended: false,
             media: hls_dvr_core::model::MediaType::Muxed,
+            parts: None,
         };
         store.write_head(stream, &head).await.expect("head");
     }

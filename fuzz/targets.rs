@@ -1,10 +1,12 @@
 //! The fuzz targets' bodies, shared by the libFuzzer binaries in `fuzz_targets/` (scripts/fuzz)
 //! and by `tests/fuzz_corpora.rs`, which replays every kept corpus through them in the suite.
 
-use hls_dvr_core::model::{sort_newest_per_msn, Container, IndexEntry, MediaType, Rendition, SourcePos};
+use hls_dvr_core::model::{
+    sort_newest_per_msn, Container, IndexEntry, MediaType, Part, PartHead, PartPos, Rendition, SourcePos,
+};
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::route::{self, parse_range, ByteRange};
-use hls_dvr_core::{playlist, window};
+use hls_dvr_core::{parts, playlist, window};
 use hls_dvr_store::BlobMeta;
 use hls_dvr_upload::source::{self, whole, Parsed};
 
@@ -87,7 +89,8 @@ fn check_meta(meta: &BlobMeta, rest: &[u8]) {
 }
 
 /// Index rows as a store may hold them (holes, odd dates and durations, a corrupt row): every
-/// view and its playlist text, delta updates included, come out without a panic.
+/// view and its playlist text, delta updates and low-latency parts included, come out without a
+/// panic.
 pub fn views(data: &[u8]) {
     let Some((q, rows)) = data.split_first_chunk::<12>() else { return };
     let mut entries: Vec<IndexEntry> = rows
@@ -122,7 +125,30 @@ pub fn views(data: &[u8]) {
         updated_ms: NOW,
         ended: q[2] & 1 == 1,
         media: MediaType::Muxed,
+        parts: (q[8] & 1 == 1).then_some(PartHead {
+            target_us: q[9] as i64 * 10_000,
+            newest: Some(PartPos { msn: entries.last().map_or(0, |e| e.msn + 1), part: q[10] as i32 % 8 - 1 }),
+        }),
     };
+    // Parts of the last segments and of one in progress, odd ones included (holes, a negative
+    // duration from a bad row).
+    let per = q[10] as i64 % 5;
+    let list: Vec<Part> = entries
+        .iter()
+        .map(|e| e.msn)
+        .chain(entries.last().map(|e| e.msn + 1))
+        .flat_map(|msn| {
+            (0..per).map(move |i| Part {
+                msn,
+                index: (i * (1 + q[11] as i64 % 2)) as i32,
+                duration_us: (q[9] as i64 - 8) * 10_000,
+                independent: i == 0,
+                discontinuity: q[11] & 4 == 4,
+                first_chunk: i as u32,
+                sizes: vec![1],
+            })
+        })
+        .collect();
     let secs = |b: u8| (b as i64 - 128) * 1000;
     let query = match q[3] % 3 {
         0 => PlaylistQuery {
@@ -139,7 +165,13 @@ pub fn views(data: &[u8]) {
     };
     let window_us = (q[6] as i64 + 1) * 10_000_000;
     if let Ok(view) = window::select(&entries, &head, &query, window_us, 6_000_000, NOW) {
-        let text = playlist::media(&head, &view, q[7] & 1 == 1, "");
+        let text = playlist::media(&head, &view, q[7] & 1 == 1, "", None);
         assert!(text.starts_with("#EXTM3U\n"));
+        if let Some(p) = head.parts.filter(|_| parts::shows_parts(&head, &view)) {
+            let reports = [parts::Report::of(&head)];
+            let ll = playlist::LowLatency { target_us: p.target_us, parts: &list, reports: &reports };
+            let text = playlist::media(&head, &view, q[7] & 1 == 1, "?t=1", Some(&ll));
+            assert_eq!(text.matches("#EXT-X-PRELOAD-HINT:").count(), 1);
+        }
     }
 }

@@ -203,7 +203,7 @@ fn cmaf_push_is_stored_fragment_by_fragment_and_plays_through_nginx() {
     // A segment's fragments are readable (as chunks) before it ends: its index row is not
     // there yet, its first chunk is.
     common::wait_for("the first fragments", Duration::from_secs(30), || {
-        let first = r.rt.block_on(r.store.part("cm", "stream0", 0, 0)).expect("read a part");
+        let first = r.rt.block_on(r.store.arriving_chunk("cm", "stream0", 0, 0)).expect("read a part");
         first.is_some() && r.index("cm", "stream0").is_empty()
     });
     finish(enc);

@@ -5,6 +5,7 @@
 //! - [`route`]: request paths and `Range` headers.
 //! - [`params`]: a playlist request's query.
 //! - [`window`]: which segments a media playlist lists, and which index rows to read for it.
+//! - [`parts`]: low-latency parts at the live edge: what is listed, hinted and waited for.
 //! - [`playlist`]: playlist text (RFC 8216bis).
 //! - [`status`]: the status endpoint's JSON document.
 //! - [`prometheus`]: the Prometheus text format.
@@ -16,6 +17,7 @@ pub mod duration;
 pub mod hash;
 pub mod model;
 pub mod params;
+pub mod parts;
 pub mod playlist;
 pub mod prometheus;
 pub mod route;

@@ -115,6 +115,49 @@ pub struct Rendition {
     /// cleared by the next segment stored.
     pub ended: bool,
     pub media: MediaType,
+    /// Low-latency parts, for a rendition pushed fragment by fragment (ARCHITECTURE.md, "Parts").
+    pub parts: Option<PartHead>,
+}
+
+/// A part's place: the segment it belongs to, and its index within that segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartPos {
+    pub msn: i64,
+    pub part: i32,
+}
+
+/// What the head row says about a rendition's parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartHead {
+    /// EXT-X-PART-INF:PART-TARGET, in microseconds: no part is longer.
+    pub target_us: i64,
+    /// The newest part stored, once one is.
+    pub newest: Option<PartPos>,
+}
+
+/// One part (an LL-HLS partial segment): one pushed fragment, stored as chunks
+/// `first_chunk..first_chunk + sizes.len()` of its segment's blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub msn: i64,
+    pub index: i32,
+    pub duration_us: i64,
+    /// It starts with a key frame (INDEPENDENT=YES).
+    pub independent: bool,
+    /// Its segment follows a discontinuity (the claim's, known from the first part on).
+    pub discontinuity: bool,
+    pub first_chunk: u32,
+    /// The sizes of its chunks.
+    pub sizes: Vec<u64>,
+}
+
+impl Part {
+    pub fn pos(&self) -> PartPos {
+        PartPos { msn: self.msn, part: self.index }
+    }
+    pub fn size(&self) -> u64 {
+        self.sizes.iter().sum()
+    }
 }
 
 /// A pushed segment's hold on a sequence number: the first receiver to claim the number for

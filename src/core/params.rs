@@ -1,6 +1,6 @@
 //! What a playlist URL's query string asks for, parsed once into [`PlaylistQuery`]: a wall-clock
 //! range (start-over, catch-up clips), a delayed or shorter live window, and the low-latency HLS
-//! directives `_HLS_skip` (delta updates) and `_HLS_msn` (blocking reload). Anything else in the
+//! directives `_HLS_skip` (delta updates), `_HLS_msn` and `_HLS_part` (blocking reload). Anything else in the
 //! query is left alone (cache busters, tokens of other modules). A bad value is a client error,
 //! answered 400 with the reason.
 
@@ -23,6 +23,8 @@ pub struct PlaylistQuery {
     pub skip: bool,
     /// `_HLS_msn=N`: answer once segment N is in the playlist.
     pub block_msn: Option<i64>,
+    /// `_HLS_part=P` (with `_HLS_msn`): answer once part P of segment N is.
+    pub block_part: Option<i32>,
     /// The query's other parameters (tokens of `secure_link`, cache busters), as they came:
     /// passed on to every URI the playlist lists (`hls_dvr_pass_args`), so that a signed
     /// playlist's segments stay signed.
@@ -48,7 +50,7 @@ impl PlaylistQuery {
                 "window" => "window",
                 "_HLS_skip" => "_HLS_skip",
                 "_HLS_msn" => "_HLS_msn",
-                "_HLS_part" => return Err("_HLS_part: partial segments are not served".into()),
+                "_HLS_part" => "_HLS_part",
                 _ => {
                     // Listed in playlist lines and quoted attributes: nothing that could end them.
                     if !pair.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
@@ -88,6 +90,10 @@ impl PlaylistQuery {
                     let n = value.parse::<i64>().ok().filter(|n| *n >= 0);
                     q.block_msn = Some(n.ok_or_else(|| bad("expected a media sequence number"))?);
                 }
+                "_HLS_part" => {
+                    let n = value.parse::<i32>().ok().filter(|n| *n >= 0);
+                    q.block_part = Some(n.ok_or_else(|| bad("expected a part index"))?);
+                }
                 _ => unreachable!("every name above is handled"),
             }
         }
@@ -96,6 +102,9 @@ impl PlaylistQuery {
     }
 
     fn check(&self, now_ms: i64, max_range_ms: i64) -> Result<(), String> {
+        if self.block_part.is_some() && self.block_msn.is_none() {
+            return Err("_HLS_part needs _HLS_msn".into());
+        }
         let hours = |ms: i64| format!("{:.1} h", ms as f64 / 3_600_000.0);
         match (self.start_ms, self.end_ms) {
             (None, Some(_)) => return Err("end needs a start".into()),
@@ -175,6 +184,7 @@ impl PlaylistQuery {
         add("d", self.delay_ms);
         add("w", self.window_ms);
         add("m", self.block_msn);
+        add("n", self.block_part.map(i64::from));
         if self.skip {
             s.push_str("k;");
         }
@@ -306,6 +316,9 @@ mod tests {
         assert_eq!(l.window_ms, Some(600_000));
         assert!(l.skip);
         assert_eq!(l.block_msn, Some(42));
+        let p = q("_HLS_msn=42&_HLS_part=3").unwrap();
+        assert_eq!((p.block_msn, p.block_part), (Some(42), Some(3)));
+        assert_ne!(p.key(), q("_HLS_msn=42&_HLS_part=2").unwrap().key());
         assert!(q("_HLS_skip=v2").unwrap().skip);
         assert_eq!(q("").unwrap(), PlaylistQuery::default());
     }
@@ -325,7 +338,9 @@ mod tests {
             ("window=0", "more than 0"),
             ("_HLS_skip=NO", "expected YES or v2"),
             ("_HLS_msn=-1", "media sequence number"),
-            ("_HLS_msn=4&_HLS_part=1", "partial segments"),
+            ("_HLS_part=1", "_HLS_part needs _HLS_msn"),
+            ("_HLS_msn=4&_HLS_part=-1", "expected a part index"),
+            ("_HLS_msn=4&_HLS_part=x", "expected a part index"),
             ("start=-60&vbegin=-30", "start is given twice"),
             ("start=%zz", "percent escape"),
             ("start=%ff", "not UTF-8"),

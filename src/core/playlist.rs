@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 
 use crate::clock::iso8601;
-use crate::model::{Container, MediaType, Rendition};
+use crate::model::{Container, MediaType, Part, PartPos, Rendition};
+use crate::parts::{self, Report};
 use crate::window::{Item, PlaylistType, View};
 
 /// The multivariant playlist. BANDWIDTH is mandatory: a rendition whose bandwidth is not known yet
@@ -103,10 +104,21 @@ const PDT_SLACK_MS: i64 = 50;
 /// 4.4.3.8: at least six).
 pub const SKIP_TARGET_DURATIONS: i64 = 6;
 
+/// The low-latency edge of a live playlist (see [`crate::parts`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LowLatency<'a> {
+    pub target_us: i64,
+    /// Parts of the last listed segments and of the segment in progress, by msn and index.
+    pub parts: &'a [Part],
+    /// The other renditions of the stream.
+    pub reports: &'a [Report],
+}
+
 /// The media playlist of `view`. `delta`: the client asked for a delta update (`_HLS_skip`); it
 /// is given one when the playlist can change (no EXT-X-ENDLIST).
 /// `args` follows every segment and init URI (see [`crate::params::PlaylistQuery::for_segments`]).
-pub fn media(r: &Rendition, view: &View, delta: bool, args: &str) -> String {
+/// `ll`: the parts at the live edge, for a rendition that has them (none in other views).
+pub fn media(r: &Rendition, view: &View, delta: bool, args: &str, ll: Option<&LowLatency>) -> String {
     let items = &view.items;
     let mut out = String::with_capacity(512 + items.len() * 64);
     let td = target_duration(r.target_duration, items);
@@ -132,7 +144,16 @@ pub fn media(r: &Rendition, view: &View, delta: bool, args: &str) -> String {
     let skip_until_us = SKIP_TARGET_DURATIONS * td * 1_000_000;
     if live {
         let _ = write!(out, "#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL={}.0", skip_until_us / 1_000_000);
-        out.push_str(if view.at_edge { ",CAN-BLOCK-RELOAD=YES\n" } else { "\n" });
+        if view.at_edge {
+            out.push_str(",CAN-BLOCK-RELOAD=YES");
+        }
+        if let Some(ll) = ll {
+            out.push_str(",PART-HOLD-BACK=");
+            seconds(parts::part_hold_back_us(ll.target_us), &mut out);
+            out.push_str("\n#EXT-X-PART-INF:PART-TARGET=");
+            seconds(ll.target_us, &mut out);
+        }
+        out.push('\n');
     }
     let skipped = if delta && live { skippable(items, skip_until_us) } else { 0 };
     if skipped > 0 {
@@ -166,14 +187,46 @@ pub fn media(r: &Rendition, view: &View, delta: bool, args: &str) -> String {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(e.pdt_ms));
         }
         expect_pdt = Some(e.pdt_ms + e.duration_us / 1000);
+        if let Some(ll) = ll {
+            let from = ll.parts.partition_point(|p| p.msn < e.msn);
+            let to = ll.parts.partition_point(|p| p.msn <= e.msn);
+            write_parts(&ll.parts[from..to], ext, args, &mut out);
+        }
         out.push_str("#EXTINF:");
         seconds(e.duration_us, &mut out);
         let _ = write!(out, ",\n{}.{ext}{args}\n", e.msn);
+    }
+    if let Some(ll) = ll {
+        let last = items.last().map_or(r.head_msn, Item::msn);
+        let progress = parts::in_progress(last, ll.parts);
+        write_parts(progress, ext, args, &mut out);
+        let PartPos { msn, part } = parts::hint(last, progress);
+        let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.{ext}{args}\"");
+        for report in ll.reports {
+            let _ = write!(out, "#EXT-X-RENDITION-REPORT:URI=\"../{}/index.m3u8\",LAST-MSN={}", report.rendition, report.last_msn);
+            if let Some(p) = report.last_part {
+                let _ = write!(out, ",LAST-PART={p}");
+            }
+            out.push('\n');
+        }
     }
     if view.ended {
         out.push_str("#EXT-X-ENDLIST\n");
     }
     out
+}
+
+/// EXT-X-PART lines; a part's URI is `{msn}.{index}.{ext}` and never changes.
+fn write_parts(list: &[Part], ext: &str, args: &str, out: &mut String) {
+    for p in list {
+        out.push_str("#EXT-X-PART:DURATION=");
+        seconds(p.duration_us, out);
+        let _ = write!(out, ",URI=\"{}.{}.{ext}{args}\"", p.msn, p.index);
+        if p.independent {
+            out.push_str(",INDEPENDENT=YES");
+        }
+        out.push('\n');
+    }
 }
 
 /// How many leading entries lie wholly before the skip boundary, `skip_until_us` from the end.
@@ -210,6 +263,7 @@ mod tests {
             updated_ms: 0,
             ended: false,
             media: crate::model::MediaType::Muxed,
+            parts: None,
         }
     }
 
@@ -246,7 +300,7 @@ mod tests {
     fn media_playlist_parses_and_keeps_sequences() {
         let r = rendition(Container::Ts);
         let w = vec![seg(5, false, 0, None), seg(6, true, 1, None), seg(7, false, 1, None)];
-        let text = media(&r, &live(&w), false, "");
+        let text = media(&r, &live(&w), false, "", None);
         let pl = parse(&text);
         assert_eq!(pl.media_sequence, 5);
         assert_eq!(pl.discontinuity_sequence, 0);
@@ -264,7 +318,7 @@ mod tests {
         assert!(pl.segments[2].program_date_time.is_none());
 
         // Sliding past the discontinuity: the sequence counts it, the tag goes.
-        let text = media(&r, &live(&w[1..]), false, "");
+        let text = media(&r, &live(&w[1..]), false, "", None);
         assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
         assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
     }
@@ -275,7 +329,7 @@ mod tests {
         let w = vec![seg(3, false, 0, Some(0)), seg(4, false, 0, Some(0)), seg(5, true, 1, Some(5))];
         let mut clip = live(&w);
         (clip.kind, clip.ended) = (PlaylistType::Vod, true);
-        let text = media(&r, &clip, false, "");
+        let text = media(&r, &clip, false, "", None);
         assert!(text.contains("#EXT-X-VERSION:6\n"));
         assert_eq!(text.matches("#EXT-X-MAP:URI=\"init-0.mp4\"").count(), 1);
         assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-5.mp4\""));
@@ -368,26 +422,98 @@ mod tests {
     fn kinds_of_playlists_carry_their_tags() {
         let r = rendition(Container::Ts);
         let w: Vec<_> = (0..5).map(|m| seg(m, false, 0, None)).collect();
-        let live_text = media(&r, &live(&w), false, "");
+        let live_text = media(&r, &live(&w), false, "", None);
         assert!(live_text.contains("#EXT-X-VERSION:9\n"));
         assert!(live_text.contains("#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0,CAN-BLOCK-RELOAD=YES\n"));
         assert!(!live_text.contains("PLAYLIST-TYPE") && !live_text.contains("ENDLIST"));
         let mut delayed = live(&w);
         delayed.at_edge = false;
-        assert!(media(&r, &delayed, false, "").contains("CAN-SKIP-UNTIL=12.0\n"));
+        assert!(media(&r, &delayed, false, "", None).contains("CAN-SKIP-UNTIL=12.0\n"));
         let mut event = live(&w);
         event.kind = PlaylistType::Event;
-        let text = media(&r, &event, false, "");
+        let text = media(&r, &event, false, "", None);
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0\n"));
         let pl = parse(&text);
         assert!(pl.start.is_some() && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Event));
         event.ended = true;
-        let text = media(&r, &event, true, "");
+        let text = media(&r, &event, true, "", None);
         assert!(text.ends_with("#EXT-X-ENDLIST\n") && !text.contains("SERVER-CONTROL") && !text.contains("SKIP:"));
         let mut vod = live(&w);
         (vod.kind, vod.ended) = (PlaylistType::Vod, true);
-        let pl = parse(&media(&r, &vod, false, ""));
+        let pl = parse(&media(&r, &vod, false, "", None));
         assert!(pl.end_list && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Vod));
+    }
+
+    fn parts_of(msns: std::ops::Range<i64>, per: i32) -> Vec<Part> {
+        msns.flat_map(|msn| {
+            (0..per).map(move |i| Part {
+                msn,
+                index: i,
+                // 25 fps, "0.5 s" parts: 13 and 12 frames in turn; four of them make 2 s.
+                duration_us: if i % 2 == 0 { 520_000 } else { 480_000 },
+                independent: i == 0,
+                discontinuity: false,
+                first_chunk: i as u32,
+                sizes: vec![1000],
+            })
+        })
+        .collect()
+    }
+
+    #[test]
+    fn low_latency_playlists_list_parts_hint_the_next_and_report_the_others() {
+        let r = rendition(Container::Fmp4);
+        let w: Vec<_> = (0..10).map(|m| seg(m, false, 0, Some(0))).collect();
+        // Parts of the last segments, and two of segment 10 in progress.
+        let mut parts = parts_of(6..10, 4);
+        parts.extend(parts_of(10..11, 2));
+        let reports =
+            vec![Report { rendition: "audio".into(), last_msn: 10, last_part: Some(2) }, Report {
+                rendition: "folder".into(),
+                last_msn: 9,
+                last_part: None,
+            }];
+        let ll = LowLatency { target_us: 520_000, parts: &parts, reports: &reports };
+        let text = media(&r, &live(&w), false, "?t=1", Some(&ll));
+        assert!(text.contains(
+            "#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0,CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.560\n\
+             #EXT-X-PART-INF:PART-TARGET=0.520\n"
+        ));
+        // Each segment's parts come before its EXTINF and add up to its duration.
+        let lines: Vec<&str> = text.lines().collect();
+        let mut pending = 0f64;
+        let mut listed = 0;
+        for l in &lines {
+            if let Some(d) = l.strip_prefix("#EXT-X-PART:DURATION=") {
+                let d: f64 = d.split(',').next().unwrap().parse().unwrap();
+                assert!(d <= 0.520);
+                pending += d;
+                listed += 1;
+            } else if let Some(d) = l.strip_prefix("#EXTINF:") {
+                let d: f64 = d.trim_end_matches(',').parse().unwrap();
+                assert!(pending == 0.0 || (pending - d).abs() < 1e-6, "{pending} vs {d}");
+                pending = 0.0;
+            }
+        }
+        assert_eq!(listed, 4 * 4 + 2, "the last three target durations and the segment in progress");
+        assert!(text.contains("#EXT-X-PART:DURATION=0.520,URI=\"6.0.m4s?t=1\",INDEPENDENT=YES\n"));
+        assert!(text.contains("#EXT-X-PART:DURATION=0.480,URI=\"6.1.m4s?t=1\"\n#EXT-X-PART"));
+        assert!(text.contains("#EXTINF:2.000,\n9.m4s?t=1\n#EXT-X-PART:DURATION=0.520,URI=\"10.0.m4s?t=1\",INDEPENDENT=YES\n"));
+        // The hint is last but for the reports, which name the others.
+        assert!(text.ends_with(
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"10.2.m4s?t=1\"\n\
+             #EXT-X-RENDITION-REPORT:URI=\"../audio/index.m3u8\",LAST-MSN=10,LAST-PART=2\n\
+             #EXT-X-RENDITION-REPORT:URI=\"../folder/index.m3u8\",LAST-MSN=9\n"
+        ));
+        // A delta update skips old segments and keeps every part.
+        let delta = media(&r, &live(&w), true, "", Some(&ll));
+        assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"));
+        assert_eq!(delta.matches("#EXT-X-PART:").count(), 18);
+        // Right after a segment ends, the hint names part 0 of the next.
+        let text = media(&r, &live(&w), false, "", Some(&LowLatency { parts: &parts[..16], ..ll }));
+        assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"10.0.m4s\"\n"));
+        // Without parts, the playlist is what it always was.
+        assert!(!media(&r, &live(&w), false, "", None).contains("PART"));
     }
 
     #[test]
@@ -404,7 +530,7 @@ mod tests {
             ended: true,
             at_edge: false,
         };
-        let text = media(&r, &view, false, "");
+        let text = media(&r, &view, false, "", None);
         assert!(text.contains("#EXT-X-VERSION:8\n"));
         assert!(text.contains("#EXT-X-GAP\n#EXTINF:2.000,\n5.ts\n#EXTINF:2.000,\n6.ts\n"), "{text}");
         assert_eq!(parse(&text).segments.len(), 3);
@@ -417,8 +543,8 @@ mod tests {
         let mut w: Vec<_> = (0..20).map(|m| seg(m, m == 16, i64::from(m >= 16), Some(0))).collect();
         w[15].init_msn = Some(0);
         let r = rendition(Container::Fmp4);
-        let full = media(&r, &live(&w), false, "");
-        let delta = media(&r, &live(&w), true, "");
+        let full = media(&r, &live(&w), false, "", None);
+        let delta = media(&r, &live(&w), true, "", None);
         assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n"), "{delta}");
         assert!(delta.contains("#EXT-X-VERSION:9\n"));
         // What is listed is the full playlist's tail, with its map, date and discontinuity.
@@ -430,6 +556,6 @@ mod tests {
         let full_tail: Vec<&str> = full.lines().skip_while(|l| *l != "13.m4s").skip(1).collect();
         assert_eq!(&listed[2..], &full_tail[..]);
         // Short playlists have nothing to skip; the same counting decides.
-        assert!(!media(&r, &live(&w[..6]), true, "").contains("EXT-X-SKIP"));
+        assert!(!media(&r, &live(&w[..6]), true, "", None).contains("EXT-X-SKIP"));
     }
 }

@@ -1,7 +1,8 @@
 //! What a request under an `hls_dvr` location asks for.
 //!
-//! `{stream}/master.m3u8`, `{stream}/{rendition}/index.m3u8`, `{stream}/{rendition}/{msn}.ts|.m4s`
-//! and `{stream}/{rendition}/init-{msn}.mp4`, relative to the location's prefix. Names are
+//! `{stream}/master.m3u8`, `{stream}/{rendition}/index.m3u8`, `{stream}/{rendition}/{msn}.ts|.m4s`,
+//! `{stream}/{rendition}/init-{msn}.mp4` and the parts `{stream}/{rendition}/{msn}.{part}.m4s`,
+//! relative to the location's prefix. Names are
 //! restricted to a safe alphabet so they can be logged and echoed without escaping.
 
 use std::fmt;
@@ -29,6 +30,13 @@ pub enum Route<'a> {
         rendition: &'a str,
         msn: i64,
     },
+    /// A low-latency part of an fMP4 segment: `{msn}.{part}.m4s`.
+    Part {
+        stream: &'a str,
+        rendition: &'a str,
+        msn: i64,
+        part: i32,
+    },
 }
 
 impl fmt::Display for Route<'_> {
@@ -41,6 +49,7 @@ impl fmt::Display for Route<'_> {
                 write!(f, "{stream}/{rendition}/{msn}.{}", container.segment_ext())
             }
             Route::Init { stream, rendition, msn } => write!(f, "{stream}/{rendition}/init-{msn}.mp4"),
+            Route::Part { stream, rendition, msn, part } => write!(f, "{stream}/{rendition}/{msn}.{part}.m4s"),
         }
     }
 }
@@ -95,9 +104,14 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
                 file.rsplit_once('.').and_then(|(n, ext)| Some((n, Container::from_segment_ext(ext)?)))
             else {
                 return Err(BadPath(format!(
-                    "unknown file {file:?} (expected index.m3u8, MSN.ts, MSN.m4s or init-MSN.mp4)"
+                    "unknown file {file:?} (expected index.m3u8, MSN.ts, MSN.m4s, MSN.PART.m4s or init-MSN.mp4)"
                 )));
             };
+            if let (Some((n, part)), Container::Fmp4) = (n.split_once('.'), container) {
+                let part = msn(part).ok().and_then(|p| i32::try_from(p).ok());
+                let part = part.ok_or_else(|| BadPath("bad part number".into()))?;
+                return Ok(Route::Part { stream, rendition, msn: msn(n)?, part });
+            }
             Ok(Route::Segment { stream, rendition, msn: msn(n)?, container })
         }
         _ => {
@@ -174,6 +188,7 @@ mod tests {
             Ok(Route::Segment { stream: "demo", rendition: "out_1", msn: 0, container: Container::Fmp4 })
         );
         assert_eq!(parse("demo/hd/init-7.mp4"), Ok(Route::Init { stream: "demo", rendition: "hd", msn: 7 }));
+        assert_eq!(parse("demo/hd/7.3.m4s"), Ok(Route::Part { stream: "demo", rendition: "hd", msn: 7, part: 3 }));
     }
 
     #[test]
@@ -196,6 +211,11 @@ mod tests {
             "demo/h%64/1.ts",
             "demo/hd/1.ts/extra",
             "demo//1.ts",
+            "demo/hd/1.2.ts",
+            "demo/hd/1.02.m4s",
+            "demo/hd/1..m4s",
+            "demo/hd/1.2.3.m4s",
+            "demo/hd/1.99999999999.m4s",
         ] {
             assert!(parse(p).is_err(), "{p:?} should be rejected");
         }

@@ -107,6 +107,7 @@ mod tests {
             updated_ms: 1_000_500,
             ended: false,
             media: crate::model::MediaType::Muxed,
+            parts: None,
         }
     }
 

@@ -272,6 +272,7 @@ mod tests {
             updated_ms: 0,
             ended,
             media: crate::model::MediaType::Muxed,
+            parts: None,
         }
     }
 

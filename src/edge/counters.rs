@@ -30,19 +30,28 @@ pub enum RequestKind {
     Media,
     Segment,
     Init,
+    /// A low-latency part of a segment.
+    Part,
     /// Not one of ours: a bad path.
     Invalid,
 }
 
 impl RequestKind {
-    const ALL: [RequestKind; 5] =
-        [RequestKind::Master, RequestKind::Media, RequestKind::Segment, RequestKind::Init, RequestKind::Invalid];
+    const ALL: [RequestKind; 6] = [
+        RequestKind::Master,
+        RequestKind::Media,
+        RequestKind::Segment,
+        RequestKind::Init,
+        RequestKind::Part,
+        RequestKind::Invalid,
+    ];
     fn name(self) -> &'static str {
         match self {
             RequestKind::Master => "master",
             RequestKind::Media => "media",
             RequestKind::Segment => "segment",
             RequestKind::Init => "init",
+            RequestKind::Part => "part",
             RequestKind::Invalid => "invalid",
         }
     }
@@ -61,10 +70,15 @@ pub enum CacheKind {
     Playlist,
     Segment,
     Init,
+    Part,
 }
 
-const CACHE_KINDS: [(CacheKind, &str); 3] =
-    [(CacheKind::Playlist, "playlist"), (CacheKind::Segment, "segment"), (CacheKind::Init, "init")];
+const CACHE_KINDS: [(CacheKind, &str); 4] = [
+    (CacheKind::Playlist, "playlist"),
+    (CacheKind::Segment, "segment"),
+    (CacheKind::Init, "init"),
+    (CacheKind::Part, "part"),
+];
 
 const FREE: u32 = 0;
 const CLAIMING: u32 = 1;
@@ -100,7 +114,7 @@ impl Histogram {
 pub struct Counters {
     series: [Series; SERIES],
     /// Store reads by [`Op::READS`] order.
-    reads: [Histogram; 3],
+    reads: [Histogram; Op::READS.len()],
     errors: [AtomicU64; StoreError::KINDS.len()],
     /// Per [`CACHE_KINDS`]: hits, misses, bytes served from the zone.
     cache: [[AtomicU64; 3]; CACHE_KINDS.len()],

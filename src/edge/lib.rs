@@ -3,10 +3,12 @@
 //!
 //! - [`serve`]: a request's store work (`Job`) and its answer (`Reply`); the worker's `Edge`.
 //! - [`index_cache`]: each watched rendition's index window, refreshed by reading only new rows.
-//! - [`head_watch`]: blocking reloads, one head poll per watched rendition.
+//! - [`part_cache`]: the parts of whole segments a live playlist lists, read once.
+//! - [`head_watch`]: blocking requests (reloads, hinted parts), one head poll per watched rendition.
 //! - [`counters`]: the edge's counters, atomics laid out to live in a shared memory zone.
 
 pub mod counters;
 pub mod head_watch;
 pub mod index_cache;
+pub mod part_cache;
 pub mod serve;

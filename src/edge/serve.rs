@@ -13,8 +13,11 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::head_watch::HeadWatch;
 use crate::index_cache::IndexCache;
+use crate::part_cache::PartCache;
 use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::model::{Part, PartPos, Rendition};
 use hls_dvr_core::params::PlaylistQuery;
+use hls_dvr_core::parts::{self, Report, Wait};
 use hls_dvr_core::playlist;
 use hls_dvr_core::status::{self, RenditionStatus};
 use hls_dvr_core::window;
@@ -34,6 +37,12 @@ pub enum Job {
         rendition: String,
         window_us: i64,
         query: PlaylistQuery,
+    },
+    /// A low-latency part; one not stored yet is waited for while it may still come.
+    Part {
+        stream: String,
+        rendition: String,
+        at: PartPos,
     },
     BlobFirst {
         kind: BlobKind,
@@ -69,6 +78,7 @@ impl Job {
     pub fn wait_limit(&self) -> Duration {
         match self {
             Job::Media { query, .. } if query.block_msn.is_some() => MAX_BLOCK_TARGET * 3,
+            Job::Part { .. } => MAX_PART_TARGET * 3,
             _ => Duration::ZERO,
         }
     }
@@ -105,6 +115,7 @@ impl Job {
             Job::BlobFirst { kind, stream, rendition, msn } | Job::BlobWhole { kind, stream, rendition, msn } => {
                 blob(kind, stream, rendition, msn)
             }
+            Job::Part { stream, rendition, at } => format!("t:{stream}/{rendition}/{}.{}", at.msn, at.part),
             Job::BlobChunk { .. } | Job::Status { .. } => return None,
         }))
     }
@@ -113,6 +124,10 @@ impl Job {
 /// A blocking reload waits at most three target durations, counting no target duration longer
 /// than this (a misconfigured segmenter must not hold requests for minutes).
 pub const MAX_BLOCK_TARGET: Duration = Duration::from_secs(30);
+
+/// A request for a part not stored yet waits at most three part targets, counting none longer
+/// than this.
+pub const MAX_PART_TARGET: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub enum Reply {
@@ -158,12 +173,18 @@ const CLIP_MAX_AGE_S: u32 = 86_400;
 pub struct Edge {
     pub playlists: PlaylistCache,
     pub index: IndexCache,
+    pub parts: PartCache,
     pub heads: HeadWatch,
 }
 
 impl Edge {
     pub fn new(playlist_ttl: Duration) -> Edge {
-        Edge { playlists: PlaylistCache::new(playlist_ttl), index: IndexCache::new(), heads: HeadWatch::new() }
+        Edge {
+            playlists: PlaylistCache::new(playlist_ttl),
+            index: IndexCache::new(),
+            parts: PartCache::new(),
+            heads: HeadWatch::new(),
+        }
     }
 }
 
@@ -195,6 +216,7 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
         Job::Media { stream, rendition, window_us, query } => {
             media(store, edge, &stream, &rendition, window_us, &query).await
         }
+        Job::Part { stream, rendition, at } => part(store, edge, &stream, &rendition, at).await,
         Job::BlobFirst { kind, stream, rendition, msn } => {
             Ok(match store.blob_first(kind, &stream, &rendition, msn).await? {
                 Some((meta, first)) => Reply::Blob { meta, first },
@@ -246,13 +268,17 @@ async fn media(
     // A blocking reload (RFC 8216bis 6.2.5.2), where the playlist can still grow at the edge.
     let blocking = !head.ended && q.delay_ms.unwrap_or(0) == 0 && q.end_ms.is_none_or(|e| e > head.head_pdt_ms);
     if let (Some(n), true) = (q.block_msn, blocking) {
-        if n > head.head_msn + 2 {
-            let reason = format!("_HLS_msn={n} is more than two segments past the newest ({})", head.head_msn);
-            return Ok(Reply::Refused { status: 400, reason });
-        }
-        if n > head.head_msn {
-            if !edge.heads.wait_for(store, stream, rendition, n, td * 3).await {
-                let reason = format!("segment {n} did not arrive within three target durations");
+        let wait = match parts::wait_for(&head, n, q.block_part) {
+            Ok(w) => w,
+            Err(reason) => return Ok(Reply::Refused { status: 400, reason }),
+        };
+        if wait != Wait::Now {
+            if !edge.heads.wait(store, stream, rendition, wait, td * 3).await {
+                let what = match wait {
+                    Wait::Part(p) | Wait::PartOrEnd(p) => format!("part {}.{}", p.msn, p.part),
+                    _ => format!("segment {n}"),
+                };
+                let reason = format!("{what} did not arrive within three target durations");
                 return Ok(Reply::Refused { status: 503, reason });
             }
             head = store.rendition(stream, rendition).await?.unwrap_or(head);
@@ -276,7 +302,72 @@ async fn media(
         window::PlaylistType::Vod => CLIP_MAX_AGE_S,
         _ => playlist_max_age(playlist::target_duration(head.target_duration, &view.items)),
     };
-    Ok(Reply::Playlist { text: playlist::media(&head, &view, q.skip, &q.for_segments()).into(), max_age_s })
+    let args = q.for_segments();
+    let text = if parts::shows_parts(&head, &view) {
+        let (list, reports) = low_latency(store, edge, stream, &head, &view).await?;
+        let target_us = head.parts.map_or(0, |p| p.target_us);
+        let ll = playlist::LowLatency { target_us, parts: &list, reports: &reports };
+        playlist::media(&head, &view, q.skip, &args, Some(&ll))
+    } else {
+        playlist::media(&head, &view, q.skip, &args, None)
+    };
+    Ok(Reply::Playlist { text: text.into(), max_age_s })
+}
+
+/// What a live playlist with parts needs besides its segments: the parts of its last segments
+/// and of the one in progress, and where the stream's other renditions stand.
+async fn low_latency(
+    store: &Arc<Store>,
+    edge: &Edge,
+    stream: &str,
+    head: &Rendition,
+    view: &window::View<'_>,
+) -> Result<(Vec<Part>, Vec<Report>), StoreError> {
+    let td_us = playlist::target_duration(head.target_duration, &view.items) * 1_000_000;
+    let last = view.items.last().map_or(head.head_msn, window::Item::msn);
+    let first = parts::first_listed_msn(&view.items, td_us).unwrap_or(last + 1);
+    // The segment in progress, when it follows the last one listed.
+    let newest = head.parts.and_then(|p| p.newest).map_or(last, |n| n.msn);
+    let upto = if newest == last + 1 { last + 1 } else { last };
+    let (list, others) = futures::try_join!(
+        edge.parts.read(store, stream, &head.name, first..=upto, head.head_msn.min(last)),
+        store.renditions(stream)
+    )?;
+    let reports = others.iter().filter(|r| r.name != head.name).map(Report::of).collect();
+    Ok((list, reports))
+}
+
+/// A part's bytes. One not stored yet (the part a playlist hints next) is waited for until it
+/// is stored (answered then), its segment ends without it (404: it will never exist, RFC 8216bis
+/// 6.2.6), or three part targets pass (503).
+async fn part(store: &Arc<Store>, edge: &Edge, stream: &str, rendition: &str, at: PartPos) -> Result<Reply, StoreError> {
+    let name = format!("{stream}/{rendition}/{}.{}", at.msn, at.part);
+    if let Some(p) = store.part(stream, rendition, at).await? {
+        return Ok(Reply::Whole(store.part_chunks(stream, rendition, &p).await?));
+    }
+    let Some(head) = store.rendition(stream, rendition).await? else {
+        return Ok(Reply::not_found(format!("no rendition {stream:?}/{rendition:?}")));
+    };
+    let Some(ph) = head.parts else {
+        return Ok(Reply::not_found(format!("no part {name}: {stream}/{rendition} has no parts")));
+    };
+    let never = || Reply::not_found(format!("no part {name}: its segment ended before it"));
+    if head.head_msn >= at.msn {
+        return Ok(never());
+    }
+    // Only the next few parts are waited for; anything further is not about to exist.
+    if let Err(why) = parts::wait_for(&head, at.msn, Some(at.part)) {
+        return Ok(Reply::not_found(format!("no part {name}: {why}")));
+    }
+    let limit = Duration::from_micros(3 * ph.target_us.max(0) as u64).min(MAX_PART_TARGET * 3);
+    if !edge.heads.wait(store, stream, rendition, Wait::PartOrEnd(at), limit).await {
+        let reason = format!("part {name} was not stored within three part targets");
+        return Ok(Reply::Refused { status: 503, reason });
+    }
+    Ok(match store.part(stream, rendition, at).await? {
+        Some(p) => Reply::Whole(store.part_chunks(stream, rendition, &p).await?),
+        None => never(),
+    })
 }
 
 type SharedReply = Shared<BoxFuture<'static, Result<Reply, StoreError>>>;

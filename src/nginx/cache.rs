@@ -50,6 +50,19 @@ pub enum Content {
     Playlist { max_age_s: u32 },
     Segment(Container),
     Init,
+    /// A low-latency part (fMP4).
+    Part,
+}
+
+impl Content {
+    /// The `Content-Type` of a segment, init segment or part.
+    pub fn blob_type(self) -> &'static str {
+        match self {
+            Content::Segment(container) => container.content_type(),
+            Content::Part => Container::Fmp4.content_type(),
+            Content::Init | Content::Playlist { .. } => crate::response::INIT_TYPE,
+        }
+    }
 }
 
 #[repr(C)]
@@ -145,6 +158,7 @@ fn encode(c: Content) -> (u32, u32) {
         Content::Segment(Container::Ts) => (1, 0),
         Content::Segment(Container::Fmp4) => (2, 0),
         Content::Init => (3, 0),
+        Content::Part => (4, 0),
     }
 }
 
@@ -153,6 +167,7 @@ fn decode(content: u32, max_age_s: u32) -> Content {
         0 => Content::Playlist { max_age_s },
         1 => Content::Segment(Container::Ts),
         2 => Content::Segment(Container::Fmp4),
+        4 => Content::Part,
         _ => Content::Init,
     }
 }

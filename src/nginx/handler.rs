@@ -36,7 +36,7 @@ use crate::pump::{self, Blob, Streaming};
 use crate::response;
 use crate::HlsDvr;
 use hls_dvr_core::clock::now_ms;
-use hls_dvr_core::model::Container;
+use hls_dvr_core::model::{Container, PartPos};
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::route::{self, Route};
 use hls_dvr_edge::counters::CacheKind;
@@ -57,6 +57,8 @@ pub struct Ctx {
     pub sent: Vec<Bytes>,
     /// The location's shared cache, this request's key in it, and what the entry holds.
     cache: Option<(Cache, Vec<u8>, Content)>,
+    /// What a whole blob read in one job is (a part, or a segment for the cache).
+    content: Option<Content>,
     /// This request claimed its key and fills it: given up by the cleanup if it goes first.
     filling: bool,
     /// Zone bytes handed to nginx: released by the cleanup.
@@ -155,20 +157,23 @@ fn content(r: &mut Request) -> ngx_int_t {
     let main = HlsDvr::main_conf(r).expect("hls_dvr main conf");
     // A job that waits for a segment (blocking reload) has that wait besides the store's time.
     let timeout = main.timeout() + job.wait_limit();
+    let entry = cache_entry(&job, blob.as_ref());
     let ctx = Ctx {
         job_id: None,
         timeout: timeout.as_millis().min(u32::MAX as u128) as ngx_msec_t,
         // SAFETY: an all-zero ngx_event_t is nginx's own initial state (ngx_pcalloc).
         timer: unsafe { MaybeUninit::zeroed().assume_init() },
         // SAFETY: the zone of this location's `hls_dvr_cache`, set up by the cache's init_zone.
-        cache: lc.cache().zip(cache_entry(&job, blob.as_ref())).map(|(z, (k, c))| (unsafe { Cache::new(z) }, k, c)),
+        cache: lc.cache().zip(entry.clone()).map(|(z, (k, c))| (unsafe { Cache::new(z) }, k, c)),
+        content: entry.map(|(_, c)| c),
         blob,
         stream: None,
         sent: Vec::new(),
         filling: false,
         pinned: None,
         waiting: None,
-        wait_until_ms: now_ms() + main.timeout().as_millis() as i64,
+        // A request for a part not stored yet may wait that long for another's fill.
+        wait_until_ms: now_ms() + timeout.as_millis() as i64,
         // SAFETY: as for `timer`.
         poll: unsafe { MaybeUninit::zeroed().assume_init() },
         store_ms: None,
@@ -208,6 +213,7 @@ fn cache_entry(job: &Job, blob: Option<&Blob>) -> Option<(Vec<u8>, Content)> {
     let content = match (job, blob) {
         (Job::Media { query, .. }, _) if query.block_msn.is_some() => return None,
         (Job::Media { .. } | Job::Master { .. }, _) => Content::Playlist { max_age_s: 0 },
+        (Job::Part { .. }, _) => Content::Part,
         (_, Some(b)) => match b.kind {
             BlobKind::Init => Content::Init,
             BlobKind::Segment if b.content_type == Container::Fmp4.content_type() => Content::Segment(Container::Fmp4),
@@ -273,6 +279,7 @@ fn cache_kind(c: Content) -> CacheKind {
         Content::Playlist { .. } => CacheKind::Playlist,
         Content::Segment(_) => CacheKind::Segment,
         Content::Init => CacheKind::Init,
+        Content::Part => CacheKind::Part,
     }
 }
 
@@ -311,28 +318,29 @@ fn send_pinned(r: &mut Request, ctx: &mut Ctx, p: Pinned) -> ngx_int_t {
             // unpins it.
             return unsafe { response::playlist(r, data, max_age_s) };
         }
-        Content::Segment(container) => container.content_type(),
-        Content::Init => response::INIT_TYPE,
+        blob => blob.blob_type(),
     };
     // SAFETY: as above.
     unsafe { response::blob(r, data, content_type) }
 }
 
-/// The store's answer to a request that claimed its key: into the zone and out to the client,
-/// or, when the zone cannot take it, out from the worker's memory.
+/// A whole answer from the store (a playlist or blob that fills the cache, or a part): into the
+/// zone when this request claimed its key, and out to the client; from the worker's memory
+/// when there is no zone or it cannot take it.
 fn fill(r: &mut Request, ctx: &mut Ctx, parts: Vec<Bytes>, content: Content) -> ngx_int_t {
-    let Some((cache, key, _)) = ctx.cache.as_ref() else { return NGX_ERROR };
-    let main = HlsDvr::main_conf(r).expect("hls_dvr main conf");
-    let now = now_ms();
-    let expires_ms = match content {
-        Content::Playlist { .. } => now + main.playlist_cache().as_millis() as i64,
-        _ => bridge::retention_ms().map_or(i64::MAX, |ms| now + ms),
-    };
-    let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
-    let filled = cache.fill(key, content, expires_ms, &slices);
-    ctx.filling = false;
-    if let Some(p) = filled {
-        return send_pinned(r, ctx, p);
+    if let Some((cache, key, _)) = ctx.cache.as_ref().filter(|_| ctx.filling) {
+        let main = HlsDvr::main_conf(r).expect("hls_dvr main conf");
+        let now = now_ms();
+        let expires_ms = match content {
+            Content::Playlist { .. } => now + main.playlist_cache().as_millis() as i64,
+            _ => bridge::retention_ms().map_or(i64::MAX, |ms| now + ms),
+        };
+        let slices: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        let filled = cache.fill(key, content, expires_ms, &slices);
+        ctx.filling = false;
+        if let Some(p) = filled {
+            return send_pinned(r, ctx, p);
+        }
     }
     // Not kept: served from the bytes the store sent, held by the request.
     let whole = Bytes::from(parts.concat());
@@ -342,8 +350,7 @@ fn fill(r: &mut Request, ctx: &mut Ctx, parts: Vec<Bytes>, content: Content) -> 
             // SAFETY: `whole` shares its memory with the copy kept in `ctx.sent`.
             return unsafe { response::playlist(r, &whole, max_age_s) };
         }
-        Content::Segment(container) => container.content_type(),
-        Content::Init => response::INIT_TYPE,
+        blob => blob.blob_type(),
     };
     // SAFETY: as above.
     unsafe { response::blob(r, &whole, content_type) }
@@ -386,6 +393,10 @@ fn route_request(r: &Request) -> Result<(Job, Option<Blob>), String> {
             blob(BlobKind::Segment, stream, rendition, msn, container.content_type())
         }
         Route::Init { stream, rendition, msn } => blob(BlobKind::Init, stream, rendition, msn, response::INIT_TYPE),
+        Route::Part { stream, rendition, msn, part } => {
+            let at = PartPos { msn, part };
+            (Job::Part { stream: stream.into(), rendition: rendition.into(), at }, None)
+        }
     })
 }
 
@@ -494,7 +505,7 @@ pub fn complete(r: &mut Request, id: u64, res: Result<Reply, StoreError>) {
         }
         Ok(Reply::Json(doc)) => Some(response::body(r, 200, response::JSON_TYPE, &doc, Some("no-store"))),
         Ok(Reply::Whole(chunks)) => {
-            let content = ctx.cache.as_ref().map_or(Content::Init, |c| c.2);
+            let content = ctx.content.unwrap_or(Content::Init);
             Some(fill(r, ctx, chunks, content))
         }
         Ok(Reply::Blob { meta, first }) => {

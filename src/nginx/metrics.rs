@@ -97,6 +97,7 @@ pub fn request_series<'a>(r: &'a Request, prefix: &str) -> (RequestKind, &'a str
         Some(Route::Media { stream, rendition }) => (RequestKind::Media, stream, rendition),
         Some(Route::Segment { stream, rendition, .. }) => (RequestKind::Segment, stream, rendition),
         Some(Route::Init { stream, rendition, .. }) => (RequestKind::Init, stream, rendition),
+        Some(Route::Part { stream, rendition, .. }) => (RequestKind::Part, stream, rendition),
         None => (RequestKind::Invalid, "", ""),
     }
 }

@@ -16,11 +16,14 @@ pub enum Op {
     WriteHead,
     /// A lightweight transaction of push ingest: a claim, or its SERIAL read.
     Claim,
+    /// Low-latency parts: which chunks make a part, and the newest part.
+    ReadPart,
+    WritePart,
 }
 
 impl Op {
-    pub const READS: [Op; 3] = [Op::ReadHead, Op::ReadIndex, Op::ReadChunk];
-    pub const WRITES: [Op; 4] = [Op::WriteChunk, Op::WriteIndex, Op::WriteHead, Op::Claim];
+    pub const READS: [Op; 4] = [Op::ReadHead, Op::ReadIndex, Op::ReadChunk, Op::ReadPart];
+    pub const WRITES: [Op; 5] = [Op::WriteChunk, Op::WriteIndex, Op::WriteHead, Op::Claim, Op::WritePart];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +31,7 @@ impl Op {
             Op::ReadIndex | Op::WriteIndex => "index",
             Op::ReadChunk | Op::WriteChunk => "chunk",
             Op::Claim => "claim",
+            Op::ReadPart | Op::WritePart => "part",
         }
     }
 }
@@ -91,7 +95,7 @@ impl Histogram {
 /// One histogram per kind of request.
 #[derive(Default)]
 pub struct Latencies {
-    ops: [Histogram; 7],
+    ops: [Histogram; 9],
 }
 
 impl Latencies {

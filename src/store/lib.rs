@@ -42,7 +42,7 @@ use hls_dvr_core::model::{bucket_of, sort_newest_per_msn, IndexEntry, Rendition}
 
 use crate::schema::{is_identifier, MAX_CHUNK};
 use error::{exec_err, pager_err, row_err};
-use rows::{ChunkRow, ChunkWrite, ClaimRow, IndexRow, IndexWrite, RenditionRow, RenditionWrite};
+use rows::{ChunkRow, ChunkWrite, ClaimRow, IndexRow, IndexWrite, PartRow, RenditionRow, RenditionWrite};
 
 struct Statements {
     /// Per [`BlobKind`].
@@ -56,7 +56,7 @@ struct Statements {
     select_bucket_after: PreparedStatement,
     select_bucket_first: PreparedStatement,
     select_streams: PreparedStatement,
-    insert_part: PreparedStatement,
+    insert_arriving: PreparedStatement,
     seal_segment: PreparedStatement,
     insert_claim: PreparedStatement,
     select_claim: PreparedStatement,
@@ -64,6 +64,10 @@ struct Statements {
     create_head: PreparedStatement,
     insert_source: PreparedStatement,
     select_source: PreparedStatement,
+    insert_part: PreparedStatement,
+    select_parts: PreparedStatement,
+    select_part: PreparedStatement,
+    set_part_head: PreparedStatement,
 }
 
 /// A connected store with its statements prepared.
@@ -133,7 +137,7 @@ impl Store {
         );
         let heads = format!("SELECT {} FROM {ks}.streams WHERE stream = ?", RenditionRow::COLUMNS);
         // Push ingest (push.rs).
-        let insert_part = format!(
+        let insert_arriving = format!(
             "INSERT INTO {ks}.{} (stream, rendition, msn, chunk, data) VALUES (?, ?, ?, ?, ?)",
             BlobKind::Segment.table()
         );
@@ -184,7 +188,7 @@ impl Store {
             prep(format!("SELECT DISTINCT stream FROM {ks}.streams"), false),
         )?;
         let (
-            insert_part,
+            insert_arriving,
             seal_segment,
             insert_claim,
             select_claim,
@@ -193,7 +197,7 @@ impl Store {
             insert_source,
             select_source,
         ) = futures::try_join!(
-            prep(insert_part, true),
+            prep(insert_arriving, true),
             prep(seal_segment, true),
             prep(insert_claim, true),
             prep(select_claim, false),
@@ -201,6 +205,24 @@ impl Store {
             prep(create_head, true),
             prep(insert_source, true),
             prep(select_source, false),
+        )?;
+        // Low-latency parts (push.rs).
+        let parts = format!("SELECT {} FROM {ks}.parts WHERE stream = ? AND rendition = ? AND msn = ?", PartRow::COLUMNS);
+        let (insert_part, select_parts, select_part, set_part_head) = futures::try_join!(
+            prep(
+                format!(
+                    "INSERT INTO {ks}.parts (stream, rendition, msn, {}) VALUES (?, ?, ?, {})",
+                    PartRow::COLUMNS,
+                    marks(PartRow::COLUMNS)
+                ),
+                true
+            ),
+            prep(parts.clone(), false),
+            prep(format!("{parts} AND part = ?"), false),
+            prep(
+                format!("UPDATE {ks}.streams SET part_msn = ?, part_no = ? WHERE stream = ? AND rendition = ?"),
+                true
+            ),
         )?;
         let mut select_claim = select_claim;
         // A claim is read back to learn who holds a number: only a SERIAL read sees every claim
@@ -217,7 +239,7 @@ impl Store {
             select_bucket_after: after,
             select_bucket_first: first,
             select_streams: streams,
-            insert_part,
+            insert_arriving,
             seal_segment,
             insert_claim,
             select_claim,
@@ -225,6 +247,10 @@ impl Store {
             create_head,
             insert_source,
             select_source,
+            insert_part,
+            select_parts,
+            select_part,
+            set_part_head,
         };
         Ok(Store {
             session,

@@ -5,11 +5,13 @@
 
 use scylla::value::{CqlValue, Row};
 
-use hls_dvr_core::model::{Claim, Rendition};
+use hls_dvr_core::model::{Claim, Part, PartPos, Rendition};
 
 use crate::error::StoreError;
 use crate::latency::Op;
-use crate::rows::{BlobMeta, ClaimRow, ClaimWrite, PartWrite, RenditionRow, RenditionWrite, SealWrite};
+use crate::rows::{
+    ArrivingChunkWrite, BlobMeta, ClaimRow, ClaimWrite, PartRow, PartWrite, RenditionRow, RenditionWrite, SealWrite,
+};
 use crate::Store;
 
 /// How a claim went.
@@ -32,7 +34,7 @@ fn applied(row: Option<Row>) -> Result<bool, StoreError> {
 impl Store {
     /// Chunk `chunk` of a segment stored as it arrives: bytes alone. The segment counts as not
     /// there until [`Store::seal_segment`] gives its chunk 0 the metadata.
-    pub async fn write_part(
+    pub async fn write_arriving_chunk(
         &self,
         stream: &str,
         rendition: &str,
@@ -40,11 +42,11 @@ impl Store {
         chunk: u32,
         data: &[u8],
     ) -> Result<(), StoreError> {
-        let row = PartWrite { stream, rendition, msn, chunk: chunk as i32, data };
-        self.write(Op::WriteChunk, "writing a fragment", &self.st.insert_part, row).await
+        let row = ArrivingChunkWrite { stream, rendition, msn, chunk: chunk as i32, data };
+        self.write(Op::WriteChunk, "writing a fragment", &self.st.insert_arriving, row).await
     }
 
-    /// Makes a segment stored by [`Store::write_part`] whole: its chunk 0 gets the metadata
+    /// Makes a segment stored by [`Store::write_arriving_chunk`] whole: its chunk 0 gets the metadata
     /// (chunks of varying sizes). Only once this returns may an index row name it.
     pub async fn seal_segment(
         &self,
@@ -67,7 +69,7 @@ impl Store {
 
     /// Chunk `chunk` of a segment as stored so far, whether the segment is whole or still
     /// arriving (its chunks then carry no metadata): None when it is not there.
-    pub async fn part(
+    pub async fn arriving_chunk(
         &self,
         stream: &str,
         rendition: &str,
@@ -75,6 +77,54 @@ impl Store {
         chunk: u32,
     ) -> Result<Option<bytes::Bytes>, StoreError> {
         Ok(self.chunk_row(crate::BlobKind::Segment, stream, rendition, msn, chunk).await?.map(|(_, data)| data))
+    }
+
+    /// Records a part of a segment whose chunks are stored (ARCHITECTURE.md, "Parts"): only
+    /// then may the newest part name it.
+    pub async fn write_part(&self, stream: &str, rendition: &str, part: &Part) -> Result<(), StoreError> {
+        let row = PartWrite { stream, rendition, msn: part.msn, row: PartRow::from_part(part) };
+        self.write(Op::WritePart, "recording a part", &self.st.insert_part, row).await
+    }
+
+    /// Moves a rendition's newest part (a plain write: only the receiver holding a segment's
+    /// claim writes its parts, in order).
+    pub async fn set_part_head(&self, stream: &str, rendition: &str, at: PartPos) -> Result<(), StoreError> {
+        let values = (at.msn, at.part, stream, rendition);
+        self.write(Op::WritePart, "moving the newest part", &self.st.set_part_head, values).await
+    }
+
+    /// The parts of segment `msn` stored so far, in order.
+    pub async fn parts(&self, stream: &str, rendition: &str, msn: i64) -> Result<Vec<Part>, StoreError> {
+        let st = &self.st.select_parts;
+        let rows: Vec<PartRow> =
+            self.all_rows(Op::ReadPart, "reading parts", "parts", st, (stream, rendition, msn)).await?;
+        rows.into_iter().map(|r| r.into_part(msn)).collect()
+    }
+
+    /// One part, when it is stored.
+    pub async fn part(&self, stream: &str, rendition: &str, at: PartPos) -> Result<Option<Part>, StoreError> {
+        let st = &self.st.select_part;
+        let row: Option<PartRow> =
+            self.first_row(Op::ReadPart, "reading a part", "parts", st, (stream, rendition, at.msn, at.part)).await?;
+        row.map(|r| r.into_part(at.msn)).transpose()
+    }
+
+    /// A part's bytes, chunk by chunk, each checked against the part's sizes: a short or missing
+    /// chunk is corrupt data (502), never a truncated part.
+    pub async fn part_chunks(&self, stream: &str, rendition: &str, part: &Part) -> Result<Vec<bytes::Bytes>, StoreError> {
+        let reads = part.sizes.iter().enumerate().map(|(i, size)| async move {
+            let chunk = part.first_chunk + i as u32;
+            match self.arriving_chunk(stream, rendition, part.msn, chunk).await? {
+                Some(data) if data.len() as u64 == *size => Ok(data),
+                got => Err(StoreError::Corrupt(format!(
+                    "part {}.{} of {stream}/{rendition}: chunk {chunk} holds {:?} bytes, expected {size}",
+                    part.msn,
+                    part.index,
+                    got.map(|d| d.len())
+                ))),
+            }
+        });
+        futures::future::try_join_all(reads).await
     }
 
     /// Claims sequence number `msn` of a rendition for a pushed segment (a lightweight

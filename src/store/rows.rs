@@ -2,12 +2,18 @@
 //! by column name (the driver's `DeserializeRow` / `SerializeRow`): a column is named by its
 //! field here and in the column list beside it, nowhere else.
 
+use scylla::deserialize::value::DeserializeValue;
+use scylla::deserialize::{DeserializationError, FrameSlice, TypeCheckError};
+use scylla::frame::response::result::ColumnType;
+use scylla::serialize::value::SerializeValue;
+use scylla::serialize::writers::{CellWriter, WrittenCellProof};
+use scylla::serialize::SerializationError;
 use scylla::value::CqlTimestamp;
 use scylla::{DeserializeRow, SerializeRow};
 
 use std::sync::Arc;
 
-use hls_dvr_core::model::{Claim, Container, IndexEntry, MediaType, Rendition, SourcePos};
+use hls_dvr_core::model::{Claim, Container, IndexEntry, MediaType, Part, PartHead, PartPos, Rendition, SourcePos};
 
 use crate::error::StoreError;
 use crate::schema::MAX_CHUNK;
@@ -155,11 +161,16 @@ pub(crate) struct RenditionRow {
     updated: Option<CqlTimestamp>,
     ended: Option<bool>,
     media: Option<String>,
+    part_target_us: Option<i64>,
+    /// The newest part: written by [`crate::Store::set_part_head`] alone, left alone by head writes.
+    part_msn: Unwritten<i64>,
+    part_no: Unwritten<i32>,
 }
 
 impl RenditionRow {
     pub(crate) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
-         frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended, media";
+         frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended, media, \
+         part_target_us, part_msn, part_no";
 
     pub(crate) fn from_rendition(r: &Rendition) -> RenditionRow {
         RenditionRow {
@@ -180,6 +191,9 @@ impl RenditionRow {
             updated: Some(CqlTimestamp(r.updated_ms)),
             ended: Some(r.ended),
             media: Some(r.media.as_str().to_string()),
+            part_target_us: r.parts.map(|p| p.target_us),
+            part_msn: Unwritten(None),
+            part_no: Unwritten(None),
         }
     }
 
@@ -208,8 +222,88 @@ impl RenditionRow {
             ended: self.ended.unwrap_or(false),
             // Rows from before the column: every rendition was muxed then.
             media: self.media.as_deref().and_then(MediaType::parse).unwrap_or(MediaType::Muxed),
+            parts: self.part_target_us.filter(|t| *t > 0).map(|target_us| PartHead {
+                target_us,
+                newest: self.part_msn.0.zip(self.part_no.0).map(|(msn, part)| PartPos { msn, part }),
+            }),
         })
     }
+}
+
+/// A column that row writes leave as it is (bound as unset), read like an `Option`: the newest
+/// part changes twice a second and has its own statement, which the head's writes must not undo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Unwritten<T>(pub Option<T>);
+
+impl<T> SerializeValue for Unwritten<T> {
+    fn serialize<'b>(&self, _: &ColumnType, writer: CellWriter<'b>) -> Result<WrittenCellProof<'b>, SerializationError> {
+        Ok(writer.set_unset())
+    }
+}
+
+impl<'f, 'm, T: DeserializeValue<'f, 'm>> DeserializeValue<'f, 'm> for Unwritten<T> {
+    fn type_check(typ: &ColumnType) -> Result<(), TypeCheckError> {
+        Option::<T>::type_check(typ)
+    }
+    fn deserialize(typ: &'m ColumnType<'m>, v: Option<FrameSlice<'f>>) -> Result<Self, DeserializationError> {
+        Option::<T>::deserialize(typ, v).map(Unwritten)
+    }
+}
+
+/// A row of `parts` without its partition key: one part of a segment, as chunks of its blob.
+#[derive(Debug, DeserializeRow, SerializeRow)]
+pub(crate) struct PartRow {
+    part: i32,
+    first_chunk: i32,
+    sizes: Vec<i64>,
+    duration_us: i64,
+    independent: bool,
+    discontinuity: bool,
+}
+
+impl PartRow {
+    pub(crate) const COLUMNS: &'static str = "part, first_chunk, sizes, duration_us, independent, discontinuity";
+
+    pub(crate) fn from_part(p: &Part) -> PartRow {
+        PartRow {
+            part: p.index,
+            first_chunk: p.first_chunk as i32,
+            sizes: p.sizes.iter().map(|s| *s as i64).collect(),
+            duration_us: p.duration_us,
+            independent: p.independent,
+            discontinuity: p.discontinuity,
+        }
+    }
+
+    /// The part, when the row makes sense (a row edited by hand must not crash a reader).
+    pub(crate) fn into_part(self, msn: i64) -> Result<Part, StoreError> {
+        let sizes: Option<Vec<u64>> =
+            self.sizes.iter().map(|s| u64::try_from(*s).ok().filter(|s| *s > 0 && *s <= MAX_CHUNK as u64)).collect();
+        match (sizes, u32::try_from(self.first_chunk)) {
+            (Some(sizes), Ok(first_chunk)) if !sizes.is_empty() && self.part >= 0 && self.duration_us >= 0 => {
+                Ok(Part {
+                    msn,
+                    index: self.part,
+                    duration_us: self.duration_us,
+                    independent: self.independent,
+                    discontinuity: self.discontinuity,
+                    first_chunk,
+                    sizes,
+                })
+            }
+            _ => Err(StoreError::Corrupt(format!("part {msn}.{} has a bad row: {self:?}", self.part))),
+        }
+    }
+}
+
+/// A `parts` row as written.
+#[derive(SerializeRow)]
+pub(crate) struct PartWrite<'a> {
+    pub stream: &'a str,
+    pub rendition: &'a str,
+    pub msn: i64,
+    #[scylla(flatten)]
+    pub row: PartRow,
 }
 
 /// A `streams` row as written: the partition key and the head.
@@ -340,7 +434,7 @@ pub(crate) struct ChunkWrite<'a> {
 
 /// A chunk of a blob stored as it arrives: bytes only (chunk 0 gets the metadata at the end).
 #[derive(SerializeRow)]
-pub(crate) struct PartWrite<'a> {
+pub(crate) struct ArrivingChunkWrite<'a> {
     pub stream: &'a str,
     pub rendition: &'a str,
     pub msn: i64,
@@ -508,8 +602,16 @@ mod tests {
             updated_ms: 8,
             ended: true,
             media: MediaType::Audio,
+            parts: None,
         };
         assert_eq!(RenditionRow::from_rendition(&r).into_rendition().unwrap(), r);
+        // The part target is written with the head; the newest part only by its own statement.
+        let ll = Rendition { parts: Some(PartHead { target_us: 520_000, newest: None }), ..r.clone() };
+        let mut row = RenditionRow::from_rendition(&ll);
+        assert_eq!(row.part_msn, Unwritten(None));
+        (row.part_msn, row.part_no) = (Unwritten(Some(9)), Unwritten(Some(2)));
+        let read = row.into_rendition().unwrap();
+        assert_eq!(read.parts.and_then(|p| p.newest), Some(PartPos { msn: 9, part: 2 }));
         let mut bad = RenditionRow::from_rendition(&r);
         bad.container = Some("mkv".into());
         assert!(matches!(bad.into_rendition(), Err(StoreError::Corrupt(_))));

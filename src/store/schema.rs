@@ -114,6 +114,9 @@ impl SchemaOptions {
         ("streams", "media", "text"),
         ("segment_chunks", "ends", "list<bigint>"),
         ("init_chunks", "ends", "list<bigint>"),
+        ("streams", "part_target_us", "bigint"),
+        ("streams", "part_msn", "bigint"),
+        ("streams", "part_no", "int"),
     ];
 
     /// The statements that create the schema, in order. All idempotent.
@@ -150,7 +153,7 @@ impl SchemaOptions {
                  bandwidth bigint, codecs text, resolution text, frame_rate double, \
                  head_msn bigint, head_disc_seq bigint, head_pdt timestamp, \
                  src_uri text, src_msn bigint, src_size bigint, src_mtime bigint, updated timestamp, \
-                 ended boolean, media text, \
+                 ended boolean, media text, part_target_us bigint, part_msn bigint, part_no int, \
                  PRIMARY KEY ((stream), rendition)) \
                  WITH compaction = {{'class': 'LeveledCompactionStrategy'}} AND {common}"
             ),
@@ -180,6 +183,15 @@ impl SchemaOptions {
                  stream text, rendition text, source text, msn bigint, \
                  PRIMARY KEY ((stream, rendition, source))) \
                  WITH compaction = {twcs} AND {common}"
+            ),
+            // Low-latency parts: which chunks of a segment's blob make each part. One small
+            // partition per segment, read by exact key (ARCHITECTURE.md, "Parts").
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.parts (\
+                 stream text, rendition text, msn bigint, part int, first_chunk int, sizes list<bigint>, \
+                 duration_us bigint, independent boolean, discontinuity boolean, \
+                 PRIMARY KEY ((stream, rendition, msn), part)) \
+                 WITH CLUSTERING ORDER BY (part ASC) AND compaction = {twcs} AND {common}"
             ),
         ]
     }

@@ -276,6 +276,7 @@ impl State {
             updated_ms: 0,
             ended: false,
             media: hls_dvr_core::model::MediaType::Muxed,
+            parts: None,
         };
         self.current = Some((a, head.clone()));
         Some(Upload {

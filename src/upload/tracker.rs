@@ -469,6 +469,7 @@ mod tests {
             updated_ms: 0,
             ended: false,
             media: hls_dvr_core::model::MediaType::Muxed,
+            parts: None,
         }
     }
 

@@ -597,6 +597,7 @@ pub fn head_of(name: &str, last: &hls_dvr_core::model::IndexEntry, ended: bool) 
         updated_ms: hls_dvr_core::clock::now_ms(),
         ended,
         media: hls_dvr_core::model::MediaType::Muxed,
+        parts: None,
     }
 }
 

@@ -314,6 +314,7 @@ mod tests {
             updated_ms: 0,
             ended: false,
             media: hls_dvr_core::model::MediaType::Video,
+            parts: None,
         };
         let c = Claims::resume("r1", Some(&head));
         let ours = c.ours(&proposal(100, 0), "100:h");

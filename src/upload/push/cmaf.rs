@@ -13,7 +13,8 @@ use hyper::StatusCode;
 use tracing::{info, warn};
 
 use hls_dvr_core::clock::now_ms;
-use hls_dvr_core::model::{Claim, Container, MediaType, Rendition, SourcePos};
+use hls_dvr_core::model::{Claim, Container, MediaType, PartHead, Rendition, SourcePos};
+use hls_dvr_core::parts;
 
 use super::boxes::{ntp_to_unix_ms, parse_init, Fragment, Splitter, TrackInfo, TrackKind};
 use super::claims::{self, Claims, Placed, Proposal};
@@ -34,6 +35,8 @@ pub struct Track {
     claims: Option<Claims>,
     peak_bw: Option<i64>,
     target_duration: i32,
+    /// PART-TARGET, once the first segment has ended (ARCHITECTURE.md, "Parts").
+    part_target_us: Option<i64>,
     /// Media time and date of the last segment's end, to date segments sent without `prft`.
     anchor: Option<(u64, i64)>,
 }
@@ -60,6 +63,7 @@ impl Track {
             claims: None,
             peak_bw: None,
             target_duration: 0,
+            part_target_us: None,
             anchor: None,
         }
     }
@@ -91,6 +95,7 @@ impl Track {
         if let Some(h) = &head {
             self.peak_bw = h.bandwidth;
             self.target_duration = h.target_duration;
+            self.part_target_us = h.parts.map(|p| p.target_us);
         }
         self.claims = Some(claims);
         Ok(())
@@ -143,8 +148,10 @@ impl Track {
                 return Ok(None);
             }
         };
+        // The newest part is published once the head row exists (it carries the part target).
+        let publish = self.part_target_us.is_some();
         Ok(Some(Current {
-            writing: Writing::new(msn, !copy),
+            writing: Writing::new(msn, !copy, timescale, claim.discontinuity, publish),
             claim,
             copy,
             seg_no,
@@ -159,8 +166,12 @@ impl Track {
         let sh = &rx.uploads;
         let (stream, rendition) = (self.stream.clone(), self.rendition.clone());
         let info = self.info.clone().ok_or((StatusCode::BAD_REQUEST, "no init segment".to_string()))?;
-        let duration_us = (c.writing.duration as u128 * 1_000_000 / info.timescale.max(1) as u128) as i64;
+        let duration_us = c.writing.us(c.writing.duration);
         self.anchor = Some((c.last_end, c.claim.pdt_ms + duration_us / 1000));
+        // PART-TARGET from the first segment's longest part; raised if a longer one comes (a
+        // frame rate change), since no part may be longer.
+        let longest = parts::part_target_us(c.writing.longest_part_us());
+        self.part_target_us = Some(self.part_target_us.map_or(longest, |t| t.max(longest)));
         if c.copy {
             let wait = claims::holder_wait(self.target_duration.max(2));
             if claims::stored_by_holder(sh, &stream, &rendition, c.writing.msn, wait)
@@ -198,6 +209,7 @@ impl Track {
             updated_ms: 0,
             ended: false,
             media,
+            parts: self.part_target_us.map(|target_us| PartHead { target_us, newest: None }),
         };
         let whole = Whole {
             stream: stream.clone(),
@@ -320,8 +332,10 @@ pub async fn segment(rx: &Receiver, track: &mut Track, uri: &str, seg_no: i64, b
                 late = current.is_none();
             }
             if let Some(c) = &mut current {
-                c.writing.add(&rx.uploads, &stream, &rendition, bytes).await.map_err(|()| shutting_down())?;
-                c.writing.duration += f.duration;
+                let w = &mut c.writing;
+                w.add(&rx.uploads, &stream, &rendition, bytes, f.duration, f.starts_with_key)
+                    .await
+                    .map_err(|()| shutting_down())?;
                 c.last_end = f.base_decode_time + f.duration;
                 rx.uploads.metrics.fragment(&stream, &rendition);
             }
@@ -389,8 +403,10 @@ pub async fn track(rx: &Receiver, track: &mut Track, body: &mut Incoming) -> Rep
                 }
             }
             if let Some(c) = &mut current {
-                c.writing.add(&rx.uploads, &stream, &rendition, bytes).await.map_err(|()| shutting_down())?;
-                c.writing.duration += f.duration;
+                let w = &mut c.writing;
+                w.add(&rx.uploads, &stream, &rendition, bytes, f.duration, f.starts_with_key)
+                    .await
+                    .map_err(|()| shutting_down())?;
                 c.last_end = f.base_decode_time + f.duration;
                 rx.uploads.metrics.fragment(&stream, &rendition);
             }

@@ -4,9 +4,13 @@
 //! carry bytes alone until the segment ends; then chunk 0 gets the blob's metadata (chunks of
 //! varying sizes), and only then the index row names the segment. A segment cut off before its
 //! end leaves its fragments stored and no index row: its number is a gap.
+//!
+//! Each fragment is also a low-latency part (ARCHITECTURE.md, "Parts"): once its chunks are in,
+//! a `parts` row says which chunks make it, and the rendition's newest part moves to it.
 
 use bytes::Bytes;
 
+use hls_dvr_core::model::Part;
 use hls_dvr_store::schema::MAX_CHUNK;
 use hls_dvr_store::BlobMeta;
 
@@ -25,11 +29,33 @@ pub struct Writing {
     pub fragments: u32,
     /// Summed fragment durations, in the track's timescale.
     pub duration: u64,
+    timescale: u64,
+    /// The parts so far, one per fragment.
+    pub parts: Vec<Part>,
+    discontinuity: bool,
+    /// Moves the rendition's newest part as parts are stored (once its head row exists).
+    publish: bool,
 }
 
 impl Writing {
-    pub fn new(msn: i64, writes: bool) -> Writing {
-        Writing { msn, sizes: Vec::new(), writes, held: Vec::new(), fragments: 0, duration: 0 }
+    pub fn new(msn: i64, writes: bool, timescale: u32, discontinuity: bool, publish: bool) -> Writing {
+        Writing {
+            msn,
+            sizes: Vec::new(),
+            writes,
+            held: Vec::new(),
+            fragments: 0,
+            duration: 0,
+            timescale: timescale.max(1) as u64,
+            parts: Vec::new(),
+            discontinuity,
+            publish,
+        }
+    }
+
+    /// Media time in microseconds, so that parts add up to their segment exactly.
+    pub fn us(&self, duration: u64) -> i64 {
+        (duration as u128 * 1_000_000 / self.timescale as u128) as i64
     }
 
     /// Bytes so far.
@@ -37,9 +63,18 @@ impl Writing {
         self.sizes.iter().sum()
     }
 
-    /// Adds a fragment: stored at once (each chunk retried until it is in), or held. Err:
-    /// shutting down while the store was failing.
-    pub async fn add(&mut self, sh: &Uploads, stream: &str, rendition: &str, fragment: Bytes) -> Result<(), ()> {
+    /// Adds a fragment of `duration` (in the track's timescale): stored at once with its part
+    /// (each write retried until it is in), or held. Err: shutting down while the store was failing.
+    pub async fn add(
+        &mut self,
+        sh: &Uploads,
+        stream: &str,
+        rendition: &str,
+        fragment: Bytes,
+        duration: u64,
+        independent: bool,
+    ) -> Result<(), ()> {
+        let first_chunk = self.sizes.len() as u32;
         let mut at = 0;
         while at < fragment.len() {
             let piece = fragment.slice(at..(at + MAX_CHUNK).min(fragment.len()));
@@ -53,7 +88,32 @@ impl Writing {
             self.sizes.push(piece.len() as u64);
         }
         self.fragments += 1;
+        let start_us = self.us(self.duration);
+        self.duration += duration;
+        let part = Part {
+            msn: self.msn,
+            index: self.parts.len() as i32,
+            duration_us: self.us(self.duration) - start_us,
+            independent,
+            discontinuity: self.discontinuity,
+            first_chunk,
+            sizes: self.sizes[first_chunk as usize..].to_vec(),
+        };
+        if self.writes {
+            write_part(sh, stream, rendition, &part).await?;
+            if self.publish {
+                let (what, at) = (format!("newest part of {stream}/{rendition}"), part.pos());
+                retry(sh, &mut None, &what, |store| async move { store.set_part_head(stream, rendition, at).await })
+                    .await?;
+            }
+        }
+        self.parts.push(part);
         Ok(())
+    }
+
+    /// The longest part so far.
+    pub fn longest_part_us(&self) -> i64 {
+        self.parts.iter().map(|p| p.duration_us).max().unwrap_or(0)
     }
 
     async fn write_chunk(
@@ -66,14 +126,19 @@ impl Writing {
     ) -> Result<(), ()> {
         let msn = self.msn;
         let what = format!("fragment chunk {chunk} of {stream}/{rendition} {msn}");
-        retry(sh, &mut None, &what, |store| async move { store.write_part(stream, rendition, msn, chunk, data).await })
-            .await
+        retry(sh, &mut None, &what, |store| async move {
+            store.write_arriving_chunk(stream, rendition, msn, chunk, data).await
+        })
+        .await
     }
 
-    /// Stores the chunks held so far (the claim's holder did not store them).
+    /// Stores the chunks and parts held so far (the claim's holder did not store them).
     pub async fn write_held(&mut self, sh: &Uploads, stream: &str, rendition: &str) -> Result<(), ()> {
         for (i, data) in std::mem::take(&mut self.held).iter().enumerate() {
             self.write_chunk(sh, stream, rendition, i as u32, data).await?;
+        }
+        for part in &self.parts {
+            write_part(sh, stream, rendition, part).await?;
         }
         self.writes = true;
         Ok(())
@@ -85,4 +150,10 @@ impl Writing {
         let what = format!("sealing {stream}/{rendition} {msn}");
         retry(sh, &mut None, &what, |store| async move { store.seal_segment(stream, rendition, msn, meta).await }).await
     }
+}
+
+/// Records a part whose chunks are stored.
+async fn write_part(sh: &Uploads, stream: &str, rendition: &str, part: &Part) -> Result<(), ()> {
+    let what = format!("part {}.{} of {stream}/{rendition}", part.msn, part.index);
+    retry(sh, &mut None, &what, |store| async move { store.write_part(stream, rendition, part).await }).await
 }

@@ -317,6 +317,7 @@ impl Task {
             updated_ms: 0,
             ended: false,
             media: MediaType::Muxed,
+            parts: None,
         }
     }
 
