@@ -250,7 +250,7 @@ mod tests {
         // Segment 11 ended with parts 0-3: (11, 4) is (12, 0), reached once 12.0 is stored.
         let want = Wait::Part(PartPos { msn: 11, part: 4 });
         assert!(!want.reached(10, Some(PartPos { msn: 11, part: 3 })));
-        assert!(want.reached(11, Some(PartPos { msn: 11, part: 3 })) == false);
+        assert!(!want.reached(11, Some(PartPos { msn: 11, part: 3 })));
         assert!(want.reached(11, Some(PartPos { msn: 12, part: 0 })));
         assert!(want.reached(12, Some(PartPos { msn: 11, part: 3 })));
         // A request for the hinted part stops waiting when its segment ends without it.

@@ -280,7 +280,11 @@ impl Counters {
                 t.sample(name, &[("content", label)], self.cache[kind as usize][j].load(Relaxed));
             }
         }
-        t.family("hls_dvr_blocked_reloads", "gauge", "Playlist requests waiting for a segment (_HLS_msn).");
+        t.family(
+            "hls_dvr_blocked_reloads",
+            "gauge",
+            "Requests waiting for a segment or part: blocking reloads (_HLS_msn, _HLS_part) and hinted parts.",
+        );
         t.sample("hls_dvr_blocked_reloads", &[], self.blocked.load(Relaxed));
     }
 }

@@ -13,9 +13,12 @@ use hls_dvr_store::{Store, StoreError};
 /// Copies unused for this long are dropped (they have left every playlist's last segments).
 const IDLE: Duration = Duration::from_secs(60);
 
+/// A segment's parts, and when they were last used.
+type Kept = (Instant, Arc<[Part]>);
+
 #[derive(Default)]
 pub struct PartCache {
-    whole: Mutex<HashMap<String, (Instant, Arc<[Part]>)>>,
+    whole: Mutex<HashMap<String, Kept>>,
 }
 
 impl PartCache {

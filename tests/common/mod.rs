@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod push;
 pub mod relay;
 pub mod upload;
 

@@ -1,0 +1,130 @@
+// Plays a low-latency hls-dvr stream in Debian's headless Chromium. Prints one JSON line; exit 0
+// when the checks pass.
+//   node low_latency.mjs hlsjs PAGE_URL [SEEK_BACK_SECONDS]
+//       the player page (hls.js, low-latency mode): plays near the live edge loading parts, seeks
+//       back into the DVR window and plays there, then returns to the live edge
+//   node low_latency.mjs shaka MASTER_URL [SECONDS]
+//       Shaka Player in low-latency mode: plays the live stream for SECONDS, loading parts
+// Latency is the player's wall clock minus the program date-time being shown, sampled every
+// 500 ms: the figures are reported; the caller decides what they must be.
+import { chromium } from 'playwright-core';
+import { fileURLToPath } from 'node:url';
+
+const [mode, target, arg] = process.argv.slice(2);
+const partUri = /\/\d+\.\d+\.m4s(\?|$)/;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync',
+         '--autoplay-policy=no-user-gesture-required'],
+});
+const result = { ok: false, mode };
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+const median = xs => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[s.length >> 1] : null; };
+
+try {
+  const page = await browser.newPage();
+  // Every part the player fetched, whatever the player.
+  let partsFetched = 0;
+  page.on('request', req => { if (partUri.test(req.url())) partsFetched++; });
+  let state;
+  if (mode === 'hlsjs') {
+    await page.goto(target);
+    state = () => page.evaluate(() => {
+      const v = document.getElementById('video');
+      const h = window.hls;
+      const d = h && h.latestLevelDetails;
+      const date = h && h.playingDate;
+      return { t: v.currentTime, paused: v.paused, now: Date.now(),
+               latencyS: date ? (Date.now() - date.getTime()) / 1000 : null,
+               lowLatencyMode: h ? h.lowLatencyMode : null,
+               parts: d && d.partList ? d.partList.length : 0, partTarget: d ? d.partTarget : null,
+               start: v.seekable.length ? v.seekable.start(0) : null,
+               end: v.seekable.length ? v.seekable.end(0) : null,
+               liveSync: h ? h.liveSyncPosition : null,
+               errors: window.playerErrors.filter(e => e.endsWith('/true')) };
+    });
+  } else if (mode === 'shaka') {
+    await page.setContent('<video id="video" muted autoplay playsinline></video>');
+    const shakaJs = fileURLToPath(new URL('node_modules/shaka-player/dist/shaka-player.compiled.js', import.meta.url));
+    await page.addScriptTag({ path: shakaJs });
+    await page.evaluate(async url => {
+      window.playerErrors = [];
+      shaka.polyfill.installAll();
+      const video = document.getElementById('video');
+      const p = window.player = new shaka.Player();
+      await p.attach(video);
+      p.configure({ streaming: { lowLatencyMode: true } });
+      p.addEventListener('error', e => window.playerErrors.push(`${e.detail.code}/true`));
+      await p.load(url);
+      await video.play().catch(() => {});
+    }, target);
+    state = () => page.evaluate(() => {
+      const v = document.getElementById('video');
+      const p = window.player;
+      const date = p.getPlayheadTimeAsDate();
+      return { t: v.currentTime, paused: v.paused, now: Date.now(), live: p.isLive(),
+               lowLatencyMode: p.getConfiguration().streaming.lowLatencyMode,
+               latencyS: date ? (Date.now() - date.getTime()) / 1000 : null,
+               errors: window.playerErrors };
+    });
+  } else {
+    throw new Error('usage: node low_latency.mjs hlsjs PAGE_URL [SEEK_BACK] | shaka MASTER_URL [SECONDS]');
+  }
+  const waitFor = async (what, ms, pred) => {
+    const until = Date.now() + ms;
+    for (;;) {
+      const s = await state();
+      if (pred(s)) return s;
+      if (s.errors.length) throw new Error(`${what}: fatal player error ${s.errors.join(', ')}`);
+      if (Date.now() > until) throw new Error(`${what}: timed out, last state ${JSON.stringify(s)}`);
+      await sleep(250);
+    }
+  };
+  const sampleLatency = async seconds => {
+    const xs = [];
+    for (let i = 0; i < seconds * 2; i++) {
+      const s = await state();
+      if (s.errors.length) throw new Error(`fatal player error ${s.errors.join(', ')}`);
+      if (s.latencyS != null && !s.paused) xs.push(s.latencyS);
+      await sleep(500);
+    }
+    return xs;
+  };
+  const started = await waitFor('start playing', 40000, s => s.t > 1 && !s.paused);
+  result.lowLatencyMode = started.lowLatencyMode;
+  if (mode === 'hlsjs') {
+    const withParts = await waitFor('a playlist with parts', 20000, s => s.parts > 0);
+    result.partTarget = withParts.partTarget;
+    const live = await sampleLatency(6);
+    result.liveLatencyS = median(live);
+    const seekBack = Number(arg || 60);
+    const before = await waitFor('a DVR window to seek in', 120000, s => s.end !== null && s.end - s.start > seekBack + 5);
+    const to = before.end - seekBack;
+    await page.evaluate(t => { document.getElementById('video').currentTime = t; }, to);
+    const back = await waitFor('play after seeking back', 30000, s => s.t > to + 3 && s.t < to + 30 && !s.paused);
+    result.seekBackLatencyS = back.latencyS;
+    // Back to the live edge, as the page's LIVE button does.
+    await page.evaluate(() => { const v = document.getElementById('video'); v.currentTime = window.hls.liveSyncPosition; });
+    const returned = await waitFor('return to the live edge', 30000, s => s.latencyS !== null && s.latencyS < 10 && !s.paused);
+    await sleep(2000);
+    result.returnedLatencyS = median(await sampleLatency(4));
+    result.returnedAt = returned.t;
+  } else {
+    const from = await state();
+    const played = await sampleLatency(Number(arg || 10));
+    const to = await state();
+    result.live = to.live;
+    result.liveLatencyS = median(played);
+    result.playedS = to.t - from.t;
+    result.wallS = (to.now - from.now) / 1000;
+  }
+  result.partsFetched = partsFetched;
+  result.ok = true;
+} catch (e) {
+  result.error = String(e.message || e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));
+process.exit(result.ok ? 0 : 1);
