@@ -45,6 +45,8 @@ try {
                errors: window.playerErrors.filter(e => e.endsWith('/true')) };
     });
   } else if (mode === 'shaka') {
+    // A page of the stream's origin (Shaka resolves URLs against it), replaced by a bare video.
+    await page.goto(new URL('/', target).href);
     await page.setContent('<video id="video" muted autoplay playsinline></video>');
     const shakaJs = fileURLToPath(new URL('node_modules/shaka-player/dist/shaka-player.compiled.js', import.meta.url));
     await page.addScriptTag({ path: shakaJs });
@@ -55,7 +57,13 @@ try {
       const p = window.player = new shaka.Player();
       await p.attach(video);
       p.configure({ streaming: { lowLatencyMode: true } });
-      p.addEventListener('error', e => window.playerErrors.push(`${e.detail.code}/true`));
+      // Severity 2 is CRITICAL: playback stopped. Recoverable ones (a part that never came,
+      // answered 404 as RFC 8216bis asks) are counted apart.
+      window.recovered = [];
+      p.addEventListener('error', e => {
+        const what = `${e.detail.code}/${e.detail.data && e.detail.data[0]}/${e.detail.data && e.detail.data[1]}`;
+        (e.detail.severity === 2 ? window.playerErrors : window.recovered).push(what);
+      });
       await p.load(url);
       await video.play().catch(() => {});
     }, target);
@@ -66,7 +74,7 @@ try {
       return { t: v.currentTime, paused: v.paused, now: Date.now(), live: p.isLive(),
                lowLatencyMode: p.getConfiguration().streaming.lowLatencyMode,
                latencyS: date ? (Date.now() - date.getTime()) / 1000 : null,
-               errors: window.playerErrors };
+               recovered: window.recovered, errors: window.playerErrors };
     });
   } else {
     throw new Error('usage: node low_latency.mjs hlsjs PAGE_URL [SEEK_BACK] | shaka MASTER_URL [SECONDS]');
@@ -118,6 +126,7 @@ try {
     result.liveLatencyS = median(played);
     result.playedS = to.t - from.t;
     result.wallS = (to.now - from.now) / 1000;
+    result.recovered = to.recovered;
   }
   result.partsFetched = partsFetched;
   result.ok = true;
