@@ -165,13 +165,20 @@ fn playlist_max_age(target_duration: i64) -> u32 {
     (target_duration / 2).clamp(1, 30) as u32
 }
 
+/// A part request joins one for the same part that started this recently (a part never
+/// changes; one that does not exist yet is waited for once).
+const PART_SHARE: Duration = Duration::from_secs(1);
+
 /// A finished clip never changes: cached as long as segments are.
 const CLIP_MAX_AGE_S: u32 = 86_400;
 
 /// What a worker keeps between jobs: its playlist response cache, its copies of index windows,
 /// and the head polls of blocking reloads.
 pub struct Edge {
-    pub playlists: PlaylistCache,
+    pub playlists: ReplyCache,
+    /// Requests for one part arriving together (a crowd waiting for the part a playlist hints)
+    /// share one wait and one read.
+    pub part_replies: ReplyCache,
     pub index: IndexCache,
     pub parts: PartCache,
     pub heads: HeadWatch,
@@ -180,7 +187,8 @@ pub struct Edge {
 impl Edge {
     pub fn new(playlist_ttl: Duration) -> Edge {
         Edge {
-            playlists: PlaylistCache::new(playlist_ttl),
+            playlists: ReplyCache::new(playlist_ttl),
+            part_replies: ReplyCache::new(PART_SHARE),
             index: IndexCache::new(),
             parts: PartCache::new(),
             heads: HeadWatch::new(),
@@ -195,6 +203,10 @@ pub async fn run(store: Arc<Store>, edge: &'static Edge, job: Job) -> Result<Rep
         Job::Master { .. } | Job::Media { .. } if !edge.playlists.ttl.is_zero() => {
             let key = job.cache_key().expect("playlists have a key");
             edge.playlists.get(key, move || async move { build(&store, edge, job).await }).await
+        }
+        Job::Part { .. } => {
+            let key = job.cache_key().expect("parts have a key");
+            edge.part_replies.get(key, move || async move { build(&store, edge, job).await }).await
         }
         // Boxed: the state of a build is large, and a task that waits on a shared playlist (10,000
         // blocked reloads, say) should not carry room for one.
@@ -372,18 +384,19 @@ async fn part(store: &Arc<Store>, edge: &Edge, stream: &str, rendition: &str, at
 
 type SharedReply = Shared<BoxFuture<'static, Result<Reply, StoreError>>>;
 
-/// Every viewer of a live stream reloads the same playlist about once per target duration: a
-/// worker answers identical playlist requests that arrive together with one store read, and keeps
-/// the answer for `ttl` (well under the half target duration clients may cache it anyway).
-/// Errors are shared only by the requests that waited for them, never kept.
-pub struct PlaylistCache {
+/// Every viewer of a live stream reloads the same playlist about once per target duration, and
+/// at low latency asks for the same hinted part: a worker answers identical requests that arrive
+/// together with one store read, and keeps the answer for `ttl` (for playlists, well under the
+/// half target duration clients may cache them anyway). Errors are shared only by the requests
+/// that waited for them, never kept.
+pub struct ReplyCache {
     ttl: Duration,
     entries: Mutex<HashMap<CacheKey, (Instant, SharedReply)>>,
 }
 
-impl PlaylistCache {
+impl ReplyCache {
     pub fn new(ttl: Duration) -> Self {
-        PlaylistCache { ttl, entries: Mutex::new(HashMap::new()) }
+        ReplyCache { ttl, entries: Mutex::new(HashMap::new()) }
     }
 
     pub async fn get<F>(&self, key: CacheKey, make: impl FnOnce() -> F) -> Result<Reply, StoreError>
@@ -426,7 +439,7 @@ mod tests {
 
     #[tokio::test]
     async fn cache_coalesces_keeps_for_ttl_and_forgets_errors() {
-        let cache = Arc::new(PlaylistCache::new(Duration::from_millis(200)));
+        let cache = Arc::new(ReplyCache::new(Duration::from_millis(200)));
         let calls = Arc::new(AtomicUsize::new(0));
         let call = |answer: Result<Reply, StoreError>| {
             let calls = calls.clone();

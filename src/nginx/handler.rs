@@ -249,6 +249,10 @@ fn start(r: &mut Request, ctx: &mut Ctx, mut job: Job) -> Step {
                 }
                 return Step::Answered(send_pinned(r, ctx, p));
             }
+            // A part another request fills may not be stored yet: a crowd waiting for the hinted
+            // part would poll the zone for up to three part targets. Its worker's runtime
+            // shares one wait among them instead (`Edge::part_replies`).
+            Lookup::Wait if matches!(job, Job::Part { .. }) => ctx.cache = None,
             Lookup::Wait => {
                 ctx.waiting = Some(job);
                 http::add_timer(&mut ctx.poll, POLL_MS);

@@ -5,6 +5,9 @@
 //       back into the DVR window and plays there, then returns to the live edge
 //   node low_latency.mjs shaka MASTER_URL [SECONDS]
 //       Shaka Player in low-latency mode: plays the live stream for SECONDS, loading parts
+//   node low_latency.mjs latency PAGE_URL SECONDS
+//       the player page as it is configured (?ll=0 turns low-latency mode off): latency sampled
+//       every second for SECONDS, p50 and p95, and the stalls (scripts/bench)
 // Latency is the player's wall clock minus the program date-time being shown, sampled every
 // 500 ms: the figures are reported; the caller decides what they must be.
 import { chromium } from 'playwright-core';
@@ -28,8 +31,19 @@ try {
   let partsFetched = 0;
   page.on('request', req => { if (partUri.test(req.url())) partsFetched++; });
   let state;
-  if (mode === 'hlsjs') {
+  if (mode === 'hlsjs' || mode === 'latency') {
     await page.goto(target);
+    await page.evaluate(() => {
+      const v = document.getElementById('video');
+      const w = window.watch = { stalls: 0, stalledMs: 0, since: null, playing: false };
+      v.addEventListener('waiting', () => {
+        if (w.playing && w.since === null) { w.stalls++; w.since = performance.now(); }
+      });
+      v.addEventListener('playing', () => {
+        w.playing = true;
+        if (w.since !== null) { w.stalledMs += performance.now() - w.since; w.since = null; }
+      });
+    });
     state = () => page.evaluate(() => {
       const v = document.getElementById('video');
       const h = window.hls;
@@ -41,7 +55,8 @@ try {
                parts: d && d.partList ? d.partList.length : 0, partTarget: d ? d.partTarget : null,
                start: v.seekable.length ? v.seekable.start(0) : null,
                end: v.seekable.length ? v.seekable.end(0) : null,
-               liveSync: h ? h.liveSyncPosition : null,
+               liveSync: h ? h.liveSyncPosition : null, stalls: window.watch.stalls,
+               stalledS: window.watch.stalledMs / 1000,
                errors: window.playerErrors.filter(e => e.endsWith('/true')) };
     });
   } else if (mode === 'shaka') {
@@ -118,6 +133,27 @@ try {
     await sleep(2000);
     result.returnedLatencyS = median(await sampleLatency(4));
     result.returnedAt = returned.t;
+  } else if (mode === 'latency') {
+    // Settled first: hls.js starts at the hold-back and then speeds up to its target.
+    await sleep(10000);
+    const from = await state();
+    const xs = [];
+    for (let i = 0; i < Number(arg); i++) {
+      await sleep(1000);
+      const s = await state();
+      if (s.errors.length) throw new Error(`fatal player error ${s.errors.join(', ')}`);
+      if (s.latencyS != null) xs.push(s.latencyS);
+    }
+    const to = await state();
+    const sorted = [...xs].sort((a, b) => a - b);
+    const q = p => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+    result.samples = xs.length;
+    result.p50 = q(0.5);
+    result.p95 = q(0.95);
+    result.stalls = to.stalls - from.stalls;
+    result.stalledS = to.stalledS - from.stalledS;
+    result.playedS = to.t - from.t;
+    result.wallS = (to.now - from.now) / 1000;
   } else {
     const from = await state();
     const played = await sampleLatency(Number(arg || 10));
