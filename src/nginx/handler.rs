@@ -346,8 +346,12 @@ fn fill(r: &mut Request, ctx: &mut Ctx, parts: Vec<Bytes>, content: Content) -> 
             return send_pinned(r, ctx, p);
         }
     }
-    // Not kept: served from the bytes the store sent, held by the request.
-    let whole = Bytes::from(parts.concat());
+    // Not kept: served from the bytes the store sent, held by the request (one chunk, as most
+    // parts are, without a copy: many requests may share it).
+    let whole = match <[Bytes; 1]>::try_from(parts) {
+        Ok([one]) => one,
+        Err(parts) => Bytes::from(parts.concat()),
+    };
     ctx.sent.push(whole.clone());
     let content_type = match content {
         Content::Playlist { max_age_s } => {

@@ -5,7 +5,7 @@
 // clicking #seek-go lands within 6 s of it and plays on from there; #live returns to the edge;
 // picking the last #rendition entry switches hls.currentLevel; #startover-link names the stream
 // and a numeric start.
-import { chromium } from 'playwright-core';
+import { drive } from './chromium.mjs';
 
 const [pageUrl, stream, shotPath] = process.argv.slice(2);
 if (!pageUrl || !stream || !shotPath) {
@@ -13,14 +13,8 @@ if (!pageUrl || !stream || !shotPath) {
   process.exit(1);
 }
 const SEEK_BACK_S = 40;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync',
-         '--autoplay-policy=no-user-gesture-required'],
-});
 const result = { ok: false, stream };
-try {
+await drive(result, async browser => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   const pageErrors = [];
   page.on('pageerror', e => pageErrors.push(String(e.message || e)));
@@ -138,11 +132,4 @@ try {
   await page.screenshot({ path: shotPath });
   result.screenshot = shotPath;
   if (pageErrors.length) throw new Error(`page error ${pageErrors.join(' | ')}`);
-  result.ok = true;
-} catch (e) {
-  result.error = String(e.message || e);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+});

@@ -10,22 +10,16 @@
 //       every second for SECONDS, p50 and p95, and the stalls (scripts/bench)
 // Latency is the player's wall clock minus the program date-time being shown, sampled every
 // 500 ms: the figures are reported; the caller decides what they must be.
-import { chromium } from 'playwright-core';
+import { drive } from './chromium.mjs';
 import { fileURLToPath } from 'node:url';
 
 const [mode, target, arg] = process.argv.slice(2);
 const partUri = /\/\d+\.\d+\.m4s(\?|$)/;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync',
-         '--autoplay-policy=no-user-gesture-required'],
-});
 const result = { ok: false, mode };
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const median = xs => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[s.length >> 1] : null; };
 
-try {
+await drive(result, async browser => {
   const page = await browser.newPage();
   // Every part the player fetched, whatever the player.
   let partsFetched = 0;
@@ -165,11 +159,4 @@ try {
     result.recovered = to.recovered;
   }
   result.partsFetched = partsFetched;
-  result.ok = true;
-} catch (e) {
-  result.error = String(e.message || e);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+});

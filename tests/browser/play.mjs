@@ -6,7 +6,7 @@
 //   node play.mjs PAGE_URL watch                 a live stream: plays until standard input
 //                                                closes, then reports how far it played, its
 //                                                stalls and hls.js's failed loads
-import { chromium } from 'playwright-core';
+import { drive } from './chromium.mjs';
 
 const pageUrl = process.argv[2];
 const toEnd = process.argv[3] === 'ended';
@@ -54,14 +54,8 @@ async function watchUntilStdinCloses(page, video, result) {
   result.failedLoads = w.failedLoads;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync',
-         '--autoplay-policy=no-user-gesture-required'],
-});
 const result = { ok: false };
-try {
+await drive(result, async browser => {
   const page = await browser.newPage();
   await page.goto(pageUrl);
   const video = () => page.evaluate(() => {
@@ -98,11 +92,4 @@ try {
     const after = await waitFor('play after seeking back', 30000, v => v.t > target + 3 && v.t < target + 30);
     result.afterSeek = after.t;
   }
-  result.ok = true;
-} catch (e) {
-  result.error = String(e.message || e);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+});
