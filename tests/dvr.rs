@@ -137,7 +137,12 @@ fn clips_start_over_and_delayed_or_shorter_live_windows() {
     refused(&ng, "/live/demo/hi/index.m3u8?start=yesterday", 400, "start=\"yesterday\"");
     refused(&ng, "/live/demo/hi/index.m3u8?start=-7200", 400, "more than the 1.0 h");
     refused(&ng, "/live/demo/master.m3u8?end=now", 400, "end needs a start");
-    refused(&ng, "/live/demo/hi/index.m3u8?_HLS_msn=3&_HLS_part=0", 400, "partial segments");
+    refused(&ng, "/live/demo/hi/index.m3u8?_HLS_part=0", 400, "_HLS_part needs _HLS_msn");
+    // A rendition without parts (a folder's) takes _HLS_part as a wait for the segment alone,
+    // and its playlist stays what it was.
+    let r = get(&ng.url("/live/demo/hi/index.m3u8?_HLS_msn=3&_HLS_part=0"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(msns(&r.text()).contains(&3) && !r.text().contains("PART"), "{}", r.text());
     refused(
         &ng,
         &format!("/live/demo/hi/index.m3u8?start={}&end={}", at(-3000.0), at(-2000.0)),

@@ -81,7 +81,10 @@ fn read_ll(text: &str) -> LlPlaylist {
             p.hint = Some(attr(v, "URI").unwrap().to_string());
         } else if let Some(v) = line.strip_prefix("#EXT-X-RENDITION-REPORT:") {
             let last_part = attr(v, "LAST-PART").map(|x| x.parse().unwrap());
-            p.reports.insert(attr(v, "URI").unwrap().to_string(), (attr(v, "LAST-MSN").unwrap().parse().unwrap(), last_part));
+            p.reports.insert(
+                attr(v, "URI").unwrap().to_string(),
+                (attr(v, "LAST-MSN").unwrap().parse().unwrap(), last_part),
+            );
         } else if p.hint.is_some() {
             p.after_hint.push(line.to_string());
         } else if !line.starts_with('#') && !line.is_empty() {
@@ -264,11 +267,8 @@ fn low_latency_playlists_parts_and_blocking_requests() {
 /// Runs `tests/browser/low_latency.mjs` and returns its report (`"ok":true` when it passed).
 fn browser(mode: &str, url: &str, arg: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/low_latency.mjs");
-    let out = Command::new("node")
-        .arg(script)
-        .args([mode, url, arg])
-        .output()
-        .expect("node (scripts/setup installs it)");
+    let out =
+        Command::new("node").arg(script).args([mode, url, arg]).output().expect("node (scripts/setup installs it)");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 

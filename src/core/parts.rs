@@ -127,7 +127,13 @@ pub fn wait_for(head: &Rendition, msn: i64, part: Option<i32>) -> Result<Wait, S
     };
     let want = PartPos { msn, part };
     if let Some(n) = newest {
-        let ahead = if msn == n.msn { part - n.part } else if msn > n.msn { part + 1 } else { 0 };
+        let ahead = if msn == n.msn {
+            part - n.part
+        } else if msn > n.msn {
+            part + 1
+        } else {
+            0
+        };
         if ahead > ADVANCE_PART_LIMIT {
             return Err(format!(
                 "_HLS_part={part} of segment {msn} is more than {ADVANCE_PART_LIMIT} parts past the newest ({}.{})",
@@ -160,10 +166,7 @@ mod tests {
             updated_ms: 0,
             ended: false,
             media: MediaType::Video,
-            parts: Some(PartHead {
-                target_us: 520_000,
-                newest: newest.map(|(msn, part)| PartPos { msn, part }),
-            }),
+            parts: Some(PartHead { target_us: 520_000, newest: newest.map(|(msn, part)| PartPos { msn, part }) }),
         }
     }
 

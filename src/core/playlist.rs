@@ -203,7 +203,11 @@ pub fn media(r: &Rendition, view: &View, delta: bool, args: &str, ll: Option<&Lo
         let PartPos { msn, part } = parts::hint(last, progress);
         let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.{ext}{args}\"");
         for report in ll.reports {
-            let _ = write!(out, "#EXT-X-RENDITION-REPORT:URI=\"../{}/index.m3u8\",LAST-MSN={}", report.rendition, report.last_msn);
+            let _ = write!(
+                out,
+                "#EXT-X-RENDITION-REPORT:URI=\"../{}/index.m3u8\",LAST-MSN={}",
+                report.rendition, report.last_msn
+            );
             if let Some(p) = report.last_part {
                 let _ = write!(out, ",LAST-PART={p}");
             }
@@ -467,12 +471,10 @@ mod tests {
         // Parts of the last segments, and two of segment 10 in progress.
         let mut parts = parts_of(6..10, 4);
         parts.extend(parts_of(10..11, 2));
-        let reports =
-            vec![Report { rendition: "audio".into(), last_msn: 10, last_part: Some(2) }, Report {
-                rendition: "folder".into(),
-                last_msn: 9,
-                last_part: None,
-            }];
+        let reports = vec![
+            Report { rendition: "audio".into(), last_msn: 10, last_part: Some(2) },
+            Report { rendition: "folder".into(), last_msn: 9, last_part: None },
+        ];
         let ll = LowLatency { target_us: 520_000, parts: &parts, reports: &reports };
         let text = media(&r, &live(&w), false, "?t=1", Some(&ll));
         assert!(text.contains(
@@ -498,7 +500,8 @@ mod tests {
         assert_eq!(listed, 4 * 4 + 2, "the last three target durations and the segment in progress");
         assert!(text.contains("#EXT-X-PART:DURATION=0.520,URI=\"6.0.m4s?t=1\",INDEPENDENT=YES\n"));
         assert!(text.contains("#EXT-X-PART:DURATION=0.480,URI=\"6.1.m4s?t=1\"\n#EXT-X-PART"));
-        assert!(text.contains("#EXTINF:2.000,\n9.m4s?t=1\n#EXT-X-PART:DURATION=0.520,URI=\"10.0.m4s?t=1\",INDEPENDENT=YES\n"));
+        assert!(text
+            .contains("#EXTINF:2.000,\n9.m4s?t=1\n#EXT-X-PART:DURATION=0.520,URI=\"10.0.m4s?t=1\",INDEPENDENT=YES\n"));
         // The hint is last but for the reports, which name the others.
         assert!(text.ends_with(
             "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"10.2.m4s?t=1\"\n\

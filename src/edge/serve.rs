@@ -352,7 +352,13 @@ async fn low_latency(
 /// A part's bytes. One not stored yet (the part a playlist hints next) is waited for until it
 /// is stored (answered then), its segment ends without it (404: it will never exist, RFC 8216bis
 /// 6.2.6), or three part targets pass (503).
-async fn part(store: &Arc<Store>, edge: &Edge, stream: &str, rendition: &str, at: PartPos) -> Result<Reply, StoreError> {
+async fn part(
+    store: &Arc<Store>,
+    edge: &Edge,
+    stream: &str,
+    rendition: &str,
+    at: PartPos,
+) -> Result<Reply, StoreError> {
     let name = format!("{stream}/{rendition}/{}.{}", at.msn, at.part);
     if let Some(p) = store.part(stream, rendition, at).await? {
         return Ok(Reply::Whole(store.part_chunks(stream, rendition, &p).await?));

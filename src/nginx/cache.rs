@@ -47,7 +47,9 @@ const PINNERS: usize = 16;
 /// What an entry holds, which decides its response headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Content {
-    Playlist { max_age_s: u32 },
+    Playlist {
+        max_age_s: u32,
+    },
     Segment(Container),
     Init,
     /// A low-latency part (fMP4).

@@ -207,7 +207,8 @@ impl Store {
             prep(select_source, false),
         )?;
         // Low-latency parts (push.rs).
-        let parts = format!("SELECT {} FROM {ks}.parts WHERE stream = ? AND rendition = ? AND msn = ?", PartRow::COLUMNS);
+        let parts =
+            format!("SELECT {} FROM {ks}.parts WHERE stream = ? AND rendition = ? AND msn = ?", PartRow::COLUMNS);
         let (insert_part, select_parts, select_part, set_part_head) = futures::try_join!(
             prep(
                 format!(
@@ -219,10 +220,7 @@ impl Store {
             ),
             prep(parts.clone(), false),
             prep(format!("{parts} AND part = ?"), false),
-            prep(
-                format!("UPDATE {ks}.streams SET part_msn = ?, part_no = ? WHERE stream = ? AND rendition = ?"),
-                true
-            ),
+            prep(format!("UPDATE {ks}.streams SET part_msn = ?, part_no = ? WHERE stream = ? AND rendition = ?"), true),
         )?;
         let mut select_claim = select_claim;
         // A claim is read back to learn who holds a number: only a SERIAL read sees every claim

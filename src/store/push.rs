@@ -111,7 +111,12 @@ impl Store {
 
     /// A part's bytes, chunk by chunk, each checked against the part's sizes: a short or missing
     /// chunk is corrupt data (502), never a truncated part.
-    pub async fn part_chunks(&self, stream: &str, rendition: &str, part: &Part) -> Result<Vec<bytes::Bytes>, StoreError> {
+    pub async fn part_chunks(
+        &self,
+        stream: &str,
+        rendition: &str,
+        part: &Part,
+    ) -> Result<Vec<bytes::Bytes>, StoreError> {
         let reads = part.sizes.iter().enumerate().map(|(i, size)| async move {
             let chunk = part.first_chunk + i as u32;
             match self.arriving_chunk(stream, rendition, part.msn, chunk).await? {

@@ -236,7 +236,11 @@ impl RenditionRow {
 pub(crate) struct Unwritten<T>(pub Option<T>);
 
 impl<T> SerializeValue for Unwritten<T> {
-    fn serialize<'b>(&self, _: &ColumnType, writer: CellWriter<'b>) -> Result<WrittenCellProof<'b>, SerializationError> {
+    fn serialize<'b>(
+        &self,
+        _: &ColumnType,
+        writer: CellWriter<'b>,
+    ) -> Result<WrittenCellProof<'b>, SerializationError> {
         Ok(writer.set_unset())
     }
 }

@@ -105,4 +105,3 @@ pub fn finish(mut c: Child) {
     let st = wait_exit(&mut c, Duration::from_secs(90));
     assert!(st.success(), "ffmpeg failed: {st}");
 }
-
