@@ -172,8 +172,8 @@ const PART_SHARE: Duration = Duration::from_secs(1);
 /// A finished clip never changes: cached as long as segments are.
 const CLIP_MAX_AGE_S: u32 = 86_400;
 
-/// What a worker keeps between jobs: its playlist response cache, its copies of index windows,
-/// and the head polls of blocking reloads.
+/// What a worker keeps between jobs: its shared playlist and part replies, its copies of index
+/// windows and of whole segments' parts, and the head polls of blocking requests.
 pub struct Edge {
     pub playlists: ReplyCache,
     /// Requests for one part arriving together (a crowd waiting for the part a playlist hints)
