@@ -62,11 +62,17 @@ pub fn in_progress(last_listed: i64, parts: &[Part]) -> &[Part] {
 }
 
 /// EXT-X-PRELOAD-HINT: the part after the last one listed (`last_listed` the last whole segment,
-/// `progress` the parts listed after it).
-pub fn hint(last_listed: i64, progress: &[Part]) -> PartPos {
-    match progress.last() {
-        Some(p) => PartPos { msn: p.msn, part: p.index + 1 },
-        None => PartPos { msn: last_listed + 1, part: 0 },
+/// lasting `segment_us`; `progress` the parts listed after it). When the segment in progress is
+/// already about as long as the last whole one, its next part would mostly lie past where the
+/// encoder cuts segments: the hint names part 0 of the next segment instead. A hint that names
+/// a part which never comes gets 404, which some players (Shaka Player) take as fatal.
+pub fn hint(last_listed: i64, segment_us: i64, progress: &[Part]) -> PartPos {
+    let Some(p) = progress.last() else { return PartPos { msn: last_listed + 1, part: 0 } };
+    let so_far: i64 = progress.iter().map(|p| p.duration_us).sum();
+    if so_far + p.duration_us / 2 >= segment_us {
+        PartPos { msn: p.msn + 1, part: 0 }
+    } else {
+        PartPos { msn: p.msn, part: p.index + 1 }
     }
 }
 
@@ -217,9 +223,18 @@ mod tests {
         let parts = vec![part(8, 0), part(8, 1), part(9, 0), part(9, 1), part(9, 3), part(10, 0)];
         let p = in_progress(8, &parts);
         assert_eq!(p.iter().map(|p| p.index).collect::<Vec<_>>(), vec![0, 1]);
-        assert_eq!(hint(8, p), PartPos { msn: 9, part: 2 });
+        assert_eq!(hint(8, 2_000_000, p), PartPos { msn: 9, part: 2 });
         assert!(in_progress(9, &parts[..4]).is_empty());
-        assert_eq!(hint(9, &[]), PartPos { msn: 10, part: 0 });
+        assert_eq!(hint(9, 2_000_000, &[]), PartPos { msn: 10, part: 0 });
+        // Four parts of 0.5 s make the 2 s segment: the next part is the next segment's first.
+        let whole: Vec<Part> = (0..4).map(|i| part(9, i)).collect();
+        assert_eq!(hint(8, 2_000_000, &whole[..3]), PartPos { msn: 9, part: 3 });
+        assert_eq!(hint(8, 2_000_000, &whole), PartPos { msn: 10, part: 0 });
+        // AAC: 0.512 s parts of a 2.005 s segment; the fourth is short.
+        let mut aac: Vec<Part> = (0..4).map(|i| Part { duration_us: 512_000, ..part(9, i) }).collect();
+        aac[3].duration_us = 469_333;
+        assert_eq!(hint(8, 2_005_333, &aac[..3]), PartPos { msn: 9, part: 3 });
+        assert_eq!(hint(8, 2_005_333, &aac), PartPos { msn: 10, part: 0 });
         // A segment after a discontinuity is listed once it is whole.
         let mut disc = vec![part(9, 0)];
         disc[0].discontinuity = true;

@@ -200,7 +200,8 @@ pub fn media(r: &Rendition, view: &View, delta: bool, args: &str, ll: Option<&Lo
         let last = items.last().map_or(r.head_msn, Item::msn);
         let progress = parts::in_progress(last, ll.parts);
         write_parts(progress, ext, args, &mut out);
-        let PartPos { msn, part } = parts::hint(last, progress);
+        let segment_us = items.last().map_or(td * 1_000_000, Item::duration_us);
+        let PartPos { msn, part } = parts::hint(last, segment_us, progress);
         let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.{ext}{args}\"");
         for report in ll.reports {
             let _ = write!(
