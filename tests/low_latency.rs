@@ -317,6 +317,7 @@ fn hls_js_and_shaka_play_at_low_latency_and_hls_js_seeks_back() {
     assert!(reported(&shaka, "playedS") > 7.0, "Shaka: {shaka}");
     // hls.js plays at the edge from parts, goes 60 s back into the DVR window, and returns.
     let hlsjs = browser("hlsjs", &common::player_url(page_port, &master), "60");
+    eprintln!("Shaka: {shaka}\nhls.js: {hlsjs}");
     assert!(hlsjs.contains("\"ok\":true") && hlsjs.contains("\"lowLatencyMode\":true"), "hls.js: {hlsjs}");
     assert!(reported(&hlsjs, "partsFetched") > 0.0, "hls.js fetched no part: {hlsjs}");
     // Behaviour, not speed: at the edge it is seconds behind, after seeking back a minute.
