@@ -54,8 +54,9 @@ await drive(result, async browser => {
                errors: window.playerErrors.filter(e => e.endsWith('/true')) };
     });
   } else if (mode === 'shaka') {
-    // A page of the stream's origin (Shaka resolves URLs against it), replaced by a bare video.
-    await page.goto(new URL('/', target).href);
+    // A page of the stream's origin (Shaka resolves URLs against it) that runs no script of its
+    // own (the location's refusal of a bad path), replaced by a bare video.
+    await page.goto(new URL('./', target).href);
     await page.setContent('<video id="video" muted autoplay playsinline></video>');
     const shakaJs = fileURLToPath(new URL('node_modules/shaka-player/dist/shaka-player.compiled.js', import.meta.url));
     await page.addScriptTag({ path: shakaJs });
