@@ -52,6 +52,27 @@ struct Current {
     last_end: u64,
 }
 
+impl Current {
+    /// Stores (or holds) fragment `f` of the segment, with its part.
+    async fn add(
+        &mut self,
+        rx: &Receiver,
+        stream: &str,
+        rendition: &str,
+        f: &Fragment,
+        bytes: Bytes,
+    ) -> Result<(), (StatusCode, String)> {
+        let sh = &rx.uploads;
+        self.writing
+            .add(sh, stream, rendition, bytes, f.duration, f.starts_with_key)
+            .await
+            .map_err(|()| shutting_down())?;
+        self.last_end = f.base_decode_time + f.duration;
+        sh.metrics.fragment(stream, rendition);
+        Ok(())
+    }
+}
+
 impl Track {
     pub fn new(stream: &str, rendition: &str) -> Track {
         Track {
@@ -332,12 +353,7 @@ pub async fn segment(rx: &Receiver, track: &mut Track, uri: &str, seg_no: i64, b
                 late = current.is_none();
             }
             if let Some(c) = &mut current {
-                let w = &mut c.writing;
-                w.add(&rx.uploads, &stream, &rendition, bytes, f.duration, f.starts_with_key)
-                    .await
-                    .map_err(|()| shutting_down())?;
-                c.last_end = f.base_decode_time + f.duration;
-                rx.uploads.metrics.fragment(&stream, &rendition);
+                c.add(rx, &stream, &rendition, &f, bytes).await?;
             }
         }
     }
@@ -403,12 +419,7 @@ pub async fn track(rx: &Receiver, track: &mut Track, body: &mut Incoming) -> Rep
                 }
             }
             if let Some(c) = &mut current {
-                let w = &mut c.writing;
-                w.add(&rx.uploads, &stream, &rendition, bytes, f.duration, f.starts_with_key)
-                    .await
-                    .map_err(|()| shutting_down())?;
-                c.last_end = f.base_decode_time + f.duration;
-                rx.uploads.metrics.fragment(&stream, &rendition);
+                c.add(rx, &stream, &rendition, &f, bytes).await?;
             }
         }
     }
