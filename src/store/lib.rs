@@ -171,57 +171,68 @@ impl Store {
         let select_source =
             format!("SELECT msn FROM {ks}.ingest_sources WHERE stream = ? AND rendition = ? AND source = ?");
         // Prepared together: a new session (a worker after a reload, say) is ready after one round
-        // trip, not one per statement.
-        let (chunk_w, init_w, chunk_r, init_r, index_w, head_w, heads_r, head_r, bucket, after, first, streams) = futures::try_join!(
-            prep(chunk_insert(BlobKind::Segment), true),
-            prep(chunk_insert(BlobKind::Init), true),
-            prep(chunk_select(BlobKind::Segment), false),
-            prep(chunk_select(BlobKind::Init), false),
-            prep(insert_index, true),
-            prep(insert_rendition, true),
-            prep(heads.clone(), false),
-            prep(format!("{heads} AND rendition = ?"), false),
-            prep(index_select.clone(), false),
-            prep(format!("{index_select} AND msn > ?"), false),
-            prep(format!("{index_select} LIMIT 1"), false),
-            // Partition keys only: one row per stream, tens of them.
-            prep(format!("SELECT DISTINCT stream FROM {ks}.streams"), false),
-        )?;
-        let (
-            insert_arriving,
-            seal_segment,
-            insert_claim,
-            select_claim,
-            advance_head,
-            create_head,
-            insert_source,
-            select_source,
-        ) = futures::try_join!(
-            prep(insert_arriving, true),
-            prep(seal_segment, true),
-            prep(insert_claim, true),
-            prep(select_claim, false),
-            prep(advance_head, true),
-            prep(create_head, true),
-            prep(insert_source, true),
-            prep(select_source, false),
-        )?;
+        // trip, not one per statement (the three groups below run at once too).
+        let serving = async {
+            futures::try_join!(
+                prep(chunk_insert(BlobKind::Segment), true),
+                prep(chunk_insert(BlobKind::Init), true),
+                prep(chunk_select(BlobKind::Segment), false),
+                prep(chunk_select(BlobKind::Init), false),
+                prep(insert_index, true),
+                prep(insert_rendition, true),
+                prep(heads.clone(), false),
+                prep(format!("{heads} AND rendition = ?"), false),
+                prep(index_select.clone(), false),
+                prep(format!("{index_select} AND msn > ?"), false),
+                prep(format!("{index_select} LIMIT 1"), false),
+                // Partition keys only: one row per stream, tens of them.
+                prep(format!("SELECT DISTINCT stream FROM {ks}.streams"), false),
+            )
+        };
+        let pushing = async {
+            futures::try_join!(
+                prep(insert_arriving, true),
+                prep(seal_segment, true),
+                prep(insert_claim, true),
+                prep(select_claim, false),
+                prep(advance_head, true),
+                prep(create_head, true),
+                prep(insert_source, true),
+                prep(select_source, false),
+            )
+        };
         // Low-latency parts (push.rs).
         let parts =
             format!("SELECT {} FROM {ks}.parts WHERE stream = ? AND rendition = ? AND msn = ?", PartRow::COLUMNS);
-        let (insert_part, select_parts, select_part, set_part_head) = futures::try_join!(
-            prep(
-                format!(
-                    "INSERT INTO {ks}.parts (stream, rendition, msn, {}) VALUES (?, ?, ?, {})",
-                    PartRow::COLUMNS,
-                    marks(PartRow::COLUMNS)
-                ),
-                true
+        let insert_part = format!(
+            "INSERT INTO {ks}.parts (stream, rendition, msn, {}) VALUES (?, ?, ?, {})",
+            PartRow::COLUMNS,
+            marks(PartRow::COLUMNS)
+        );
+        let set_part_head =
+            format!("UPDATE {ks}.streams SET part_msn = ?, part_no = ? WHERE stream = ? AND rendition = ?");
+        let low_latency = async {
+            futures::try_join!(
+                prep(insert_part, true),
+                prep(parts.clone(), false),
+                prep(format!("{parts} AND part = ?"), false),
+                prep(set_part_head, true),
+            )
+        };
+        let (
+            (chunk_w, init_w, chunk_r, init_r, index_w, head_w, heads_r, head_r, bucket, after, first, streams),
+            (
+                insert_arriving,
+                seal_segment,
+                insert_claim,
+                select_claim,
+                advance_head,
+                create_head,
+                insert_source,
+                select_source,
             ),
-            prep(parts.clone(), false),
-            prep(format!("{parts} AND part = ?"), false),
-            prep(format!("UPDATE {ks}.streams SET part_msn = ?, part_no = ? WHERE stream = ? AND rendition = ?"), true),
-        )?;
+            (insert_part, select_parts, select_part, set_part_head),
+        ) = futures::try_join!(serving, pushing, low_latency)?;
         let mut select_claim = select_claim;
         // A claim is read back to learn who holds a number: only a SERIAL read sees every claim
         // that won, including one whose write has not reached a quorum of plain reads yet.
