@@ -11,6 +11,9 @@
 //! `--src` holds what ffmpeg's dash muxer wrote once: `init-streamR.m4s` and
 //! `chunk-streamR-NNNNN.m4s` per rendition R.
 
+#[path = "index_probe.rs"]
+mod index_probe;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -22,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hls_dvr_core::clock::now_ms;
-use hls_dvr_core::model::bucket_of;
 use hls_dvr_store::{Store, StoreConfig};
 use hls_dvr_upload::push::boxes::{parse_init, Splitter};
 
@@ -218,47 +220,19 @@ fn main() {
     let prober = {
         let (store, log, stop, rends) = (store.clone(), log.clone(), stop.clone(), rends.clone());
         rt.spawn(async move {
-            use futures::StreamExt;
-            let mut last: HashMap<(usize, usize), i64> = HashMap::new();
+            let names: Vec<String> = rends.iter().map(|r| r.name.clone()).collect();
+            let mut last = HashMap::new();
             let mut tick = tokio::time::interval(probe);
             while !stop.load(Relaxed) {
                 tick.tick().await;
-                let now = now_ms();
-                let mut buckets = vec![bucket_of(now)];
-                if bucket_of(now - 30_000) != buckets[0] {
-                    buckets.insert(0, bucket_of(now - 30_000));
-                }
-                let keys: Vec<(usize, usize)> = {
+                let waiting: Vec<_> = {
                     let l = log.lock().unwrap();
-                    let mut k: Vec<_> =
-                        l.sent.keys().filter(|k| !l.readable.contains_key(*k)).map(|k| (k.0, k.1)).collect();
-                    k.sort_unstable();
-                    k.dedup();
-                    k
+                    l.sent.keys().filter(|k| !l.readable.contains_key(*k)).map(|k| (k.0, k.1)).collect()
                 };
-                let reads = futures::stream::iter(keys.into_iter().map(|(s, r)| {
-                    let (store, rends, buckets) = (store.clone(), rends.clone(), buckets.clone());
-                    let after = last.get(&(s, r)).copied();
-                    async move {
-                        let mut rows = Vec::new();
-                        for b in buckets {
-                            if let Ok(mut v) = store.index_bucket(&format!("s{s:02}"), &rends[r].name, b, after).await {
-                                rows.append(&mut v);
-                            }
-                        }
-                        ((s, r), rows, Instant::now())
-                    }
-                }))
-                .buffer_unordered(16)
-                .collect::<Vec<_>>()
-                .await;
+                let rows = index_probe::new_rows(&store, &names, waiting, &mut last).await;
                 let mut l = log.lock().unwrap();
-                for ((s, r), rows, at) in reads {
-                    for e in rows {
-                        l.readable.entry((s, r, e.msn)).or_insert(at);
-                        let m = last.entry((s, r)).or_insert(-1);
-                        *m = (*m).max(e.msn);
-                    }
+                for ((s, r), e, at) in rows {
+                    l.readable.entry((s, r, e.msn)).or_insert(at);
                 }
             }
         })

@@ -10,6 +10,9 @@
 //! (live): every stream lists one more segment per rendition every segment duration, the streams'
 //! clocks staggered evenly.
 
+#[path = "index_probe.rs"]
+mod index_probe;
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hls_dvr_core::model::bucket_of;
 use hls_dvr_store::{Store, StoreConfig};
 use hls_dvr_upload::source::{self, Parsed};
 
@@ -182,48 +184,19 @@ fn main() {
     let prober = {
         let (store, log, stop, rends) = (store.clone(), log.clone(), stop.clone(), rends.clone());
         rt.spawn(async move {
-            use futures::StreamExt;
-            let mut last: HashMap<(usize, usize), i64> = HashMap::new();
+            let names: Vec<String> = rends.iter().map(|r| r.name.clone()).collect();
+            let mut last = HashMap::new();
             let mut tick = tokio::time::interval(probe);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 tick.tick().await;
-                let now = wall_ms();
-                let mut buckets = vec![bucket_of(now)];
-                if bucket_of(now - 30_000) != buckets[0] {
-                    buckets.insert(0, bucket_of(now - 30_000));
-                }
-                let keys: Vec<(usize, usize)> = {
+                let waiting: Vec<_> = {
                     let l = log.lock().unwrap();
-                    let mut k: Vec<(usize, usize)> =
-                        l.listed.keys().filter(|k| !l.readable.contains_key(*k)).map(|k| (k.0, k.1)).collect();
-                    k.sort_unstable();
-                    k.dedup();
-                    k
+                    l.listed.keys().filter(|k| !l.readable.contains_key(*k)).map(|k| (k.0, k.1)).collect()
                 };
-                let reads = futures::stream::iter(keys.into_iter().map(|(s, r)| {
-                    let (store, rends, buckets) = (store.clone(), rends.clone(), buckets.clone());
-                    let after = last.get(&(s, r)).copied();
-                    async move {
-                        let mut rows = Vec::new();
-                        for b in buckets {
-                            if let Ok(mut v) = store.index_bucket(&format!("s{s:02}"), &rends[r].name, b, after).await {
-                                rows.append(&mut v);
-                            }
-                        }
-                        ((s, r), rows, Instant::now())
-                    }
-                }))
-                .buffer_unordered(16)
-                .collect::<Vec<_>>()
-                .await;
+                let rows = index_probe::new_rows(&store, &names, waiting, &mut last).await;
                 let mut l = log.lock().unwrap();
-                for ((s, r), rows, at) in reads {
-                    for e in rows {
-                        let k = (s, r, e.msn);
-                        l.readable.entry(k).or_insert((at, e.added_ms));
-                        let m = last.entry((s, r)).or_insert(-1);
-                        *m = (*m).max(e.msn);
-                    }
+                for ((s, r), e, at) in rows {
+                    l.readable.entry((s, r, e.msn)).or_insert((at, e.added_ms));
                 }
             }
         })
