@@ -67,6 +67,7 @@ async fn store_segment(store: &Store, rendition: &str, msn: i64, t0: i64) {
         ended: false,
         media: hls_dvr_core::model::MediaType::Muxed,
         parts: ll.then_some(PartHead { target_us: PART_TARGET_US, newest: None }),
+        grouping: Default::default(),
     };
     store.write_head("bench", &head).await.expect("head");
 }

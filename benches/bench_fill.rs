@@ -80,6 +80,7 @@ async fn main() {
             ended: false,
             media: hls_dvr_core::model::MediaType::Muxed,
             parts: None,
+            grouping: Default::default(),
         };
         store.write_head(stream, &head).await.expect("head");
     }

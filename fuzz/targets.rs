@@ -129,6 +129,7 @@ pub fn views(data: &[u8]) {
             target_us: q[9] as i64 * 10_000,
             newest: Some(PartPos { msn: entries.last().map_or(0, |e| e.msn + 1), part: q[10] as i32 % 8 - 1 }),
         }),
+        grouping: Default::default(),
     };
     // Parts of the last segments and of one in progress, odd ones included (holes, a negative
     // duration from a bad row).

@@ -6,7 +6,8 @@
 //! - [`params`]: a playlist request's query.
 //! - [`window`]: which segments a media playlist lists, and which index rows to read for it.
 //! - [`parts`]: low-latency parts at the live edge: what is listed, hinted and waited for.
-//! - [`playlist`]: playlist text (RFC 8216bis).
+//! - [`playlist`]: media playlist text (RFC 8216bis).
+//! - [`multivariant`]: the multivariant playlist, with its audio, subtitles and captions groups.
 //! - [`status`]: the status endpoint's JSON document.
 //! - [`prometheus`]: the Prometheus text format.
 //! - [`clock`], [`duration`]: now, ISO 8601, and nginx's time syntax.
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod duration;
 pub mod hash;
 pub mod model;
+pub mod multivariant;
 pub mod params;
 pub mod parts;
 pub mod playlist;

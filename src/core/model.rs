@@ -16,6 +16,8 @@ pub fn bucket_of(ingest_ms: i64) -> i64 {
 pub enum Container {
     Ts,
     Fmp4,
+    /// WebVTT subtitles, one file per segment.
+    WebVtt,
 }
 
 impl Container {
@@ -23,12 +25,14 @@ impl Container {
         match self {
             Container::Ts => "ts",
             Container::Fmp4 => "fmp4",
+            Container::WebVtt => "webvtt",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "ts" => Some(Container::Ts),
             "fmp4" => Some(Container::Fmp4),
+            "webvtt" => Some(Container::WebVtt),
             _ => None,
         }
     }
@@ -37,6 +41,7 @@ impl Container {
         match self {
             Container::Ts => "ts",
             Container::Fmp4 => "m4s",
+            Container::WebVtt => "vtt",
         }
     }
     /// The container a segment URL's extension names.
@@ -44,6 +49,7 @@ impl Container {
         match ext {
             "ts" => Some(Container::Ts),
             "m4s" => Some(Container::Fmp4),
+            "vtt" => Some(Container::WebVtt),
             _ => None,
         }
     }
@@ -52,18 +58,21 @@ impl Container {
         match self {
             Container::Ts => "video/mp2t",
             Container::Fmp4 => "video/iso.segment",
+            Container::WebVtt => "text/vtt; charset=utf-8",
         }
     }
 }
 
 /// What a rendition carries: audio and video together (a segmenter's usual ladder), or one
-/// track alone (a CMAF push sends each track apart; the multivariant playlist then lists audio as
-/// an EXT-X-MEDIA group the video variants refer to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// track alone (a CMAF push sends each track apart; a segmenter lists alternative audio and
+/// subtitles as EXT-X-MEDIA groups the video variants refer to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum MediaType {
+    #[default]
     Muxed,
     Video,
     Audio,
+    Subtitles,
 }
 
 impl MediaType {
@@ -72,13 +81,19 @@ impl MediaType {
             MediaType::Muxed => "muxed",
             MediaType::Video => "video",
             MediaType::Audio => "audio",
+            MediaType::Subtitles => "subtitles",
         }
+    }
+    /// An EXT-X-MEDIA rendition (listed in a group), not a variant of its own.
+    pub fn is_alternative(self) -> bool {
+        matches!(self, MediaType::Audio | MediaType::Subtitles)
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "muxed" => Some(MediaType::Muxed),
             "video" => Some(MediaType::Video),
             "audio" => Some(MediaType::Audio),
+            "subtitles" => Some(MediaType::Subtitles),
             _ => None,
         }
     }
@@ -117,6 +132,53 @@ pub struct Rendition {
     pub media: MediaType,
     /// Low-latency parts, for a rendition pushed fragment by fragment (ARCHITECTURE.md, "Parts").
     pub parts: Option<PartHead>,
+    /// What the segmenter's multivariant playlist said of it (ARCHITECTURE.md, "Groups").
+    pub grouping: Grouping,
+}
+
+/// How a rendition joins the multivariant playlist's groups, as the segmenter declared it
+/// (RFC 8216bis 4.4.6.1-2). An alternative (audio or subtitles) carries its EXT-X-MEDIA
+/// attributes; a variant names the groups it plays with and the captions its video carries.
+/// Everything is empty for a rendition without a multivariant playlist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grouping {
+    /// GROUP-ID of an alternative.
+    pub group: Option<String>,
+    /// NAME of an alternative (the rendition's name when not given).
+    pub label: Option<String>,
+    pub language: Option<String>,
+    pub default: bool,
+    pub autoselect: bool,
+    pub characteristics: Option<String>,
+    pub channels: Option<String>,
+    /// Of a variant: the AUDIO and SUBTITLES groups it names.
+    pub audio: Option<String>,
+    pub subtitles: Option<String>,
+    /// Of a variant: the CLOSED-CAPTIONS its video carries (one group).
+    pub captions: Vec<Caption>,
+}
+
+/// A CEA-608/708 caption channel carried in the video (EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caption {
+    pub group: String,
+    /// INSTREAM-ID: CC1-CC4 or SERVICE1-63.
+    pub instream_id: String,
+    pub label: String,
+    pub language: Option<String>,
+    pub default: bool,
+    pub autoselect: bool,
+}
+
+impl Caption {
+    /// INSTREAM-ID values RFC 8216bis allows.
+    pub fn valid_instream_id(s: &str) -> bool {
+        match (s.strip_prefix("CC"), s.strip_prefix("SERVICE")) {
+            (Some(n), _) => matches!(n, "1" | "2" | "3" | "4"),
+            (_, Some(n)) => n.parse::<u8>().is_ok_and(|n| (1..=63).contains(&n)) && !n.starts_with('0'),
+            _ => false,
+        }
+    }
 }
 
 /// A part's place: the segment it belongs to, and its index within that segment.

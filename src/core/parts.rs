@@ -173,6 +173,7 @@ mod tests {
             ended: false,
             media: MediaType::Video,
             parts: Some(PartHead { target_us: 520_000, newest: newest.map(|(msn, part)| PartPos { msn, part }) }),
+            grouping: Default::default(),
         }
     }
 

@@ -8,77 +8,9 @@
 use std::fmt::Write as _;
 
 use crate::clock::iso8601;
-use crate::model::{Container, MediaType, Part, PartPos, Rendition};
+use crate::model::{Container, Part, PartPos, Rendition};
 use crate::parts::{self, Report};
 use crate::window::{Item, PlaylistType, View};
-
-/// The multivariant playlist. BANDWIDTH is mandatory: a rendition whose bandwidth is not known yet
-/// is listed with 1, so players treat it as the lowest variant until the uploader learns it.
-/// `variant_query` (empty, or `?...`) follows every variant URI, so each rendition's playlist
-/// shows the range the multivariant playlist was asked for.
-///
-/// Audio renditions (a CMAF push sends each track apart) are listed as one EXT-X-MEDIA group,
-/// the first by name the default, and every video variant names the group: its BANDWIDTH and
-/// CODECS then count the largest audio rendition too, as RFC 8216bis asks.
-pub fn master(renditions: &[Rendition], variant_query: &str) -> String {
-    let mut out = String::with_capacity(128 + renditions.len() * 128);
-    out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut audio: Vec<&Rendition> = renditions.iter().filter(|r| r.media == MediaType::Audio).collect();
-    audio.sort_by(|a, b| a.name.cmp(&b.name));
-    for (i, a) in audio.iter().enumerate() {
-        let default = if i == 0 { "YES" } else { "NO" };
-        let _ = writeln!(
-            out,
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\",DEFAULT={default},AUTOSELECT=YES,URI=\"{}/index.m3u8{variant_query}\"",
-            a.name, a.name
-        );
-    }
-    let audio_bw = audio.iter().filter_map(|a| a.bandwidth).max().unwrap_or(0);
-    let audio_codec = audio.first().and_then(|a| a.codecs.as_deref()).filter(|c| is_attr_safe(c));
-    let mut sorted: Vec<&Rendition> = renditions.iter().filter(|r| r.media != MediaType::Audio).collect();
-    // Lowest bandwidth first: players that start at the first variant start fast.
-    sorted.sort_by(|a, b| a.bandwidth.unwrap_or(0).cmp(&b.bandwidth.unwrap_or(0)).then(a.name.cmp(&b.name)));
-    for r in sorted {
-        let grouped = r.media == MediaType::Video && !audio.is_empty();
-        let bandwidth = r.bandwidth.filter(|b| *b > 0).map(|b| if grouped { b + audio_bw } else { b });
-        let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", bandwidth.unwrap_or(1));
-        if let Some(c) = r.codecs.as_deref().filter(|c| is_attr_safe(c)) {
-            match audio_codec.filter(|_| grouped) {
-                Some(a) => {
-                    let _ = write!(out, ",CODECS=\"{c},{a}\"");
-                }
-                None => {
-                    let _ = write!(out, ",CODECS=\"{c}\"");
-                }
-            }
-        }
-        if let Some(res) = r.resolution.as_deref().filter(|s| is_resolution(s)) {
-            let _ = write!(out, ",RESOLUTION={res}");
-        }
-        if let Some(fr) = r.frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
-            let _ = write!(out, ",FRAME-RATE={fr:.3}");
-        }
-        if grouped {
-            let _ = write!(out, ",AUDIO=\"{AUDIO_GROUP}\"");
-        }
-        let _ = write!(out, "\n{}/index.m3u8{variant_query}\n", r.name);
-    }
-    out
-}
-
-/// The GROUP-ID of pushed audio renditions.
-const AUDIO_GROUP: &str = "audio";
-
-fn is_attr_safe(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"')
-}
-
-fn is_resolution(s: &str) -> bool {
-    match s.split_once('x') {
-        Some((w, h)) => w.parse::<u32>().is_ok() && h.parse::<u32>().is_ok(),
-        None => false,
-    }
-}
 
 /// EXT-X-TARGETDURATION: each EXTINF rounded to the nearest integer must not exceed it.
 pub fn target_duration(stored: i32, items: &[Item]) -> i64 {
@@ -129,7 +61,7 @@ pub fn media(r: &Rendition, view: &View, delta: bool, args: &str, ll: Option<&Lo
         (true, _, _) => 9,
         (false, true, _) => 8,
         (false, false, Container::Fmp4) => 6,
-        (false, false, Container::Ts) => 3,
+        (false, false, Container::Ts | Container::WebVtt) => 3,
     };
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{td}\n");
     let (first_msn, first_disc) = items.first().map_or((r.head_msn + 1, r.head_disc_seq), |i| (i.msn(), i.disc_seq()));
@@ -269,6 +201,7 @@ mod tests {
             ended: false,
             media: crate::model::MediaType::Muxed,
             parts: None,
+            grouping: Default::default(),
         }
     }
 
@@ -365,62 +298,6 @@ mod tests {
         s.clear();
         seconds(3_333_333, &mut s);
         assert_eq!(s, "3.333333");
-    }
-
-    #[test]
-    fn master_lists_renditions_with_attributes() {
-        let mut low = rendition(Container::Ts);
-        low.name = "sd".into();
-        low.bandwidth = Some(500_000);
-        low.resolution = Some("bad\"res".into());
-        let mut unknown = rendition(Container::Ts);
-        unknown.name = "x".into();
-        unknown.bandwidth = None;
-        unknown.codecs = None;
-        let text = master(&[rendition(Container::Ts), low, unknown], "");
-        let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()) {
-            Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => p,
-            other => panic!("{other:?}"),
-        };
-        let uris: Vec<_> = pl.variants.iter().map(|v| v.uri.as_str()).collect();
-        assert_eq!(uris, vec!["x/index.m3u8", "sd/index.m3u8", "hd/index.m3u8"]);
-        assert_eq!(pl.variants[2].bandwidth, 2_000_000);
-        assert_eq!(pl.variants[2].codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
-        assert!(pl.variants[1].resolution.is_none());
-        assert_eq!(pl.variants[0].bandwidth, 1);
-    }
-
-    #[test]
-    fn master_groups_separate_audio_tracks() {
-        let mut video = rendition(Container::Fmp4);
-        video.name = "stream0".into();
-        video.media = MediaType::Video;
-        video.codecs = Some("avc1.64001f".into());
-        video.bandwidth = Some(1_000_000);
-        let mut audio = rendition(Container::Fmp4);
-        audio.name = "stream1".into();
-        audio.media = MediaType::Audio;
-        audio.codecs = Some("mp4a.40.2".into());
-        audio.bandwidth = Some(128_000);
-        let text = master(&[video, audio], "?t=1");
-        let pl = match m3u8_rs::parse_playlist_res(text.as_bytes()) {
-            Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => p,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(pl.variants.len(), 1, "{text}");
-        let v = &pl.variants[0];
-        assert_eq!((v.uri.as_str(), v.bandwidth), ("stream0/index.m3u8?t=1", 1_128_000));
-        assert_eq!(v.codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
-        assert_eq!(v.audio.as_deref(), Some("audio"));
-        let a = &pl.alternatives[0];
-        assert_eq!((a.group_id.as_str(), a.name.as_str(), a.default), ("audio", "stream1", true));
-        assert_eq!(a.uri.as_deref(), Some("stream1/index.m3u8?t=1"));
-    }
-
-    #[test]
-    fn master_passes_the_range_on() {
-        let text = master(&[rendition(Container::Ts)], "?start=1.000&end=2.000");
-        assert!(text.contains("\nhd/index.m3u8?start=1.000&end=2.000\n"), "{text}");
     }
 
     #[test]

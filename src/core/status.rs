@@ -108,6 +108,7 @@ mod tests {
             ended: false,
             media: crate::model::MediaType::Muxed,
             parts: None,
+            grouping: Default::default(),
         }
     }
 

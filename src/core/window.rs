@@ -273,6 +273,7 @@ mod tests {
             ended,
             media: crate::model::MediaType::Muxed,
             parts: None,
+            grouping: Default::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The edge's counters: what nginx's workers served, how the store and the cache did. One
 //! [`Counters`] lives in an nginx shared zone, so every worker adds to the same counters and
-//! `/metrics` shows their sum (ARCHITECTURE.md, "Metrics").
+//! `/metrics` shows their sum (ARCHITECTURE.md, "Counters").
 //!
 //! The board is plain memory of atomics (`#[repr(C)]`, valid when all zero): it can be placed in
 //! any zeroed memory, shared between processes, and written from any thread. Series per stream

@@ -18,9 +18,9 @@ use hls_dvr_core::clock::now_ms;
 use hls_dvr_core::model::{Part, PartPos, Rendition};
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::parts::{self, Report, Wait};
-use hls_dvr_core::playlist;
 use hls_dvr_core::status::{self, RenditionStatus};
 use hls_dvr_core::window;
+use hls_dvr_core::{multivariant, playlist};
 use hls_dvr_store::{BlobKind, BlobMeta, Store, StoreError};
 
 /// A request's store work. Owned data only: it crosses to the runtime's thread.
@@ -222,7 +222,7 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
                 return Ok(Reply::not_found(format!("no stream {stream:?}")));
             }
             let td = renditions.iter().map(|r| r.target_duration as i64).max().unwrap_or(1);
-            let text = playlist::master(&renditions, &variant_query);
+            let text = multivariant::master(&renditions, &variant_query);
             Ok(Reply::Playlist { text: text.into(), max_age_s: playlist_max_age(td) })
         }
         Job::Media { stream, rendition, window_us, query } => {

@@ -161,6 +161,7 @@ fn encode(c: Content) -> (u32, u32) {
         Content::Segment(Container::Fmp4) => (2, 0),
         Content::Init => (3, 0),
         Content::Part => (4, 0),
+        Content::Segment(Container::WebVtt) => (5, 0),
     }
 }
 
@@ -170,6 +171,7 @@ fn decode(content: u32, max_age_s: u32) -> Content {
         1 => Content::Segment(Container::Ts),
         2 => Content::Segment(Container::Fmp4),
         4 => Content::Part,
+        5 => Content::Segment(Container::WebVtt),
         _ => Content::Init,
     }
 }

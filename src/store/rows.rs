@@ -13,7 +13,9 @@ use scylla::{DeserializeRow, SerializeRow};
 
 use std::sync::Arc;
 
-use hls_dvr_core::model::{Claim, Container, IndexEntry, MediaType, Part, PartHead, PartPos, Rendition, SourcePos};
+use hls_dvr_core::model::{
+    Caption, Claim, Container, Grouping, IndexEntry, MediaType, Part, PartHead, PartPos, Rendition, SourcePos,
+};
 
 use crate::error::StoreError;
 use crate::schema::MAX_CHUNK;
@@ -165,14 +167,31 @@ pub(crate) struct RenditionRow {
     /// The newest part: written by [`crate::Store::set_part_head`] alone, left alone by head writes.
     part_msn: Unwritten<i64>,
     part_no: Unwritten<i32>,
+    // The multivariant playlist's word on it (`Grouping`).
+    grp: Option<String>,
+    label: Option<String>,
+    language: Option<String>,
+    is_default: Option<bool>,
+    autoselect: Option<bool>,
+    characteristics: Option<String>,
+    channels: Option<String>,
+    audio_group: Option<String>,
+    subtitles_group: Option<String>,
+    captions: Option<Vec<CaptionValue>>,
 }
+
+/// A caption channel as a `captions` list element: (group, instream_id, label, language,
+/// default, autoselect); no language is ''.
+type CaptionValue = (String, String, String, String, bool, bool);
 
 impl RenditionRow {
     pub(crate) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
          frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended, media, \
-         part_target_us, part_msn, part_no";
+         part_target_us, part_msn, part_no, grp, label, language, is_default, autoselect, characteristics, channels, \
+         audio_group, subtitles_group, captions";
 
     pub(crate) fn from_rendition(r: &Rendition) -> RenditionRow {
+        let g = &r.grouping;
         RenditionRow {
             rendition: r.name.clone(),
             container: Some(r.container.as_str().to_string()),
@@ -194,6 +213,24 @@ impl RenditionRow {
             part_target_us: r.parts.map(|p| p.target_us),
             part_msn: Unwritten(None),
             part_no: Unwritten(None),
+            grp: g.group.clone(),
+            label: g.label.clone(),
+            language: g.language.clone(),
+            is_default: Some(g.default),
+            autoselect: Some(g.autoselect),
+            characteristics: g.characteristics.clone(),
+            channels: g.channels.clone(),
+            audio_group: g.audio.clone(),
+            subtitles_group: g.subtitles.clone(),
+            captions: Some(
+                g.captions
+                    .iter()
+                    .map(|c| {
+                        let language = c.language.clone().unwrap_or_default();
+                        (c.group.clone(), c.instream_id.clone(), c.label.clone(), language, c.default, c.autoselect)
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -226,6 +263,27 @@ impl RenditionRow {
                 target_us,
                 newest: self.part_msn.0.zip(self.part_no.0).map(|(msn, part)| PartPos { msn, part }),
             }),
+            grouping: Grouping {
+                group: self.grp,
+                label: self.label,
+                language: self.language,
+                default: self.is_default.unwrap_or(false),
+                autoselect: self.autoselect.unwrap_or(false),
+                characteristics: self.characteristics,
+                channels: self.channels,
+                audio: self.audio_group,
+                subtitles: self.subtitles_group,
+                captions: (self.captions.unwrap_or_default().into_iter())
+                    .map(|(group, instream_id, label, language, default, autoselect)| Caption {
+                        group,
+                        instream_id,
+                        label,
+                        language: Some(language).filter(|l| !l.is_empty()),
+                        default,
+                        autoselect,
+                    })
+                    .collect(),
+            },
         })
     }
 }
@@ -607,8 +665,34 @@ mod tests {
             ended: true,
             media: MediaType::Audio,
             parts: None,
+            grouping: Default::default(),
         };
         assert_eq!(RenditionRow::from_rendition(&r).into_rendition().unwrap(), r);
+        // What the multivariant playlist declared, captions with and without a language.
+        let caption = |id: &str, language: Option<&str>| Caption {
+            group: "cc".into(),
+            instream_id: id.into(),
+            label: format!("{id} label"),
+            language: language.map(str::to_string),
+            default: false,
+            autoselect: true,
+        };
+        let grouped = Rendition {
+            grouping: Grouping {
+                group: Some("aud".into()),
+                label: Some("Português".into()),
+                language: Some("por".into()),
+                default: true,
+                autoselect: true,
+                characteristics: Some("public.accessibility.describes-video".into()),
+                channels: Some("2".into()),
+                audio: Some("aud".into()),
+                subtitles: Some("subs".into()),
+                captions: vec![caption("CC1", Some("por")), caption("CC2", None)],
+            },
+            ..r.clone()
+        };
+        assert_eq!(RenditionRow::from_rendition(&grouped).into_rendition().unwrap(), grouped);
         // The part target is written with the head; the newest part only by its own statement.
         let ll = Rendition { parts: Some(PartHead { target_us: 520_000, newest: None }), ..r.clone() };
         let mut row = RenditionRow::from_rendition(&ll);

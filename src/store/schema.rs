@@ -117,6 +117,16 @@ impl SchemaOptions {
         ("streams", "part_target_us", "bigint"),
         ("streams", "part_msn", "bigint"),
         ("streams", "part_no", "int"),
+        ("streams", "grp", "text"),
+        ("streams", "label", "text"),
+        ("streams", "language", "text"),
+        ("streams", "is_default", "boolean"),
+        ("streams", "autoselect", "boolean"),
+        ("streams", "characteristics", "text"),
+        ("streams", "channels", "text"),
+        ("streams", "audio_group", "text"),
+        ("streams", "subtitles_group", "text"),
+        ("streams", "captions", "list<frozen<tuple<text, text, text, text, boolean, boolean>>>"),
     ];
 
     /// The statements that create the schema, in order. All idempotent.
@@ -154,6 +164,9 @@ impl SchemaOptions {
                  head_msn bigint, head_disc_seq bigint, head_pdt timestamp, \
                  src_uri text, src_msn bigint, src_size bigint, src_mtime bigint, updated timestamp, \
                  ended boolean, media text, part_target_us bigint, part_msn bigint, part_no int, \
+                 grp text, label text, language text, is_default boolean, autoselect boolean, \
+                 characteristics text, channels text, audio_group text, subtitles_group text, \
+                 captions list<frozen<tuple<text, text, text, text, boolean, boolean>>>, \
                  PRIMARY KEY ((stream), rendition)) \
                  WITH compaction = {{'class': 'LeveledCompactionStrategy'}} AND {common}"
             ),

@@ -101,6 +101,11 @@ struct RunArgs {
     /// Remove each media segment file once stored (never playlists or init segments)
     #[arg(long)]
     delete_after_upload: bool,
+    /// The MPEG-TS timestamp (90 kHz) of WebVTT cue time 0, written as X-TIMESTAMP-MAP into
+    /// subtitle segments that have none (ffmpeg's MPEG-TS output: 126000; its fMP4 output: 0)
+    #[arg(long, value_name = "TICKS", default_value_t = crate::vtt::FFMPEG_TS_MPEGTS,
+          value_parser = clap::value_parser!(i64).range(0..(1 << 33)))]
+    vtt_mpegts: i64,
     /// ONE, QUORUM, LOCAL_QUORUM, ... [default: LOCAL_QUORUM]
     #[arg(long, value_name = "C", value_parser = parse_consistency)]
     write_consistency: Option<Consistency>,
@@ -262,6 +267,8 @@ pub struct RunOptions {
     pub max_concurrent: usize,
     pub poll_interval: Duration,
     pub delete_after_upload: bool,
+    /// `--vtt-mpegts`: see [`crate::vtt`].
+    pub vtt_mpegts: i64,
     /// `--metrics ADDR`: serve Prometheus metrics on this address.
     pub metrics: Option<std::net::SocketAddr>,
     /// `--listen ADDR` and its settings: receive pushes.
@@ -395,6 +402,7 @@ pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
         max_concurrent: run.max_concurrent as usize,
         poll_interval: run.poll_interval,
         delete_after_upload: run.delete_after_upload,
+        vtt_mpegts: run.vtt_mpegts,
         metrics: run.metrics,
         push,
     }))

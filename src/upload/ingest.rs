@@ -12,7 +12,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
 use hls_dvr_core::clock::now_ms;
-use hls_dvr_core::model::{IndexEntry, Rendition};
+use hls_dvr_core::model::{Container, IndexEntry, Rendition};
 use hls_dvr_store::keeper::Keeper;
 use hls_dvr_store::{BlobKind, Store, StoreError};
 
@@ -55,6 +55,8 @@ pub struct Uploads {
     pub slots: Arc<Semaphore>,
     pub shutdown: watch::Receiver<bool>,
     pub delete_after_upload: bool,
+    /// X-TIMESTAMP-MAP of subtitle segments that have none (`--vtt-mpegts`).
+    pub vtt_mpegts: i64,
     pub metrics: Arc<UploadMetrics>,
 }
 
@@ -108,7 +110,7 @@ pub enum Outcome {
     /// The segment cannot be stored any more (its file vanished or was replaced).
     Lost(String),
     /// The stream's end is stored (its head, marked ended).
-    Ended(Rendition),
+    Ended(Box<Rendition>),
     /// Shutting down while the store was failing.
     Aborted,
 }
@@ -304,6 +306,13 @@ pub struct Whole {
 /// the segment's bytes, its index row, the head.
 pub async fn write_whole(sh: &Uploads, w: &Whole, data: &Bytes) -> Outcome {
     let (stream, rendition, msn) = (&*w.stream, w.head.name.as_str(), w.assigned.msn);
+    let mapped;
+    let data = if w.head.container == Container::WebVtt {
+        mapped = crate::vtt::with_timestamp_map(data, sh.vtt_mpegts);
+        &mapped
+    } else {
+        data
+    };
     let mut permit = None;
 
     // 1. The init segment, when it changed (or is due for a refresh).
@@ -410,7 +419,7 @@ pub async fn store_end(sh: Uploads, stream: Arc<str>, mut head: Rendition) -> Ou
     let what = format!("end of {stream}/{}", head.name);
     let (name, row) = (&*stream, &head);
     match retry(&sh, &mut permit, &what, |store| async move { store.write_head(name, row).await }).await {
-        Ok(()) => Outcome::Ended(head),
+        Ok(()) => Outcome::Ended(Box::new(head)),
         Err(()) => Outcome::Aborted,
     }
 }

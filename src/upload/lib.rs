@@ -3,16 +3,19 @@
 //!
 //! - [`args`]: the command line.
 //! - [`source`]: playlists as the segmenter wrote them.
+//! - [`groups`]: what a multivariant playlist declares of each rendition (groups, languages).
 //! - [`tracker`]: which listed segments are new, and their store sequence numbers (pure).
 //! - [`stream`]: one folder: finds renditions, starts a task for each.
 //! - [`changes`]: playlist writes in a folder, from inotify, so renditions react at once.
 //! - [`rendition`]: one rendition: polls its playlist, queues and uploads segments in order.
 //! - [`ingest`]: stores one segment in the write order readers rely on, retrying until it is in.
 //! - [`metrics`]: what was stored and how it went, for Prometheus (`--metrics`).
+//! - [`vtt`]: WebVTT segments checked whole and given their timestamp map.
 //! - [`push`]: the push receiver (`--listen`): HLS and CMAF pushed over HTTP, stored as they come.
 
 pub mod args;
 pub mod changes;
+pub mod groups;
 pub mod ingest;
 pub mod metrics;
 pub mod push;
@@ -20,6 +23,7 @@ pub mod rendition;
 pub mod source;
 pub mod stream;
 pub mod tracker;
+pub mod vtt;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -173,6 +177,7 @@ async fn run(o: RunOptions, cfg: StoreConfig, push: Option<push::Settings>) -> E
         slots: Arc::new(Semaphore::new(o.max_concurrent)),
         shutdown: stop_rx,
         delete_after_upload: o.delete_after_upload,
+        vtt_mpegts: o.vtt_mpegts,
     };
     let receiver = match (o.push.as_ref(), push) {
         (Some(p), Some(settings)) => {

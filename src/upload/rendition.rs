@@ -275,8 +275,9 @@ impl State {
             source: SourcePos { uri: p.uri.clone(), seg_msn: p.seg_msn, size: p.file.size, mtime_ns: p.file.mtime_ns },
             updated_ms: 0,
             ended: false,
-            media: hls_dvr_core::model::MediaType::Muxed,
+            media: v.media,
             parts: None,
+            grouping: v.grouping,
         };
         self.current = Some((a, head.clone()));
         Some(Upload {
@@ -306,7 +307,7 @@ impl State {
         match (out, current) {
             (Outcome::Ended(head), _) => {
                 info!("the segmenter ended the stream: stored as ended after msn {}", head.head_msn);
-                self.last_head = Some(head);
+                self.last_head = Some(*head);
                 true
             }
             (Outcome::Stored { init, .. }, Some((a, head))) => {

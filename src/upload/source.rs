@@ -14,6 +14,8 @@ use m3u8_rs::Playlist;
 use hls_dvr_core::clock::parse_iso8601;
 use hls_dvr_core::model::Container;
 
+pub use crate::groups::VariantInfo;
+
 /// Identity of a file on disk: a rewritten file (same name, new content) differs in one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileId {
@@ -72,15 +74,6 @@ pub struct MediaInfo {
     pub ended: bool,
 }
 
-/// What a master playlist says about one rendition.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct VariantInfo {
-    pub bandwidth: Option<i64>,
-    pub codecs: Option<String>,
-    pub resolution: Option<String>,
-    pub frame_rate: Option<f64>,
-}
-
 /// A playlist that parsed, by kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
@@ -98,24 +91,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, String> {
         return Err("playlist does not end with a newline (being written?)".into());
     }
     match m3u8_rs::parse_playlist_res(text) {
-        Ok(Playlist::MasterPlaylist(m)) => {
-            let mut out = Vec::new();
-            for v in m.variants.iter().filter(|v| !v.is_i_frame) {
-                let info = VariantInfo {
-                    bandwidth: Some(v.bandwidth as i64),
-                    codecs: v.codecs.clone(),
-                    resolution: v.resolution.map(|r| format!("{}x{}", r.width, r.height)),
-                    frame_rate: v.frame_rate,
-                };
-                out.push((v.uri.clone(), info));
-            }
-            for a in &m.alternatives {
-                if let Some(uri) = &a.uri {
-                    out.push((uri.clone(), VariantInfo::default()));
-                }
-            }
-            Ok(Parsed::Master(out))
-        }
+        Ok(Playlist::MasterPlaylist(m)) => Ok(Parsed::Master(crate::groups::declared(&m))),
         Ok(Playlist::MediaPlaylist(p)) => media_from(text, p).map(Parsed::Media),
         Err(e) => Err(format!("unparsable playlist: {}", short_nom_err(&e))),
     }
@@ -184,7 +160,7 @@ fn media_from(text: &[u8], p: m3u8_rs::MediaPlaylist) -> Result<MediaInfo, Strin
     }
     let base = p.media_sequence as i64;
     let mut entries = Vec::with_capacity(p.segments.len());
-    let mut fmp4 = false;
+    let (mut fmp4, mut vtt) = (false, false);
     for (i, (seg, (uri, extinf, pdt, map))) in p.segments.iter().zip(scanned).enumerate() {
         if seg.uri.trim() != uri {
             return Err(format!("segment {i}: m3u8-rs read {:?}, the line scan {uri:?}", seg.uri));
@@ -198,6 +174,9 @@ fn media_from(text: &[u8], p: m3u8_rs::MediaPlaylist) -> Result<MediaInfo, Strin
         if map.is_some() || path.ends_with(".m4s") || path.ends_with(".mp4") {
             fmp4 = true;
         }
+        if path.ends_with(".vtt") || path.ends_with(".webvtt") {
+            vtt = true;
+        }
         entries.push(MediaEntry {
             seg_msn: base + i as i64,
             uri,
@@ -209,7 +188,11 @@ fn media_from(text: &[u8], p: m3u8_rs::MediaPlaylist) -> Result<MediaInfo, Strin
     }
     Ok(MediaInfo {
         target_duration: p.target_duration.min(i32::MAX as u64) as i32,
-        container: if fmp4 { Container::Fmp4 } else { Container::Ts },
+        container: match (vtt, fmp4) {
+            (true, _) => Container::WebVtt,
+            (false, true) => Container::Fmp4,
+            (false, false) => Container::Ts,
+        },
         entries,
         ended: p.end_list,
     })
@@ -310,8 +293,9 @@ pub fn parse_duration_us(s: &str) -> Option<i64> {
     Some(us)
 }
 
-/// Whether `data` is a whole segment of `container`: complete MPEG-TS packets, or complete MP4
-/// boxes end to end. A file caught while being written fails this (or changes while read).
+/// Whether `data` is a whole segment of `container`: complete MPEG-TS packets, complete MP4
+/// boxes end to end, or a WebVTT file ending with a line break. A file caught while being written
+/// fails this (or changes while read).
 pub fn whole(container: Container, data: &[u8]) -> Result<(), String> {
     match container {
         Container::Ts => {
@@ -343,6 +327,7 @@ pub fn whole(container: Container, data: &[u8]) -> Result<(), String> {
             }
             Ok(())
         }
+        Container::WebVtt => crate::vtt::whole(data),
     }
 }
 
@@ -445,27 +430,6 @@ seg_0_7.m4s
         }
         let Parsed::Media(live) = parse(FFMPEG_FMP4.as_bytes()).unwrap() else { panic!() };
         assert!(!live.ended);
-    }
-
-    #[test]
-    fn master_playlist_attributes() {
-        let m = "#EXTM3U
-#EXT-X-VERSION:7
-#EXT-X-STREAM-INF:BANDWIDTH=510400,RESOLUTION=320x180,CODECS=\"avc1.42c014,mp4a.40.2\",FRAME-RATE=25.000
-out_0.m3u8
-
-#EXT-X-STREAM-INF:BANDWIDTH=235400,RESOLUTION=160x90,CODECS=\"avc1.42c00c,mp4a.40.2\"
-out_1.m3u8
-
-";
-        let Parsed::Master(v) = parse(m.as_bytes()).unwrap() else { panic!("not master") };
-        assert_eq!(v.len(), 2);
-        assert_eq!(v[0].0, "out_0.m3u8");
-        assert_eq!(v[0].1.bandwidth, Some(510_400));
-        assert_eq!(v[0].1.codecs.as_deref(), Some("avc1.42c014,mp4a.40.2"));
-        assert_eq!(v[0].1.resolution.as_deref(), Some("320x180"));
-        assert_eq!(v[0].1.frame_rate, Some(25.0));
-        assert_eq!(v[1].1.frame_rate, None);
     }
 
     #[test]

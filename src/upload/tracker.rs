@@ -470,6 +470,7 @@ mod tests {
             ended: false,
             media: hls_dvr_core::model::MediaType::Muxed,
             parts: None,
+            grouping: Default::default(),
         }
     }
 

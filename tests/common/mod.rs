@@ -159,6 +159,7 @@ pub fn ffmpeg_live(dir: &Path, container: Container, seg_secs: u32) -> Proc {
     let (seg_type, seg_name) = match container {
         Container::Ts => ("mpegts", "seg_%v_%05d.ts"),
         Container::Fmp4 => ("fmp4", "seg_%v_%05d.m4s"),
+        Container::WebVtt => panic!("subtitles come with a video container"),
     };
     let mut cmd = Command::new("ffmpeg");
     cmd.current_dir(dir)
@@ -599,6 +600,7 @@ pub fn head_of(name: &str, last: &hls_dvr_core::model::IndexEntry, ended: bool) 
         ended,
         media: hls_dvr_core::model::MediaType::Muxed,
         parts: None,
+        grouping: Default::default(),
     }
 }
 

@@ -315,6 +315,7 @@ mod tests {
             ended: false,
             media: hls_dvr_core::model::MediaType::Video,
             parts: None,
+            grouping: Default::default(),
         };
         let c = Claims::resume("r1", Some(&head));
         let ours = c.ours(&proposal(100, 0), "100:h");

@@ -231,6 +231,7 @@ impl Track {
             ended: false,
             media,
             parts: self.part_target_us.map(|target_us| PartHead { target_us, newest: None }),
+            grouping: Default::default(),
         };
         let whole = Whole {
             stream: stream.clone(),

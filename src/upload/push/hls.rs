@@ -14,7 +14,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use hls_dvr_core::clock::now_ms;
 use hls_dvr_core::hash::fnv1a;
-use hls_dvr_core::model::{Container, MediaType, Rendition, SourcePos};
+use hls_dvr_core::model::{Container, Rendition, SourcePos};
 
 use super::claims::{self, Claims, Placed, Proposal};
 use super::path::{self, Target};
@@ -316,8 +316,9 @@ impl Task {
             source: SourcePos { uri: q.uri.clone(), seg_msn: q.seg_msn, size: q.id.size, mtime_ns: q.id.mtime_ns },
             updated_ms: 0,
             ended: false,
-            media: MediaType::Muxed,
+            media: variant.media,
             parts: None,
+            grouping: variant.grouping,
         }
     }
 
