@@ -166,12 +166,12 @@ pub fn views(data: &[u8]) {
     };
     let window_us = (q[6] as i64 + 1) * 10_000_000;
     if let Ok(view) = window::select(&entries, &head, &query, window_us, 6_000_000, NOW) {
-        let text = playlist::media(&head, &view, q[7] & 1 == 1, "", None);
+        let text = playlist::media(&head, &view, q[7] & 1 == 1, "", None, &playlist::Marks::NONE);
         assert!(text.starts_with("#EXTM3U\n"));
         if let Some(p) = head.parts.filter(|_| parts::shows_parts(&head, &view)) {
             let reports = [parts::Report::of(&head)];
             let ll = playlist::LowLatency { target_us: p.target_us, parts: &list, reports: &reports };
-            let text = playlist::media(&head, &view, q[7] & 1 == 1, "?t=1", Some(&ll));
+            let text = playlist::media(&head, &view, q[7] & 1 == 1, "?t=1", Some(&ll), &playlist::Marks::NONE);
             assert_eq!(text.matches("#EXT-X-PRELOAD-HINT:").count(), 1);
         }
     }

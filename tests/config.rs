@@ -48,7 +48,7 @@ fn good_configurations_pass() {
     let (ok, err) = nginx_t(
         &full,
         "hls_dvr_allow_origin https://player.example; \
-         location /live/ { hls_dvr; hls_dvr_window '1h 30m'; hls_dvr_max_range 12h; hls_dvr_cache edge; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; hls_dvr_pass_args off; } \
+         location /live/ { hls_dvr; hls_dvr_window '1h 30m'; hls_dvr_max_range 12h; hls_dvr_cache edge; } location /short/ { hls_dvr; hls_dvr_window 5m; hls_dvr_allow_origin off; hls_dvr_pass_args off; hls_dvr_ad_markers both; } \
          location = /status { hls_dvr_status; } location = /metrics { hls_dvr_metrics; }",
     );
     assert!(ok, "{err}");
@@ -113,6 +113,8 @@ fn mistakes_fail_with_clear_messages() {
         (&format!("{STORE} hls_dvr_username a; hls_dvr_username b;"), "", "is duplicate"),
         (STORE, "location /live/ { hls_dvr; hls_dvr_pass_args yes; }", "expects on or off"),
         (STORE, "location /live/ { hls_dvr; hls_dvr_pass_args on; hls_dvr_pass_args off; }", "is duplicate"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_ad_markers scte35; }", "expects daterange, cue, both or off"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_ad_markers cue; hls_dvr_ad_markers off; }", "is duplicate"),
         (STORE, "location /live/ { hls_dvr; hls_dvr_metrics; }", "give each its own location"),
         (STORE, "location = /status { hls_dvr_status; hls_dvr_status; }", "give each its own location"),
         (STORE, "location = /status { proxy_pass http://127.0.0.1:1; hls_dvr_status; }", "already has a handler"),

@@ -8,6 +8,7 @@
 //! - [`parts`]: low-latency parts at the live edge: what is listed, hinted and waited for.
 //! - [`playlist`]: media playlist text (RFC 8216bis).
 //! - [`multivariant`]: the multivariant playlist, with its audio, subtitles and captions groups.
+//! - [`markers`]: timed markers (ad breaks, timed metadata): checked, selected, written.
 //! - [`status`]: the status endpoint's JSON document.
 //! - [`prometheus`]: the Prometheus text format.
 //! - [`clock`], [`duration`]: now, ISO 8601, and nginx's time syntax.
@@ -16,6 +17,7 @@
 pub mod clock;
 pub mod duration;
 pub mod hash;
+pub mod markers;
 pub mod model;
 pub mod multivariant;
 pub mod params;

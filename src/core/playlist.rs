@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use crate::clock::iso8601;
+use crate::markers::{self, Marker, MarkerForm};
 use crate::model::{Container, Part, PartPos, Rendition};
 use crate::parts::{self, Report};
 use crate::window::{Item, PlaylistType, View};
@@ -46,11 +47,25 @@ pub struct LowLatency<'a> {
     pub reports: &'a [Report],
 }
 
+/// The markers a media playlist lists, and in which form (`hls_dvr_ad_markers`).
+#[derive(Debug, Clone, Copy)]
+pub struct Marks<'a> {
+    /// Markers overlapping what the view lists, by start.
+    pub list: &'a [Marker],
+    pub form: MarkerForm,
+}
+
+impl Marks<'_> {
+    pub const NONE: Marks<'static> = Marks { list: &[], form: MarkerForm::Off };
+}
+
 /// The media playlist of `view`. `delta`: the client asked for a delta update (`_HLS_skip`); it
 /// is given one when the playlist can change (no EXT-X-ENDLIST).
 /// `args` follows every segment and init URI (see [`crate::params::PlaylistQuery::for_segments`]).
 /// `ll`: the parts at the live edge, for a rendition that has them (none in other views).
-pub fn media(r: &Rendition, view: &View, delta: bool, args: &str, ll: Option<&LowLatency>) -> String {
+/// `marks`: each marker is written once, before the first segment listed that it starts in or
+/// before (so a delta update keeps those of the segments it skips, as RFC 8216bis asks).
+pub fn media(r: &Rendition, view: &View, delta: bool, args: &str, ll: Option<&LowLatency>, marks: &Marks) -> String {
     let items = &view.items;
     let mut out = String::with_capacity(512 + items.len() * 64);
     let td = target_duration(r.target_duration, items);
@@ -94,6 +109,8 @@ pub fn media(r: &Rendition, view: &View, delta: bool, args: &str, ll: Option<&Lo
     let ext = r.container.segment_ext();
     let mut init: Option<i64> = None;
     let mut expect_pdt: Option<i64> = None;
+    // Markers written so far (they are sorted by start).
+    let mut dated = 0;
     for (i, item) in items.iter().enumerate().skip(skipped) {
         let e = match item {
             Item::Segment(e) => e,
@@ -119,6 +136,16 @@ pub fn media(r: &Rendition, view: &View, delta: bool, args: &str, ll: Option<&Lo
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(e.pdt_ms));
         }
         expect_pdt = Some(e.pdt_ms + e.duration_us / 1000);
+        if marks.form.dateranges() {
+            let due = marks.list[dated..].partition_point(|m| m.start_ms < e.pdt_ms + e.duration_us / 1000);
+            for m in &marks.list[dated..dated + due] {
+                m.write_daterange(&mut out);
+            }
+            dated += due;
+        }
+        if marks.form.cues() {
+            markers::write_cues(marks.list, e.pdt_ms, e.duration_us, &mut out);
+        }
         if let Some(ll) = ll {
             let from = ll.parts.partition_point(|p| p.msn < e.msn);
             let to = ll.parts.partition_point(|p| p.msn <= e.msn);
@@ -238,7 +265,7 @@ mod tests {
     fn media_playlist_parses_and_keeps_sequences() {
         let r = rendition(Container::Ts);
         let w = vec![seg(5, false, 0, None), seg(6, true, 1, None), seg(7, false, 1, None)];
-        let text = media(&r, &live(&w), false, "", None);
+        let text = media(&r, &live(&w), false, "", None, &Marks::NONE);
         let pl = parse(&text);
         assert_eq!(pl.media_sequence, 5);
         assert_eq!(pl.discontinuity_sequence, 0);
@@ -256,7 +283,7 @@ mod tests {
         assert!(pl.segments[2].program_date_time.is_none());
 
         // Sliding past the discontinuity: the sequence counts it, the tag goes.
-        let text = media(&r, &live(&w[1..]), false, "", None);
+        let text = media(&r, &live(&w[1..]), false, "", None, &Marks::NONE);
         assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
         assert!(!text.contains("#EXT-X-DISCONTINUITY\n"));
     }
@@ -267,7 +294,7 @@ mod tests {
         let w = vec![seg(3, false, 0, Some(0)), seg(4, false, 0, Some(0)), seg(5, true, 1, Some(5))];
         let mut clip = live(&w);
         (clip.kind, clip.ended) = (PlaylistType::Vod, true);
-        let text = media(&r, &clip, false, "", None);
+        let text = media(&r, &clip, false, "", None, &Marks::NONE);
         assert!(text.contains("#EXT-X-VERSION:6\n"));
         assert_eq!(text.matches("#EXT-X-MAP:URI=\"init-0.mp4\"").count(), 1);
         assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-5.mp4\""));
@@ -304,25 +331,25 @@ mod tests {
     fn kinds_of_playlists_carry_their_tags() {
         let r = rendition(Container::Ts);
         let w: Vec<_> = (0..5).map(|m| seg(m, false, 0, None)).collect();
-        let live_text = media(&r, &live(&w), false, "", None);
+        let live_text = media(&r, &live(&w), false, "", None, &Marks::NONE);
         assert!(live_text.contains("#EXT-X-VERSION:9\n"));
         assert!(live_text.contains("#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0,CAN-BLOCK-RELOAD=YES\n"));
         assert!(!live_text.contains("PLAYLIST-TYPE") && !live_text.contains("ENDLIST"));
         let mut delayed = live(&w);
         delayed.at_edge = false;
-        assert!(media(&r, &delayed, false, "", None).contains("CAN-SKIP-UNTIL=12.0\n"));
+        assert!(media(&r, &delayed, false, "", None, &Marks::NONE).contains("CAN-SKIP-UNTIL=12.0\n"));
         let mut event = live(&w);
         event.kind = PlaylistType::Event;
-        let text = media(&r, &event, false, "", None);
+        let text = media(&r, &event, false, "", None, &Marks::NONE);
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0\n"));
         let pl = parse(&text);
         assert!(pl.start.is_some() && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Event));
         event.ended = true;
-        let text = media(&r, &event, true, "", None);
+        let text = media(&r, &event, true, "", None, &Marks::NONE);
         assert!(text.ends_with("#EXT-X-ENDLIST\n") && !text.contains("SERVER-CONTROL") && !text.contains("SKIP:"));
         let mut vod = live(&w);
         (vod.kind, vod.ended) = (PlaylistType::Vod, true);
-        let pl = parse(&media(&r, &vod, false, "", None));
+        let pl = parse(&media(&r, &vod, false, "", None, &Marks::NONE));
         assert!(pl.end_list && pl.playlist_type == Some(m3u8_rs::MediaPlaylistType::Vod));
     }
 
@@ -354,7 +381,7 @@ mod tests {
             Report { rendition: "folder".into(), last_msn: 9, last_part: None },
         ];
         let ll = LowLatency { target_us: 520_000, parts: &parts, reports: &reports };
-        let text = media(&r, &live(&w), false, "?t=1", Some(&ll));
+        let text = media(&r, &live(&w), false, "?t=1", Some(&ll), &Marks::NONE);
         assert!(text.contains(
             "#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0,CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.560\n\
              #EXT-X-PART-INF:PART-TARGET=0.520\n"
@@ -387,14 +414,14 @@ mod tests {
              #EXT-X-RENDITION-REPORT:URI=\"../folder/index.m3u8\",LAST-MSN=9\n"
         ));
         // A delta update skips old segments and keeps every part.
-        let delta = media(&r, &live(&w), true, "", Some(&ll));
+        let delta = media(&r, &live(&w), true, "", Some(&ll), &Marks::NONE);
         assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"));
         assert_eq!(delta.matches("#EXT-X-PART:").count(), 18);
         // Right after a segment ends, the hint names part 0 of the next.
-        let text = media(&r, &live(&w), false, "", Some(&LowLatency { parts: &parts[..16], ..ll }));
+        let text = media(&r, &live(&w), false, "", Some(&LowLatency { parts: &parts[..16], ..ll }), &Marks::NONE);
         assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"10.0.m4s\"\n"));
         // Without parts, the playlist is what it always was.
-        assert!(!media(&r, &live(&w), false, "", None).contains("PART"));
+        assert!(!media(&r, &live(&w), false, "", None, &Marks::NONE).contains("PART"));
     }
 
     #[test]
@@ -411,7 +438,7 @@ mod tests {
             ended: true,
             at_edge: false,
         };
-        let text = media(&r, &view, false, "", None);
+        let text = media(&r, &view, false, "", None, &Marks::NONE);
         assert!(text.contains("#EXT-X-VERSION:8\n"));
         assert!(text.contains("#EXT-X-GAP\n#EXTINF:2.000,\n5.ts\n#EXTINF:2.000,\n6.ts\n"), "{text}");
         assert_eq!(parse(&text).segments.len(), 3);
@@ -424,8 +451,8 @@ mod tests {
         let mut w: Vec<_> = (0..20).map(|m| seg(m, m == 16, i64::from(m >= 16), Some(0))).collect();
         w[15].init_msn = Some(0);
         let r = rendition(Container::Fmp4);
-        let full = media(&r, &live(&w), false, "", None);
-        let delta = media(&r, &live(&w), true, "", None);
+        let full = media(&r, &live(&w), false, "", None, &Marks::NONE);
+        let delta = media(&r, &live(&w), true, "", None, &Marks::NONE);
         assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=14\n"), "{delta}");
         assert!(delta.contains("#EXT-X-VERSION:9\n"));
         // What is listed is the full playlist's tail, with its map, date and discontinuity.
@@ -437,6 +464,54 @@ mod tests {
         let full_tail: Vec<&str> = full.lines().skip_while(|l| *l != "13.m4s").skip(1).collect();
         assert_eq!(&listed[2..], &full_tail[..]);
         // Short playlists have nothing to skip; the same counting decides.
-        assert!(!media(&r, &live(&w[..6]), true, "", None).contains("EXT-X-SKIP"));
+        assert!(!media(&r, &live(&w[..6]), true, "", None, &Marks::NONE).contains("EXT-X-SKIP"));
+    }
+
+    fn marker(id: &str, start_ms: i64, duration_s: i64) -> Marker {
+        Marker {
+            id: id.into(),
+            class: None,
+            start_ms,
+            duration_us: Some(duration_s * 1_000_000),
+            planned_duration_us: None,
+            scte35_out: Some("0xFC30".into()),
+            scte35_in: None,
+            scte35_cmd: None,
+            attributes: vec![],
+            cue: true,
+        }
+    }
+
+    #[test]
+    fn markers_are_written_once_before_their_segment_and_kept_by_delta_updates() {
+        let r = rendition(Container::Ts);
+        let w: Vec<_> = (0..20).map(|m| seg(m, false, 0, None)).collect();
+        let at = |msn: i64| 1_700_000_000_000 + msn * 2000;
+        // One before everything listed, one inside segment 3, one that starts in segment 18.
+        let list = [marker("early", at(0) - 5000, 10), marker("mid", at(3) + 500, 4), marker("late", at(18), 2)];
+        let marks = Marks { list: &list, form: MarkerForm::Both };
+        let text = media(&r, &live(&w), false, "", None, &marks);
+        let before = |id: &str, uri: &str| {
+            let d = text.find(&format!("ID=\"{id}\"")).unwrap_or_else(|| panic!("{id} missing:\n{text}"));
+            let u = text.find(&format!("\n{uri}\n")).unwrap();
+            let prev = text[..u].rfind(".ts\n").unwrap_or(0);
+            assert!(prev < d && d < u, "{id} is not right before {uri}:\n{text}");
+        };
+        before("early", "0.ts");
+        before("mid", "3.ts");
+        before("late", "18.ts");
+        assert_eq!(text.matches("#EXT-X-DATERANGE").count(), 3);
+        assert!(text.contains("#EXT-X-CUE-OUT:4.000\n#EXTINF:2.000,\n3.ts"), "{text}");
+        assert!(text.contains("#EXT-X-CUE-OUT-CONT:ElapsedTime=1.500,Duration=4.000\n#EXTINF:2.000,\n4.ts"), "{text}");
+        assert!(text.contains("#EXT-X-CUE-IN\n#EXTINF:2.000,\n6.ts"), "{text}");
+        // A delta update skips segments but no marker.
+        let delta = media(&r, &live(&w), true, "", None, &marks);
+        assert!(delta.contains("#EXT-X-SKIP"), "{delta}");
+        assert_eq!(delta.matches("#EXT-X-DATERANGE").count(), 3, "{delta}");
+        // Each form alone, and none.
+        let only = |form| media(&r, &live(&w), false, "", None, &Marks { list: &list, form });
+        assert!(!only(MarkerForm::Daterange).contains("CUE"));
+        assert!(!only(MarkerForm::Cue).contains("DATERANGE"));
+        assert_eq!(only(MarkerForm::Off), media(&r, &live(&w), false, "", None, &Marks::NONE));
     }
 }

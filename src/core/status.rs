@@ -1,10 +1,19 @@
 //! The status endpoint's document (`hls_dvr_status`): every stream, its renditions, the newest
-//! and oldest segment still stored, and how far behind live each one is. JSON, written by hand:
+//! and oldest segment still stored, how far behind live each one is, and the stream's markers. JSON, written by hand:
 //! a dozen fields do not need a serialisation framework.
 
 use std::fmt::Write as _;
 
+use crate::markers::Marker;
 use crate::model::{IndexEntry, Rendition};
+
+/// One stream as the status shows it.
+pub struct StreamStatus {
+    pub name: String,
+    pub renditions: Vec<RenditionStatus>,
+    /// Its markers still stored, by start.
+    pub markers: Vec<Marker>,
+}
 
 /// One rendition as the status shows it.
 pub struct RenditionStatus {
@@ -13,10 +22,10 @@ pub struct RenditionStatus {
     pub oldest: Option<IndexEntry>,
 }
 
-/// The document for `streams` (name, renditions) at `now_ms`.
-pub fn document(now_ms: i64, streams: &[(String, Vec<RenditionStatus>)]) -> String {
+/// The document for `streams` at `now_ms`.
+pub fn document(now_ms: i64, streams: &[StreamStatus]) -> String {
     let mut out = format!("{{\"now_ms\":{now_ms},\"streams\":[");
-    for (i, (name, renditions)) in streams.iter().enumerate() {
+    for (i, StreamStatus { name, renditions, markers }) in streams.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -28,6 +37,13 @@ pub fn document(now_ms: i64, streams: &[(String, Vec<RenditionStatus>)]) -> Stri
                 out.push(',');
             }
             rendition(&mut out, now_ms, r);
+        }
+        out.push_str("],\"markers\":[");
+        for (j, m) in markers.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            marker(&mut out, m);
         }
         out.push_str("]}");
     }
@@ -68,6 +84,33 @@ fn rendition(out: &mut String, now_ms: i64, r: &RenditionStatus) {
     }
     let behind = (now_ms - h.head_pdt_ms) as f64 / 1000.0;
     let _ = write!(out, ",\"behind_live_s\":{behind:.3},\"ended\":{}}}", h.ended);
+}
+
+fn marker(out: &mut String, m: &Marker) {
+    out.push_str("{\"id\":");
+    string(out, &m.id);
+    out.push_str(",\"class\":");
+    match &m.class {
+        Some(c) => string(out, c),
+        None => out.push_str("null"),
+    }
+    let _ = write!(out, ",\"start_ms\":{}", m.start_ms);
+    for (key, d) in [("duration_s", m.duration_us), ("planned_duration_s", m.planned_duration_us)] {
+        match d {
+            Some(us) => {
+                let _ = write!(out, ",\"{key}\":{:.3}", us as f64 / 1e6);
+            }
+            None => {
+                let _ = write!(out, ",\"{key}\":null");
+            }
+        }
+    }
+    let _ = write!(
+        out,
+        ",\"scte35\":{},\"cue\":{}}}",
+        m.scte35_out.is_some() || m.scte35_in.is_some() || m.scte35_cmd.is_some(),
+        m.cue
+    );
 }
 
 /// A JSON string literal (RFC 8259: quote, backslash and control characters escaped).
@@ -127,8 +170,27 @@ mod tests {
         let doc = document(
             1_002_500,
             &[
-                ("a".into(), vec![RenditionStatus { head: head("hi"), oldest: Some(oldest) }]),
-                ("b".into(), vec![RenditionStatus { head: head("lo"), oldest: None }]),
+                StreamStatus {
+                    name: "a".into(),
+                    renditions: vec![RenditionStatus { head: head("hi"), oldest: Some(oldest) }],
+                    markers: vec![Marker {
+                        id: "break \"1\"".into(),
+                        class: None,
+                        start_ms: 990_000,
+                        duration_us: Some(30_000_000),
+                        planned_duration_us: None,
+                        scte35_out: Some("0xFC".into()),
+                        scte35_in: None,
+                        scte35_cmd: None,
+                        attributes: vec![],
+                        cue: true,
+                    }],
+                },
+                StreamStatus {
+                    name: "b".into(),
+                    renditions: vec![RenditionStatus { head: head("lo"), oldest: None }],
+                    markers: vec![],
+                },
             ],
         );
         assert_eq!(
@@ -136,10 +198,12 @@ mod tests {
             "{\"now_ms\":1002500,\"streams\":[{\"stream\":\"a\",\"renditions\":[{\"rendition\":\"hi\",\
              \"container\":\"ts\",\"bandwidth\":800000,\"resolution\":null,\"codecs\":\"avc1.64001f,\\\"x\\\"\\u000a\",\
              \"target_duration_s\":2,\"newest_msn\":40,\"newest_ms\":1000000,\"oldest_ms\":926000,\"oldest_msn\":3,\
-             \"behind_live_s\":2.500,\"ended\":false}]},{\"stream\":\"b\",\"renditions\":[{\"rendition\":\"lo\",\
+             \"behind_live_s\":2.500,\"ended\":false}],\"markers\":[{\"id\":\"break \\\"1\\\"\",\"class\":null,\
+             \"start_ms\":990000,\"duration_s\":30.000,\"planned_duration_s\":null,\"scte35\":true,\"cue\":true}]},\
+             {\"stream\":\"b\",\"renditions\":[{\"rendition\":\"lo\",\
              \"container\":\"ts\",\"bandwidth\":800000,\"resolution\":null,\"codecs\":\"avc1.64001f,\\\"x\\\"\\u000a\",\
              \"target_duration_s\":2,\"newest_msn\":40,\"newest_ms\":1000000,\"oldest_ms\":null,\"oldest_msn\":null,\
-             \"behind_live_s\":2.500,\"ended\":false}]}]}\n"
+             \"behind_live_s\":2.500,\"ended\":false}],\"markers\":[]}]}\n"
         );
     }
 }

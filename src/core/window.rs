@@ -71,6 +71,20 @@ pub struct View<'a> {
     pub at_edge: bool,
 }
 
+impl View<'_> {
+    /// The program date-times the view lists, `[first segment's, last segment's end)`: what its
+    /// markers must overlap.
+    pub fn span_ms(&self) -> Option<(i64, i64)> {
+        let mut segments = self.items.iter().filter_map(|i| match i {
+            Item::Segment(e) => Some(*e),
+            Item::Gap { .. } => None,
+        });
+        let first = segments.next()?;
+        let last = segments.next_back().unwrap_or(first);
+        Some((first.pdt_ms, last.pdt_ms + last.duration_us / 1000))
+    }
+}
+
 /// What to read from the index (ingest time, ms) to build a view, and under which name a worker
 /// may keep a copy of those rows. The reads start one bucket early: rows are bucketed by when
 /// they were stored, a little after their program date-time (or much later, after an outage).

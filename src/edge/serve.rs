@@ -15,12 +15,14 @@ use crate::head_watch::HeadWatch;
 use crate::index_cache::IndexCache;
 use crate::part_cache::PartCache;
 use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::markers::MarkerForm;
 use hls_dvr_core::model::{Part, PartPos, Rendition};
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::parts::{self, Report, Wait};
-use hls_dvr_core::status::{self, RenditionStatus};
+use hls_dvr_core::status::{self, RenditionStatus, StreamStatus};
 use hls_dvr_core::window;
 use hls_dvr_core::{multivariant, playlist};
+use hls_dvr_store::markers::DAY_MS;
 use hls_dvr_store::{BlobKind, BlobMeta, Store, StoreError};
 
 /// A request's store work. Owned data only: it crosses to the runtime's thread.
@@ -31,12 +33,13 @@ pub enum Job {
         stream: String,
         variant_query: String,
     },
-    /// `window_us`: the location's live window.
+    /// `window_us`: the location's live window; `markers`: how markers are listed.
     Media {
         stream: String,
         rendition: String,
         window_us: i64,
         query: PlaylistQuery,
+        markers: MarkerForm,
     },
     /// A low-latency part; one not stored yet is waited for while it may still come.
     Part {
@@ -109,8 +112,8 @@ impl Job {
         };
         Some(CacheKey(match self {
             Job::Master { stream, variant_query } => format!("m:{stream}{variant_query}"),
-            Job::Media { stream, rendition, window_us, query } => {
-                format!("p:{stream}/{rendition}/{window_us}/{}", query.key())
+            Job::Media { stream, rendition, window_us, query, markers } => {
+                format!("p:{stream}/{rendition}/{window_us}/{}/{}", markers.as_str(), query.key())
             }
             Job::BlobFirst { kind, stream, rendition, msn } | Job::BlobWhole { kind, stream, rendition, msn } => {
                 blob(kind, stream, rendition, msn)
@@ -225,8 +228,8 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
             let text = multivariant::master(&renditions, &variant_query);
             Ok(Reply::Playlist { text: text.into(), max_age_s: playlist_max_age(td) })
         }
-        Job::Media { stream, rendition, window_us, query } => {
-            media(store, edge, &stream, &rendition, window_us, &query).await
+        Job::Media { stream, rendition, window_us, query, markers } => {
+            media(store, edge, &stream, &rendition, window_us, &query, markers).await
         }
         Job::Part { stream, rendition, at } => part(store, edge, &stream, &rendition, at).await,
         Job::BlobFirst { kind, stream, rendition, msn } => {
@@ -259,7 +262,8 @@ async fn status(store: &Arc<Store>, since_ms: i64) -> Result<Reply, StoreError> 
             Ok::<_, StoreError>(RenditionStatus { head, oldest })
         }))
         .await?;
-        Ok::<_, StoreError>((name, renditions))
+        let markers = store.markers(&name, since_ms, now + DAY_MS).await?;
+        Ok::<_, StoreError>(StreamStatus { name, renditions, markers })
     }))
     .await?;
     Ok(Reply::Json(status::document(now, &streams).into()))
@@ -272,6 +276,7 @@ async fn media(
     rendition: &str,
     window_us: i64,
     q: &PlaylistQuery,
+    form: MarkerForm,
 ) -> Result<Reply, StoreError> {
     let Some(mut head) = store.rendition(stream, rendition).await? else {
         return Ok(Reply::not_found(format!("no rendition {stream:?}/{rendition:?}")));
@@ -315,13 +320,19 @@ async fn media(
         _ => playlist_max_age(playlist::target_duration(head.target_duration, &view.items)),
     };
     let args = q.for_segments();
+    // The stream's markers over what the view lists: the same on every rendition's playlist.
+    let listed = match view.span_ms() {
+        Some((from, to)) if form != MarkerForm::Off => store.markers(stream, from, to).await?,
+        _ => Vec::new(),
+    };
+    let marks = playlist::Marks { list: &listed, form };
     let text = if parts::shows_parts(&head, &view) {
         let (list, reports) = low_latency(store, edge, stream, &head, &view).await?;
         let target_us = head.parts.map_or(0, |p| p.target_us);
         let ll = playlist::LowLatency { target_us, parts: &list, reports: &reports };
-        playlist::media(&head, &view, q.skip, &args, Some(&ll))
+        playlist::media(&head, &view, q.skip, &args, Some(&ll), &marks)
     } else {
-        playlist::media(&head, &view, q.skip, &args, None)
+        playlist::media(&head, &view, q.skip, &args, None, &marks)
     };
     Ok(Reply::Playlist { text: text.into(), max_age_s })
 }

@@ -25,6 +25,7 @@
 //!             hls_dvr_cache edge;                     # segments and playlists from the zone
 //!             hls_dvr_allow_origin *;
 //!             hls_dvr_pass_args on;                   # playlists pass their query on (tokens)
+//!             hls_dvr_ad_markers daterange;           # markers as EXT-X-DATERANGE, cue, both, off
 //!         }
 //!         location = /status { hls_dvr_status; }     # streams as JSON
 //!         location = /metrics { hls_dvr_metrics; }   # Prometheus, summed over workers
@@ -43,6 +44,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigEr
 use ngx::ngx_conf_log_error;
 use scylla::statement::Consistency;
 
+use hls_dvr_core::markers::MarkerForm;
 use hls_dvr_store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, Secrets, StoreConfig, Tls};
 
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
@@ -119,6 +121,8 @@ pub struct LocConf {
     pub pass_args: Option<bool>,
     /// `hls_dvr_status`: the location answers the status document.
     pub status: bool,
+    /// `hls_dvr_ad_markers`: how playlists list markers (default daterange).
+    pub ad_markers: Option<MarkerForm>,
 }
 
 impl LocConf {
@@ -134,6 +138,9 @@ impl LocConf {
     }
     pub fn pass_args(&self) -> bool {
         self.pass_args.unwrap_or(true)
+    }
+    pub fn ad_markers(&self) -> MarkerForm {
+        self.ad_markers.unwrap_or_default()
     }
     /// `None` when CORS headers are switched off (`hls_dvr_allow_origin off`).
     pub fn allow_origin(&self) -> Option<&str> {
@@ -161,6 +168,9 @@ impl Merge for LocConf {
         }
         if self.pass_args.is_none() {
             self.pass_args = prev.pass_args;
+        }
+        if self.ad_markers.is_none() {
+            self.ad_markers = prev.ad_markers;
         }
         Ok(())
     }
@@ -432,6 +442,11 @@ loc_directive!(set_pass_args, "hls_dvr_pass_args", |c, a| {
         other => return Err(format!("{other:?}: expects on or off")),
     };
     once(&mut c.pass_args, on)
+});
+
+loc_directive!(set_ad_markers, "hls_dvr_ad_markers", |c, a| {
+    let form = MarkerForm::parse(a[0]).ok_or_else(|| format!("{:?}: expects daterange, cue, both or off", a[0]))?;
+    once(&mut c.ad_markers, form)
 });
 
 /// The location's core configuration, for a directive that gives it a content handler: one such

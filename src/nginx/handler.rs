@@ -394,7 +394,8 @@ fn route_request(r: &Request) -> Result<(Job, Option<Blob>), String> {
         }
         Route::Media { stream, rendition } => {
             let window_us = lc.window().as_micros().min(i64::MAX as u128) as i64;
-            let job = Job::Media { stream: stream.into(), rendition: rendition.into(), window_us, query: query()? };
+            let (stream, rendition, markers) = (stream.into(), rendition.into(), lc.ad_markers());
+            let job = Job::Media { stream, rendition, window_us, query: query()?, markers };
             (job, None)
         }
         Route::Segment { stream, rendition, msn, container } => {

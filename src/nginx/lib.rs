@@ -105,7 +105,7 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
     ngx_command_t { name, type_, set: Some(set), conf, offset: 0, post: std::ptr::null_mut() }
 }
 
-static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 24] = [
+static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 25] = [
     command(
         ngx_string!("hls_dvr_cassandra"),
         MAIN | NGX_CONF_1MORE as ngx_uint_t,
@@ -224,6 +224,12 @@ static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 24] = [
         ngx_string!("hls_dvr_pass_args"),
         LOC | NGX_CONF_TAKE1 as ngx_uint_t,
         config::set_pass_args,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_ad_markers"),
+        LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_ad_markers,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(

@@ -19,11 +19,15 @@ pub enum Op {
     /// Low-latency parts: which chunks make a part, and the newest part.
     ReadPart,
     WritePart,
+    /// Markers (ad breaks, timed metadata).
+    ReadMarker,
+    WriteMarker,
 }
 
 impl Op {
-    pub const READS: [Op; 4] = [Op::ReadHead, Op::ReadIndex, Op::ReadChunk, Op::ReadPart];
-    pub const WRITES: [Op; 5] = [Op::WriteChunk, Op::WriteIndex, Op::WriteHead, Op::Claim, Op::WritePart];
+    pub const READS: [Op; 5] = [Op::ReadHead, Op::ReadIndex, Op::ReadChunk, Op::ReadPart, Op::ReadMarker];
+    pub const WRITES: [Op; 6] =
+        [Op::WriteChunk, Op::WriteIndex, Op::WriteHead, Op::Claim, Op::WritePart, Op::WriteMarker];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -32,6 +36,7 @@ impl Op {
             Op::ReadChunk | Op::WriteChunk => "chunk",
             Op::Claim => "claim",
             Op::ReadPart | Op::WritePart => "part",
+            Op::ReadMarker | Op::WriteMarker => "marker",
         }
     }
 }
@@ -95,7 +100,7 @@ impl Histogram {
 /// One histogram per kind of request.
 #[derive(Default)]
 pub struct Latencies {
-    ops: [Histogram; 9],
+    ops: [Histogram; Op::READS.len() + Op::WRITES.len()],
 }
 
 impl Latencies {

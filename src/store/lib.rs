@@ -11,11 +11,13 @@
 //! - [`latency`]: how long each kind of request takes.
 //! - [`keeper`]: a session kept working for a long-lived client (an nginx worker).
 //! - [`schema`]: the tables as CQL, their TTLs and compaction.
+//! - [`markers`]: a stream's timed markers (ad breaks, timed metadata).
 
 pub mod connect;
 pub mod error;
 pub mod keeper;
 pub mod latency;
+pub mod markers;
 pub mod push;
 pub mod rows;
 pub mod schema;
@@ -42,7 +44,7 @@ use hls_dvr_core::model::{bucket_of, sort_newest_per_msn, IndexEntry, Rendition}
 
 use crate::schema::{is_identifier, MAX_CHUNK};
 use error::{exec_err, pager_err, row_err};
-use rows::{ChunkRow, ChunkWrite, ClaimRow, IndexRow, IndexWrite, PartRow, RenditionRow, RenditionWrite};
+use rows::{ChunkRow, ChunkWrite, ClaimRow, IndexRow, IndexWrite, MarkerRow, PartRow, RenditionRow, RenditionWrite};
 
 struct Statements {
     /// Per [`BlobKind`].
@@ -68,6 +70,11 @@ struct Statements {
     select_parts: PreparedStatement,
     select_part: PreparedStatement,
     set_part_head: PreparedStatement,
+    insert_marker: PreparedStatement,
+    select_markers: PreparedStatement,
+    delete_marker: PreparedStatement,
+    insert_marker_id: PreparedStatement,
+    select_marker_id: PreparedStatement,
 }
 
 /// A connected store with its statements prepared.
@@ -219,6 +226,25 @@ impl Store {
                 prep(set_part_head, true),
             )
         };
+        // Markers (markers.rs).
+        let insert_marker = format!(
+            "INSERT INTO {ks}.markers (stream, day, {}) VALUES (?, ?, {})",
+            MarkerRow::COLUMNS,
+            marks(MarkerRow::COLUMNS)
+        );
+        let select_markers = format!(
+            "SELECT {} FROM {ks}.markers WHERE stream = ? AND day = ? AND start >= ? AND start < ?",
+            MarkerRow::COLUMNS
+        );
+        let marking = async {
+            futures::try_join!(
+                prep(insert_marker, true),
+                prep(select_markers, false),
+                prep(format!("DELETE FROM {ks}.markers WHERE stream = ? AND day = ? AND start = ? AND id = ?"), true),
+                prep(format!("INSERT INTO {ks}.marker_ids (stream, id, start) VALUES (?, ?, ?)"), true),
+                prep(format!("SELECT start FROM {ks}.marker_ids WHERE stream = ? AND id = ?"), false),
+            )
+        };
         let (
             (chunk_w, init_w, chunk_r, init_r, index_w, head_w, heads_r, head_r, bucket, after, first, streams),
             (
@@ -232,7 +258,8 @@ impl Store {
                 select_source,
             ),
             (insert_part, select_parts, select_part, set_part_head),
-        ) = futures::try_join!(serving, pushing, low_latency)?;
+            (insert_marker, select_markers, delete_marker, insert_marker_id, select_marker_id),
+        ) = futures::try_join!(serving, pushing, low_latency, marking)?;
         let mut select_claim = select_claim;
         // A claim is read back to learn who holds a number: only a SERIAL read sees every claim
         // that won, including one whose write has not reached a quorum of plain reads yet.
@@ -260,6 +287,11 @@ impl Store {
             select_parts,
             select_part,
             set_part_head,
+            insert_marker,
+            select_markers,
+            delete_marker,
+            insert_marker_id,
+            select_marker_id,
         };
         Ok(Store {
             session,

@@ -13,6 +13,7 @@ use scylla::{DeserializeRow, SerializeRow};
 
 use std::sync::Arc;
 
+use hls_dvr_core::markers::Marker;
 use hls_dvr_core::model::{
     Caption, Claim, Container, Grouping, IndexEntry, MediaType, Part, PartHead, PartPos, Rendition, SourcePos,
 };
@@ -356,6 +357,69 @@ impl PartRow {
             _ => Err(StoreError::Corrupt(format!("part {msn}.{} has a bad row: {self:?}", self.part))),
         }
     }
+}
+
+/// A row of `markers` without its partition key.
+#[derive(Debug, DeserializeRow, SerializeRow)]
+pub(crate) struct MarkerRow {
+    start: CqlTimestamp,
+    id: String,
+    class: Option<String>,
+    duration_us: Option<i64>,
+    planned_duration_us: Option<i64>,
+    scte35_out: Option<String>,
+    scte35_in: Option<String>,
+    scte35_cmd: Option<String>,
+    attributes: Option<Vec<(String, String)>>,
+    cue: Option<bool>,
+}
+
+impl MarkerRow {
+    pub(crate) const COLUMNS: &'static str =
+        "start, id, class, duration_us, planned_duration_us, scte35_out, scte35_in, scte35_cmd, attributes, cue";
+
+    pub(crate) fn from_marker(m: &Marker) -> MarkerRow {
+        MarkerRow {
+            start: CqlTimestamp(m.start_ms),
+            id: m.id.clone(),
+            class: m.class.clone(),
+            duration_us: m.duration_us,
+            planned_duration_us: m.planned_duration_us,
+            scte35_out: m.scte35_out.clone(),
+            scte35_in: m.scte35_in.clone(),
+            scte35_cmd: m.scte35_cmd.clone(),
+            attributes: Some(m.attributes.clone()),
+            cue: Some(m.cue),
+        }
+    }
+
+    /// The marker, checked as it was when stored: a row edited into something a playlist cannot
+    /// carry is corrupt, never written out.
+    pub(crate) fn into_marker(self) -> Result<Marker, StoreError> {
+        let m = Marker {
+            id: self.id,
+            class: self.class,
+            start_ms: self.start.0,
+            duration_us: self.duration_us,
+            planned_duration_us: self.planned_duration_us,
+            scte35_out: self.scte35_out,
+            scte35_in: self.scte35_in,
+            scte35_cmd: self.scte35_cmd,
+            attributes: self.attributes.unwrap_or_default(),
+            cue: self.cue.unwrap_or(false),
+        };
+        m.check().map_err(|e| StoreError::Corrupt(format!("marker {:?}: {e}", m.id)))?;
+        Ok(m)
+    }
+}
+
+/// A `markers` row as written.
+#[derive(SerializeRow)]
+pub(crate) struct MarkerWrite<'a> {
+    pub stream: &'a str,
+    pub day: i64,
+    #[scylla(flatten)]
+    pub row: MarkerRow,
 }
 
 /// A `parts` row as written.

@@ -8,6 +8,7 @@
 //!   partition per segment, read by exact key (never scanned).
 //! - `ingest_claims`: which pushed copy of a segment holds each sequence number (two receivers),
 //!   and `ingest_sources`, the same claims by what they hold.
+//! - `markers` / `marker_ids`: a stream's timed markers by day, and where each id is.
 //!
 //! Everything expires by TTL; time-series tables use TimeWindowCompactionStrategy so whole
 //! SSTables drop once their window expires, instead of compacting tombstones forever.
@@ -205,6 +206,22 @@ impl SchemaOptions {
                  duration_us bigint, independent boolean, discontinuity boolean, \
                  PRIMARY KEY ((stream, rendition, msn), part)) \
                  WITH CLUSTERING ORDER BY (part ASC) AND compaction = {twcs} AND {common}"
+            ),
+            // Markers (ad breaks, timed metadata) by stream and day of their start: a playlist
+            // reads the day or two its span and the longest marker reach.
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.markers (\
+                 stream text, day bigint, start timestamp, id text, class text, duration_us bigint, \
+                 planned_duration_us bigint, scte35_out text, scte35_in text, scte35_cmd text, \
+                 attributes list<frozen<tuple<text, text>>>, cue boolean, \
+                 PRIMARY KEY ((stream, day), start, id)) \
+                 WITH CLUSTERING ORDER BY (start ASC, id ASC) AND compaction = {twcs} AND {common}"
+            ),
+            // Where each marker id is: the same id posted again replaces its marker, even at
+            // another start.
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.marker_ids (stream text, id text, start timestamp, \
+                 PRIMARY KEY ((stream, id))) WITH compaction = {twcs} AND {common}"
             ),
         ]
     }

@@ -49,6 +49,31 @@ enum Sub {
     /// Creates the keyspace and tables (idempotent).
     #[command(after_help = AFTER_HELP)]
     Schema(SchemaArgs),
+    /// Stores a marker (ad break, timed metadata) of a stream: the JSON a receiver takes at
+    /// POST /ingest/STREAM/markers, such as
+    /// '{"id": "break-1", "start": "now", "duration": 30, "scte35_out": "0xFC30..."}'
+    #[command(after_help = AFTER_HELP)]
+    Mark(MarkArgs),
+}
+
+#[derive(Debug, Args)]
+struct MarkArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// The stream the marker belongs to
+    #[arg(long, value_name = "NAME", value_parser = stream_name)]
+    stream: String,
+    /// The marker, as JSON
+    #[arg(value_name = "JSON")]
+    marker: String,
+}
+
+fn stream_name(s: &str) -> Result<String, String> {
+    if valid_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err("use 1 to 64 of A-Z a-z 0-9 _ -".into())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -289,7 +314,16 @@ pub struct PushOptions {
 
 #[derive(Debug, Clone)]
 pub enum Command {
-    Schema { connection: Connection, opts: SchemaOptions },
+    Schema {
+        connection: Connection,
+        opts: SchemaOptions,
+    },
+    /// `mark`: the marker checked already.
+    Mark {
+        connection: Connection,
+        stream: String,
+        marker: hls_dvr_core::markers::Marker,
+    },
     Run(RunOptions),
 }
 /// Streams of a config file: `NAME DIR` lines, `#` comments, blank lines.
@@ -353,6 +387,11 @@ pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
             dvr_depth: a.dvr_depth,
         };
         return Ok(Command::Schema { connection, opts });
+    }
+    if let Some(Sub::Mark(a)) = cli.command {
+        let marker = crate::marker::from_json(a.marker.as_bytes(), hls_dvr_core::clock::now_ms())
+            .map_err(|e| invalid(format!("the marker: {e}")))?;
+        return Ok(Command::Mark { connection: a.connection.into_connection(), stream: a.stream, marker });
     }
     let mut connection = cli.connection.into_connection();
     let run = cli.run;

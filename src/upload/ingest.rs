@@ -12,6 +12,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, info, warn};
 
 use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::markers::Marker;
 use hls_dvr_core::model::{Container, IndexEntry, Rendition};
 use hls_dvr_store::keeper::Keeper;
 use hls_dvr_store::{BlobKind, Store, StoreError};
@@ -409,6 +410,17 @@ pub async fn write_index_and_head(
     .await?;
     debug!(msn, disc_seq = entry.disc_seq, duration_us = entry.duration_us, bytes = size, "stored {}", w.uri);
     Ok(())
+}
+
+/// Stores the markers a segmenter's playlist carries, each retried until stored or shutdown.
+pub async fn store_markers(sh: &Uploads, stream: &str, markers: &[Marker]) {
+    let mut permit = None;
+    for m in markers {
+        let what = format!("marker {:?} of {stream}", m.id);
+        if retry(sh, &mut permit, &what, |store| async move { store.write_marker(stream, m).await }).await.is_ok() {
+            debug!("stored marker {:?} at {}", m.id, hls_dvr_core::clock::iso8601(m.start_ms));
+        }
+    }
 }
 
 /// Stores that the segmenter ended the stream: the head, marked ended. Players then get

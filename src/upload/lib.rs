@@ -9,6 +9,7 @@
 //! - [`changes`]: playlist writes in a folder, from inotify, so renditions react at once.
 //! - [`rendition`]: one rendition: polls its playlist, queues and uploads segments in order.
 //! - [`ingest`]: stores one segment in the write order readers rely on, retrying until it is in.
+//! - [`marker`]: a marker (ad break, timed metadata) as JSON, checked.
 //! - [`metrics`]: what was stored and how it went, for Prometheus (`--metrics`).
 //! - [`vtt`]: WebVTT segments checked whole and given their timestamp map.
 //! - [`push`]: the push receiver (`--listen`): HLS and CMAF pushed over HTTP, stored as they come.
@@ -17,6 +18,7 @@ pub mod args;
 pub mod changes;
 pub mod groups;
 pub mod ingest;
+pub mod marker;
 pub mod metrics;
 pub mod push;
 pub mod rendition;
@@ -87,6 +89,27 @@ pub fn main(args: &[String]) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("hls-dvr-upload: cannot create the schema at {}: {e}", cfg.describe());
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Mark { connection, stream, marker } => {
+            let cfg = match connection.store_config() {
+                Ok(c) => c,
+                Err(e) => return usage_error(&e),
+            };
+            init_logging();
+            let stored = runtime().block_on(async {
+                let store = Store::connect(&cfg).await?;
+                store.write_marker(&stream, &marker).await
+            });
+            match stored {
+                Ok(()) => {
+                    info!("marker {:?} of {stream} stored", marker.id);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hls-dvr-upload: cannot store the marker at {}: {e}", cfg.describe());
                     ExitCode::from(1)
                 }
             }

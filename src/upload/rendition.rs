@@ -73,6 +73,9 @@ struct State {
     last_head: Option<Rendition>,
     /// Listed URIs outside the folder, warned about once.
     refused: std::collections::HashSet<String>,
+    /// Markers the playlist carried, and those to store next.
+    markers: crate::marker::Seen,
+    due_markers: Vec<hls_dvr_core::markers::Marker>,
     bad_reads: u32,
 }
 
@@ -93,6 +96,8 @@ impl State {
             source_ended: false,
             last_head: head.cloned(),
             refused: Default::default(),
+            markers: Default::default(),
+            due_markers: Vec::new(),
             bad_reads: 0,
         }
     }
@@ -125,6 +130,8 @@ impl State {
         };
         self.bad_reads = 0;
         self.last_read = Some((pl_id, Instant::now()));
+        let news = self.markers.news(info.markers.clone());
+        self.due_markers.extend(news);
         self.take(spec, &info);
     }
 
@@ -403,6 +410,10 @@ pub async fn run(mut spec: Spec, sh: Uploads) {
             _ = tick.tick(), if !stopping => st.poll(&spec),
             Ok(()) = spec.changes.changed(), if !stopping => st.poll(&spec),
             _ = shutdown.changed(), if !stopping => stopping = true,
+        }
+        if !st.due_markers.is_empty() {
+            let (sh, stream, list) = (sh.clone(), spec.stream.clone(), std::mem::take(&mut st.due_markers));
+            tokio::spawn(async move { ingest::store_markers(&sh, &stream, &list).await }.instrument(Span::current()));
         }
     }
     if !st.queue.is_empty() {

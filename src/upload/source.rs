@@ -72,6 +72,8 @@ pub struct MediaInfo {
     pub entries: Vec<MediaEntry>,
     /// EXT-X-ENDLIST: the segmenter finished the stream.
     pub ended: bool,
+    /// Its markers (EXT-X-DATERANGE, ad breaks from EXT-X-CUE-OUT/IN).
+    pub markers: Vec<hls_dvr_core::markers::Marker>,
 }
 
 /// A playlist that parsed, by kind.
@@ -195,6 +197,7 @@ fn media_from(text: &[u8], p: m3u8_rs::MediaPlaylist) -> Result<MediaInfo, Strin
         },
         entries,
         ended: p.end_list,
+        markers: crate::marker::from_playlist(text),
     })
 }
 

@@ -20,7 +20,7 @@ use super::claims::{self, Claims, Placed, Proposal};
 use super::path::{self, Target};
 use super::server::{shutting_down, Reply};
 use super::Receiver;
-use crate::ingest::{write_whole, InitState, Outcome, Uploads, Whole};
+use crate::ingest::{self, write_whole, InitState, Outcome, Uploads, Whole};
 use crate::source::{self, sanitize_name, FileId, MediaInfo, Parsed, VariantInfo};
 use crate::tracker::{Assigned, Change, PdtChain, Seen, Tracker};
 
@@ -51,6 +51,8 @@ pub struct HlsStream {
     files: Mutex<HashMap<String, Pushed>>,
     /// What the master playlist says, by media playlist name.
     variants: Mutex<HashMap<String, VariantInfo>>,
+    /// Markers the playlists carried.
+    markers: Mutex<crate::marker::Seen>,
     renditions: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Feed>>>>,
 }
 
@@ -93,6 +95,7 @@ impl HlsStream {
             name: Arc::from(name),
             files: Mutex::default(),
             variants: Mutex::default(),
+            markers: Mutex::default(),
             renditions: tokio::sync::Mutex::default(),
         }
     }
@@ -136,6 +139,10 @@ pub async fn playlist(rx: &Receiver, s: &Arc<HlsStream>, name: &str, text: &[u8]
     let cmaf = |uri: &str| matches!(path::parse(&format!("/ingest/{}/{uri}", s.name)), Target::CmafSegment { .. });
     if info.entries.iter().any(|e| cmaf(&e.uri)) {
         return Ok(StatusCode::NO_CONTENT);
+    }
+    let news = s.markers.lock().unwrap_or_else(|p| p.into_inner()).news(info.markers.clone());
+    if !news.is_empty() {
+        ingest::store_markers(&rx.uploads, &s.name, &news).await;
     }
     let feed = feed(rx, s, name).await?;
     let mut feed = feed.lock().await;

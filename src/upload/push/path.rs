@@ -9,6 +9,8 @@ use hls_dvr_core::route::is_name;
 /// A push request's target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target<'a> {
+    /// `/ingest/{stream}/markers`: a marker posted as JSON.
+    Markers { stream: &'a str },
     /// A playlist of an HLS push (`*.m3u8`).
     Playlist { stream: &'a str, name: &'a str },
     /// Any other file of an HLS push: a segment or init segment, kept until a playlist lists it.
@@ -41,6 +43,9 @@ pub fn parse(path: &str) -> Target<'_> {
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         return Target::Unknown;
     }
+    if name == "markers" {
+        return Target::Markers { stream };
+    }
     let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
     match ext {
         "m3u8" => return Target::Playlist { stream, name },
@@ -66,6 +71,7 @@ mod tests {
     fn hls_push_paths() {
         assert_eq!(parse("/ingest/news/stream_0.m3u8"), Target::Playlist { stream: "news", name: "stream_0.m3u8" });
         assert_eq!(parse("/ingest/news/master.m3u8"), Target::Playlist { stream: "news", name: "master.m3u8" });
+        assert_eq!(parse("/ingest/news/markers"), Target::Markers { stream: "news" });
         assert_eq!(parse("/ingest/news/stream_0_12.m4s"), Target::File { stream: "news", name: "stream_0_12.m4s" });
         assert_eq!(parse("/ingest/news/init_0.mp4"), Target::File { stream: "news", name: "init_0.mp4" });
         assert_eq!(parse("/ingest/news/a12.ts"), Target::File { stream: "news", name: "a12.ts" });

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use super::access::Refusal;
 use super::path::{self, Target};
 use super::{body, cmaf, hls, Receiver};
+use hls_dvr_store::StoreError;
 
 /// What a handler answers: a success status, or a failure status with its reason (sent as the
 /// body and logged).
@@ -149,6 +150,14 @@ async fn route(rx: &Receiver, peer: IpAddr, req: Request<Incoming>) -> Reply {
         return Err((StatusCode::NOT_FOUND, format!("{uri} is not a push path (/ingest/STREAM/FILE)")));
     }
     let method = req.method().clone();
+    if let Target::Markers { stream } = target {
+        if method != Method::POST {
+            return Err((StatusCode::METHOD_NOT_ALLOWED, format!("{method}: markers are posted (POST)")));
+        }
+        let text =
+            body::whole(&mut req.into_body(), crate::marker::MAX_BODY, rx.settings.idle).await.map_err(body_failure)?;
+        return mark(rx, stream, &text).await;
+    }
     if method == Method::DELETE {
         // Encoders delete what left their playlists; the store's TTL decides instead.
         return Ok(StatusCode::NO_CONTENT);
@@ -190,6 +199,18 @@ async fn route(rx: &Receiver, peer: IpAddr, req: Request<Incoming>) -> Reply {
             let mut track = track.lock().await;
             cmaf::track(rx, &mut track, &mut body).await
         }
-        Target::Unknown => unreachable!("answered above"),
+        Target::Unknown | Target::Markers { .. } => unreachable!("answered above"),
+    }
+}
+
+/// Stores a posted marker: 201 once it is stored, 400 (nothing stored) when the body is not one,
+/// 503 when the store cannot take it now (the poster retries).
+async fn mark(rx: &Receiver, stream: &str, body: &[u8]) -> Reply {
+    let m = crate::marker::from_json(body, hls_dvr_core::clock::now_ms()).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    let stored = rx.uploads.with_store(|store| async move { store.write_marker(stream, &m).await }).await;
+    match stored {
+        Ok(()) => Ok(StatusCode::CREATED),
+        Err(StoreError::Invalid(e)) => Err((StatusCode::BAD_REQUEST, e)),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("the store cannot take the marker now: {e}"))),
     }
 }
