@@ -48,6 +48,7 @@ async fn store_segment(store: &Store, rendition: &str, msn: i64, t0: i64) {
         init_msn: None,
         size: data.len() as i64,
         added_ms: now_ms(),
+        key_frame: None,
     };
     store.write_index("bench", rendition, &e).await.expect("index");
     let ll = rendition != "blocked";
@@ -68,6 +69,7 @@ async fn store_segment(store: &Store, rendition: &str, msn: i64, t0: i64) {
         media: hls_dvr_core::model::MediaType::Muxed,
         parts: ll.then_some(PartHead { target_us: PART_TARGET_US, newest: None }),
         grouping: Default::default(),
+        key_frames: false,
     };
     store.write_head("bench", &head).await.expect("head");
 }

@@ -55,6 +55,7 @@ async fn main() {
                     init_msn: None,
                     size: SEGMENT_BYTES as i64,
                     added_ms: at,
+                    key_frame: None,
                 };
                 store.write_index(stream, rendition, &e).await
             }
@@ -81,6 +82,7 @@ async fn main() {
             media: hls_dvr_core::model::MediaType::Muxed,
             parts: None,
             grouping: Default::default(),
+            key_frames: false,
         };
         store.write_head(stream, &head).await.expect("head");
     }

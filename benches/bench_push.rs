@@ -346,6 +346,7 @@ fn main() {
                 init_msn: None,
                 size: data.len() as i64,
                 added_ms: now,
+                key_frame: None,
             };
             store.write_index("direct", "r", &e).await.expect("direct index");
             out.push(t.elapsed().as_secs_f64() * 1000.0);

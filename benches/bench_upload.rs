@@ -340,6 +340,7 @@ fn main() {
                         init_msn: None,
                         size: bytes.len() as i64,
                         added_ms: now,
+                        key_frame: None,
                     };
                     store.write_index(&stream, &rends[r].name, &e).await.expect("direct index");
                 }

@@ -106,6 +106,7 @@ pub fn views(data: &[u8]) {
                 init_msn: (r[6] & 1 == 1).then_some(r[7] as i64),
                 size: 1000,
                 added_ms: NOW,
+                key_frame: None,
             }
         })
         .collect();
@@ -130,6 +131,7 @@ pub fn views(data: &[u8]) {
             newest: Some(PartPos { msn: entries.last().map_or(0, |e| e.msn + 1), part: q[10] as i32 % 8 - 1 }),
         }),
         grouping: Default::default(),
+        key_frames: false,
     };
     // Parts of the last segments and of one in progress, odd ones included (holes, a negative
     // duration from a bad row).

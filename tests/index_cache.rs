@@ -18,6 +18,7 @@ fn row(msn: i64, added_ms: i64) -> IndexEntry {
         init_msn: None,
         size: 1000,
         added_ms,
+        key_frame: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`window`]: which segments a media playlist lists, and which index rows to read for it.
 //! - [`parts`]: low-latency parts at the live edge: what is listed, hinted and waited for.
 //! - [`playlist`]: media playlist text (RFC 8216bis).
+//! - [`iframes`]: I-frame playlists (trick play).
 //! - [`multivariant`]: the multivariant playlist, with its audio, subtitles and captions groups.
 //! - [`markers`]: timed markers (ad breaks, timed metadata): checked, selected, written.
 //! - [`status`]: the status endpoint's JSON document.
@@ -17,6 +18,7 @@
 pub mod clock;
 pub mod duration;
 pub mod hash;
+pub mod iframes;
 pub mod markers;
 pub mod model;
 pub mod multivariant;

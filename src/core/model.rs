@@ -134,6 +134,8 @@ pub struct Rendition {
     pub parts: Option<PartHead>,
     /// What the segmenter's multivariant playlist said of it (ARCHITECTURE.md, "Groups").
     pub grouping: Grouping,
+    /// The uploader records where its segments' key frames are: it has an I-frame playlist.
+    pub key_frames: bool,
 }
 
 /// How a rendition joins the multivariant playlist's groups, as the segmenter declared it
@@ -256,6 +258,16 @@ pub struct IndexEntry {
     pub size: i64,
     /// When the uploader stored it, ms since the epoch (decides the bucket).
     pub added_ms: i64,
+    /// Where its first key frame lies in it, when the uploader found one (an I-frame playlist
+    /// lists it; ARCHITECTURE.md, "Trick play").
+    pub key_frame: Option<ByteRange>,
+}
+
+/// Bytes `offset..offset + length` of a blob (EXT-X-BYTERANGE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
 }
 
 /// Sorts index rows by msn, keeping the newest copy of each: an uploader that crashed between an

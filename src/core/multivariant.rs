@@ -85,7 +85,26 @@ pub fn master(renditions: &[Rendition], variant_query: &str) -> String {
         }
         let _ = write!(out, "\n{}/index.m3u8{variant_query}\n", r.name);
     }
+    // Trick play: an I-frame playlist for each variant whose key frames the uploader recorded.
+    // Its BANDWIDTH is the variant's: an upper bound of what its key frames take.
+    for r in renditions.iter().filter(|r| r.key_frames && !r.media.is_alternative()) {
+        let _ = write!(out, "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={}", r.bandwidth.filter(|b| *b > 0).unwrap_or(1));
+        let video: Vec<&str> =
+            r.codecs.iter().flat_map(|c| c.split(',')).map(str::trim).filter(|c| is_video_codec(c)).collect();
+        if !video.is_empty() && video.iter().all(|c| is_attr_safe(c)) {
+            let _ = write!(out, ",CODECS=\"{}\"", video.join(","));
+        }
+        if let Some(res) = r.resolution.as_deref().filter(|s| is_resolution(s)) {
+            let _ = write!(out, ",RESOLUTION={res}");
+        }
+        let _ = writeln!(out, ",URI=\"{}/iframes.m3u8{variant_query}\"", r.name);
+    }
     out
+}
+
+/// A video codec of a CODECS list (RFC 6381 names).
+fn is_video_codec(c: &str) -> bool {
+    ["avc1", "avc3", "hvc1", "hev1", "vp09", "av01", "mp4v", "dvh1", "dvhe"].iter().any(|p| c.starts_with(p))
 }
 
 /// The alternatives by type and GROUP-ID, each group in name order.
@@ -208,6 +227,7 @@ mod tests {
             media,
             parts: None,
             grouping: Grouping::default(),
+            key_frames: false,
         }
     }
 
@@ -365,6 +385,23 @@ mod tests {
         assert!(!Caption::valid_instream_id("SERVICE64"));
         assert!(!Caption::valid_instream_id("SERVICE01"));
         assert!(!Caption::valid_instream_id("CC0"));
+    }
+
+    #[test]
+    fn variants_with_key_frames_have_i_frame_playlists() {
+        let mut hd = rendition("hd", MediaType::Muxed, 2_000_000, "avc1.64001f,mp4a.40.2");
+        hd.key_frames = true;
+        let mut audio = rendition("aac", MediaType::Audio, 64_000, "mp4a.40.2");
+        audio.key_frames = true;
+        let sd = rendition("sd", MediaType::Muxed, 500_000, "avc1.42c01e,mp4a.40.2");
+        let text = master(&[hd, audio, sd], "?start=1");
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF")).collect();
+        assert_eq!(
+            lines,
+            ["#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=2000000,CODECS=\"avc1.64001f\",RESOLUTION=1280x720,URI=\"hd/iframes.m3u8?start=1\""]
+        );
+        let pl = parse(&text);
+        assert_eq!(pl.variants.iter().filter(|v| v.is_i_frame).count(), 1);
     }
 
     #[test]

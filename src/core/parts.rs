@@ -174,6 +174,7 @@ mod tests {
             media: MediaType::Video,
             parts: Some(PartHead { target_us: 520_000, newest: newest.map(|(msn, part)| PartPos { msn, part }) }),
             grouping: Default::default(),
+            key_frames: false,
         }
     }
 
@@ -210,6 +211,7 @@ mod tests {
                 init_msn: Some(0),
                 size: 1,
                 added_ms: 0,
+                key_frame: None,
             })
             .collect();
         let items: Vec<Item> = entries.iter().map(Item::Segment).collect();

@@ -20,7 +20,7 @@ pub fn target_duration(stored: i32, items: &[Item]) -> i64 {
 }
 
 /// Formats microseconds as decimal seconds without float rounding: 2000000 -> "2.000", 1960000 -> "1.960".
-fn seconds(us: i64, out: &mut String) {
+pub(crate) fn seconds(us: i64, out: &mut String) {
     let us = us.max(0);
     let _ = write!(out, "{}.{:06}", us / 1_000_000, us % 1_000_000);
     // Keep at least millisecond precision, drop trailing zeros beyond it.
@@ -31,7 +31,7 @@ fn seconds(us: i64, out: &mut String) {
 
 /// Largest gap between a segment's date-time and its predecessor's end that still counts as
 /// continuous; beyond it the segment carries its own EXT-X-PROGRAM-DATE-TIME.
-const PDT_SLACK_MS: i64 = 50;
+pub(crate) const PDT_SLACK_MS: i64 = 50;
 
 /// Delta updates may skip segments older than this many target durations (RFC 8216bis
 /// 4.4.3.8: at least six).
@@ -229,6 +229,7 @@ mod tests {
             media: crate::model::MediaType::Muxed,
             parts: None,
             grouping: Default::default(),
+            key_frames: false,
         }
     }
 
@@ -258,6 +259,7 @@ mod tests {
             init_msn: init,
             size: 1000,
             added_ms: 0,
+            key_frame: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a request under an `hls_dvr` location asks for.
 //!
-//! `{stream}/master.m3u8`, `{stream}/{rendition}/index.m3u8`, `{stream}/{rendition}/{msn}.ts|.m4s`,
+//! `{stream}/master.m3u8`, `{stream}/{rendition}/index.m3u8` (and `iframes.m3u8`),
+//! `{stream}/{rendition}/{msn}.ts|.m4s|.vtt`,
 //! `{stream}/{rendition}/init-{msn}.mp4` and the parts `{stream}/{rendition}/{msn}.{part}.m4s`,
 //! relative to the location's prefix. Names are
 //! restricted to a safe alphabet so they can be logged and echoed without escaping.
@@ -15,6 +16,11 @@ pub enum Route<'a> {
         stream: &'a str,
     },
     Media {
+        stream: &'a str,
+        rendition: &'a str,
+    },
+    /// The rendition's I-frame playlist (trick play): `iframes.m3u8`.
+    IFrames {
         stream: &'a str,
         rendition: &'a str,
     },
@@ -45,6 +51,7 @@ impl fmt::Display for Route<'_> {
         match self {
             Route::Master { stream } => write!(f, "{stream}/master.m3u8"),
             Route::Media { stream, rendition } => write!(f, "{stream}/{rendition}/index.m3u8"),
+            Route::IFrames { stream, rendition } => write!(f, "{stream}/{rendition}/iframes.m3u8"),
             Route::Segment { stream, rendition, msn, container } => {
                 write!(f, "{stream}/{rendition}/{msn}.{}", container.segment_ext())
             }
@@ -97,6 +104,9 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
             if *file == "index.m3u8" {
                 return Ok(Route::Media { stream, rendition });
             }
+            if *file == "iframes.m3u8" {
+                return Ok(Route::IFrames { stream, rendition });
+            }
             if let Some(n) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
                 return Ok(Route::Init { stream, rendition, msn: msn(n)? });
             }
@@ -104,7 +114,8 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
                 file.rsplit_once('.').and_then(|(n, ext)| Some((n, Container::from_segment_ext(ext)?)))
             else {
                 return Err(BadPath(format!(
-                    "unknown file {file:?} (expected index.m3u8, MSN.ts, MSN.m4s, MSN.PART.m4s or init-MSN.mp4)"
+                    "unknown file {file:?} (expected index.m3u8, iframes.m3u8, MSN.ts, MSN.m4s, MSN.vtt, MSN.PART.m4s \
+                     or init-MSN.mp4)"
                 )));
             };
             if let (Some((n, part)), Container::Fmp4) = (n.split_once('.'), container) {
@@ -179,6 +190,11 @@ mod tests {
     fn parses_every_route() {
         assert_eq!(parse("demo/master.m3u8"), Ok(Route::Master { stream: "demo" }));
         assert_eq!(parse("demo/hd/index.m3u8"), Ok(Route::Media { stream: "demo", rendition: "hd" }));
+        assert_eq!(parse("demo/hd/iframes.m3u8"), Ok(Route::IFrames { stream: "demo", rendition: "hd" }));
+        assert_eq!(
+            parse("demo/subs/7.vtt"),
+            Ok(Route::Segment { stream: "demo", rendition: "subs", msn: 7, container: Container::WebVtt })
+        );
         assert_eq!(
             parse("demo/hd/42.ts"),
             Ok(Route::Segment { stream: "demo", rendition: "hd", msn: 42, container: Container::Ts })

@@ -152,6 +152,7 @@ mod tests {
             media: crate::model::MediaType::Muxed,
             parts: None,
             grouping: Default::default(),
+            key_frames: false,
         }
     }
 
@@ -166,6 +167,7 @@ mod tests {
             init_msn: None,
             size: 10,
             added_ms: 926_100,
+            key_frame: None,
         };
         let doc = document(
             1_002_500,

@@ -267,6 +267,7 @@ mod tests {
             init_msn: None,
             size: 100,
             added_ms: T0 + msn * 2000 + 2500,
+            key_frame: None,
         }
     }
 
@@ -288,6 +289,7 @@ mod tests {
             media: crate::model::MediaType::Muxed,
             parts: None,
             grouping: Default::default(),
+            key_frames: false,
         }
     }
 

@@ -21,7 +21,7 @@ use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::parts::{self, Report, Wait};
 use hls_dvr_core::status::{self, RenditionStatus, StreamStatus};
 use hls_dvr_core::window;
-use hls_dvr_core::{multivariant, playlist};
+use hls_dvr_core::{iframes, multivariant, playlist};
 use hls_dvr_store::markers::DAY_MS;
 use hls_dvr_store::{BlobKind, BlobMeta, Store, StoreError};
 
@@ -33,13 +33,15 @@ pub enum Job {
         stream: String,
         variant_query: String,
     },
-    /// `window_us`: the location's live window; `markers`: how markers are listed.
+    /// `window_us`: the location's live window; `markers`: how markers are listed; `iframes`:
+    /// the I-frame playlist of the same view.
     Media {
         stream: String,
         rendition: String,
         window_us: i64,
         query: PlaylistQuery,
         markers: MarkerForm,
+        iframes: bool,
     },
     /// A low-latency part; one not stored yet is waited for while it may still come.
     Part {
@@ -112,8 +114,9 @@ impl Job {
         };
         Some(CacheKey(match self {
             Job::Master { stream, variant_query } => format!("m:{stream}{variant_query}"),
-            Job::Media { stream, rendition, window_us, query, markers } => {
-                format!("p:{stream}/{rendition}/{window_us}/{}/{}", markers.as_str(), query.key())
+            Job::Media { stream, rendition, window_us, query, markers, iframes } => {
+                let what = if *iframes { "iframes" } else { markers.as_str() };
+                format!("p:{stream}/{rendition}/{window_us}/{what}/{}", query.key())
             }
             Job::BlobFirst { kind, stream, rendition, msn } | Job::BlobWhole { kind, stream, rendition, msn } => {
                 blob(kind, stream, rendition, msn)
@@ -228,8 +231,9 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
             let text = multivariant::master(&renditions, &variant_query);
             Ok(Reply::Playlist { text: text.into(), max_age_s: playlist_max_age(td) })
         }
-        Job::Media { stream, rendition, window_us, query, markers } => {
-            media(store, edge, &stream, &rendition, window_us, &query, markers).await
+        Job::Media { stream, rendition, window_us, query, markers, iframes } => {
+            let asked = if iframes { Asked::IFrames } else { Asked::Media(markers) };
+            media(store, edge, &stream, &rendition, window_us, &query, asked).await
         }
         Job::Part { stream, rendition, at } => part(store, edge, &stream, &rendition, at).await,
         Job::BlobFirst { kind, stream, rendition, msn } => {
@@ -269,6 +273,13 @@ async fn status(store: &Arc<Store>, since_ms: i64) -> Result<Reply, StoreError> 
     Ok(Reply::Json(status::document(now, &streams).into()))
 }
 
+/// Which playlist of a view: the media playlist with markers in a form, or the I-frame playlist.
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    Media(MarkerForm),
+    IFrames,
+}
+
 async fn media(
     store: &Arc<Store>,
     edge: &Edge,
@@ -276,7 +287,7 @@ async fn media(
     rendition: &str,
     window_us: i64,
     q: &PlaylistQuery,
-    form: MarkerForm,
+    asked: Asked,
 ) -> Result<Reply, StoreError> {
     let Some(mut head) = store.rendition(stream, rendition).await? else {
         return Ok(Reply::not_found(format!("no rendition {stream:?}/{rendition:?}")));
@@ -320,6 +331,17 @@ async fn media(
         _ => playlist_max_age(playlist::target_duration(head.target_duration, &view.items)),
     };
     let args = q.for_segments();
+    let form = match asked {
+        Asked::IFrames if !head.key_frames => {
+            return Ok(Reply::not_found(format!(
+                "{stream}/{rendition} has no key frames recorded (no I-frame playlist)"
+            )));
+        }
+        Asked::IFrames => {
+            return Ok(Reply::Playlist { text: iframes::playlist(&head, &view, &args).into(), max_age_s })
+        }
+        Asked::Media(form) => form,
+    };
     // The stream's markers over what the view lists: the same on every rendition's playlist.
     let listed = match view.span_ms() {
         Some((from, to)) if form != MarkerForm::Off => store.markers(stream, from, to).await?,

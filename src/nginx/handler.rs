@@ -388,14 +388,16 @@ fn route_request(r: &Request) -> Result<(Job, Option<Blob>), String> {
         let b = Blob { kind, stream: stream.into(), rendition: rendition.into(), msn, content_type };
         (b.first_job(), Some(b))
     };
-    Ok(match route::parse(rest).map_err(|e| e.0)? {
+    let route = route::parse(rest).map_err(|e| e.0)?;
+    Ok(match route {
         Route::Master { stream } => {
             (Job::Master { stream: stream.into(), variant_query: query()?.for_variants() }, None)
         }
-        Route::Media { stream, rendition } => {
+        Route::Media { stream, rendition } | Route::IFrames { stream, rendition } => {
             let window_us = lc.window().as_micros().min(i64::MAX as u128) as i64;
+            let iframes = matches!(route, Route::IFrames { .. });
             let (stream, rendition, markers) = (stream.into(), rendition.into(), lc.ad_markers());
-            let job = Job::Media { stream, rendition, window_us, query: query()?, markers };
+            let job = Job::Media { stream, rendition, window_us, query: query()?, markers, iframes };
             (job, None)
         }
         Route::Segment { stream, rendition, msn, container } => {

@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use hls_dvr_core::markers::Marker;
 use hls_dvr_core::model::{
-    Caption, Claim, Container, Grouping, IndexEntry, MediaType, Part, PartHead, PartPos, Rendition, SourcePos,
+    ByteRange, Caption, Claim, Container, Grouping, IndexEntry, MediaType, Part, PartHead, PartPos, Rendition,
+    SourcePos,
 };
 
 use crate::error::StoreError;
@@ -179,6 +180,7 @@ pub(crate) struct RenditionRow {
     audio_group: Option<String>,
     subtitles_group: Option<String>,
     captions: Option<Vec<CaptionValue>>,
+    key_frames: Option<bool>,
 }
 
 /// A caption channel as a `captions` list element: (group, instream_id, label, language,
@@ -189,7 +191,7 @@ impl RenditionRow {
     pub(crate) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
          frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended, media, \
          part_target_us, part_msn, part_no, grp, label, language, is_default, autoselect, characteristics, channels, \
-         audio_group, subtitles_group, captions";
+         audio_group, subtitles_group, captions, key_frames";
 
     pub(crate) fn from_rendition(r: &Rendition) -> RenditionRow {
         let g = &r.grouping;
@@ -232,6 +234,7 @@ impl RenditionRow {
                     })
                     .collect(),
             ),
+            key_frames: Some(r.key_frames),
         }
     }
 
@@ -285,6 +288,7 @@ impl RenditionRow {
                     })
                     .collect(),
             },
+            key_frames: self.key_frames.unwrap_or(false),
         })
     }
 }
@@ -451,10 +455,13 @@ pub(crate) struct IndexRow {
     init_msn: Option<i64>,
     size: i64,
     added: CqlTimestamp,
+    key_frame_offset: Option<i64>,
+    key_frame_size: Option<i64>,
 }
 
 impl IndexRow {
-    pub(crate) const COLUMNS: &'static str = "msn, duration_us, pdt, discontinuity, disc_seq, init_msn, size, added";
+    pub(crate) const COLUMNS: &'static str =
+        "msn, duration_us, pdt, discontinuity, disc_seq, init_msn, size, added, key_frame_offset, key_frame_size";
 
     pub(crate) fn from_entry(e: &IndexEntry) -> IndexRow {
         IndexRow {
@@ -466,6 +473,8 @@ impl IndexRow {
             init_msn: e.init_msn,
             size: e.size,
             added: CqlTimestamp(e.added_ms),
+            key_frame_offset: e.key_frame.map(|k| k.offset as i64),
+            key_frame_size: e.key_frame.map(|k| k.length as i64),
         }
     }
 
@@ -479,6 +488,13 @@ impl IndexRow {
             init_msn: self.init_msn,
             size: self.size,
             added_ms: self.added.0,
+            // A range outside the segment (a row edited by hand) is no key frame.
+            key_frame: match (self.key_frame_offset, self.key_frame_size) {
+                (Some(offset), Some(length)) if offset >= 0 && length > 0 && offset + length <= self.size => {
+                    Some(ByteRange { offset: offset as u64, length: length as u64 })
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -730,6 +746,7 @@ mod tests {
             media: MediaType::Audio,
             parts: None,
             grouping: Default::default(),
+            key_frames: false,
         };
         assert_eq!(RenditionRow::from_rendition(&r).into_rendition().unwrap(), r);
         // What the multivariant playlist declared, captions with and without a language.

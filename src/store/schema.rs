@@ -128,6 +128,9 @@ impl SchemaOptions {
         ("streams", "audio_group", "text"),
         ("streams", "subtitles_group", "text"),
         ("streams", "captions", "list<frozen<tuple<text, text, text, text, boolean, boolean>>>"),
+        ("streams", "key_frames", "boolean"),
+        ("segment_index", "key_frame_offset", "bigint"),
+        ("segment_index", "key_frame_size", "bigint"),
     ];
 
     /// The statements that create the schema, in order. All idempotent.
@@ -167,7 +170,7 @@ impl SchemaOptions {
                  ended boolean, media text, part_target_us bigint, part_msn bigint, part_no int, \
                  grp text, label text, language text, is_default boolean, autoselect boolean, \
                  characteristics text, channels text, audio_group text, subtitles_group text, \
-                 captions list<frozen<tuple<text, text, text, text, boolean, boolean>>>, \
+                 captions list<frozen<tuple<text, text, text, text, boolean, boolean>>>, key_frames boolean, \
                  PRIMARY KEY ((stream), rendition)) \
                  WITH compaction = {{'class': 'LeveledCompactionStrategy'}} AND {common}"
             ),
@@ -175,7 +178,7 @@ impl SchemaOptions {
                 "CREATE TABLE IF NOT EXISTS {ks}.segment_index (\
                  stream text, rendition text, bucket bigint, msn bigint, \
                  duration_us bigint, pdt timestamp, discontinuity boolean, disc_seq bigint, \
-                 init_msn bigint, size bigint, added timestamp, \
+                 init_msn bigint, size bigint, added timestamp, key_frame_offset bigint, key_frame_size bigint, \
                  PRIMARY KEY ((stream, rendition, bucket), msn)) \
                  WITH CLUSTERING ORDER BY (msn ASC) AND compaction = {twcs} AND {common}"
             ),

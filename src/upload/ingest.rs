@@ -13,7 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use hls_dvr_core::clock::now_ms;
 use hls_dvr_core::markers::Marker;
-use hls_dvr_core::model::{Container, IndexEntry, Rendition};
+use hls_dvr_core::model::{ByteRange, Container, IndexEntry, Rendition};
 use hls_dvr_store::keeper::Keeper;
 use hls_dvr_store::{BlobKind, Store, StoreError};
 
@@ -337,7 +337,8 @@ pub async fn write_whole(sh: &Uploads, w: &Whole, data: &Bytes) -> Outcome {
         return Outcome::Aborted;
     }
     let init_msn = w.map.as_ref().and(init.as_ref()).map(|i| i.msn);
-    match write_index_and_head(sh, &mut permit, w, init_msn, data.len() as i64, &what).await {
+    let key_frame = crate::key_frame::locate(w.head.container, data);
+    match write_index_and_head(sh, &mut permit, w, init_msn, data.len() as i64, key_frame, &what).await {
         Ok(()) => Outcome::Stored { init, bytes: data.len() },
         Err(()) => Outcome::Aborted,
     }
@@ -374,6 +375,7 @@ pub async fn write_index_and_head(
     w: &Whole,
     init_msn: Option<i64>,
     size: i64,
+    key_frame: Option<ByteRange>,
     what: &str,
 ) -> Result<(), ()> {
     let (stream, rendition, msn) = (&*w.stream, w.head.name.as_str(), w.assigned.msn);
@@ -386,6 +388,7 @@ pub async fn write_index_and_head(
         init_msn,
         size,
         added_ms: w.added_ms.unwrap_or_else(now_ms),
+        key_frame,
     };
     let row = &entry;
     retry(sh, permit, &format!("index row of {what}"), |store| async move {
@@ -397,6 +400,7 @@ pub async fn write_index_and_head(
 
     let mut head = w.head.clone();
     head.updated_ms = now_ms();
+    head.key_frames = key_frame.is_some();
     let row = &head;
     let what = format!("head row after {what}");
     let forward_only = w.forward_only;

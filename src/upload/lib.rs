@@ -9,6 +9,7 @@
 //! - [`changes`]: playlist writes in a folder, from inotify, so renditions react at once.
 //! - [`rendition`]: one rendition: polls its playlist, queues and uploads segments in order.
 //! - [`ingest`]: stores one segment in the write order readers rely on, retrying until it is in.
+//! - [`key_frame`]: where a segment's first key frame lies (I-frame playlists).
 //! - [`marker`]: a marker (ad break, timed metadata) as JSON, checked.
 //! - [`metrics`]: what was stored and how it went, for Prometheus (`--metrics`).
 //! - [`vtt`]: WebVTT segments checked whole and given their timestamp map.
@@ -18,6 +19,7 @@ pub mod args;
 pub mod changes;
 pub mod groups;
 pub mod ingest;
+pub mod key_frame;
 pub mod marker;
 pub mod metrics;
 pub mod push;

@@ -285,6 +285,8 @@ impl State {
             media: v.media,
             parts: None,
             grouping: v.grouping,
+            // What the stored segments show decides (`ingest::write_index_and_head`).
+            key_frames: !v.media.is_alternative(),
         };
         self.current = Some((a, head.clone()));
         Some(Upload {

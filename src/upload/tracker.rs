@@ -471,6 +471,7 @@ mod tests {
             media: hls_dvr_core::model::MediaType::Muxed,
             parts: None,
             grouping: Default::default(),
+            key_frames: false,
         }
     }
 

@@ -579,6 +579,7 @@ pub fn entry(msn: i64, pdt_ms: i64, size: usize) -> hls_dvr_core::model::IndexEn
         init_msn: None,
         size: size as i64,
         added_ms: (pdt_ms + 2500).min(hls_dvr_core::clock::now_ms()),
+        key_frame: None,
     }
 }
 
@@ -601,6 +602,7 @@ pub fn head_of(name: &str, last: &hls_dvr_core::model::IndexEntry, ended: bool) 
         media: hls_dvr_core::model::MediaType::Muxed,
         parts: None,
         grouping: Default::default(),
+        key_frames: false,
     }
 }
 

@@ -316,6 +316,7 @@ mod tests {
             media: hls_dvr_core::model::MediaType::Video,
             parts: None,
             grouping: Default::default(),
+            key_frames: false,
         };
         let c = Claims::resume("r1", Some(&head));
         let ours = c.ours(&proposal(100, 0), "100:h");

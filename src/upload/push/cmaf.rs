@@ -232,6 +232,7 @@ impl Track {
             media,
             parts: self.part_target_us.map(|target_us| PartHead { target_us, newest: None }),
             grouping: Default::default(),
+            key_frames: media == MediaType::Video,
         };
         let whole = Whole {
             stream: stream.clone(),
@@ -255,7 +256,8 @@ impl Track {
         let init_msn = self.stored_init.as_ref().map(|i| i.msn);
         c.writing.seal(sh, &stream, &rendition).await.map_err(|()| shutting_down())?;
         let what = format!("segment {} as {stream}/{rendition} {msn}", c.uri);
-        write_index_and_head(sh, &mut permit, &whole, init_msn, size as i64, &what)
+        let key_frame = c.writing.key_frame.filter(|_| media == MediaType::Video);
+        write_index_and_head(sh, &mut permit, &whole, init_msn, size as i64, key_frame, &what)
             .await
             .map_err(|()| shutting_down())?;
         Ok(())

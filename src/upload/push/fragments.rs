@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 
-use hls_dvr_core::model::Part;
+use hls_dvr_core::model::{ByteRange, Container, Part};
 use hls_dvr_store::schema::MAX_CHUNK;
 use hls_dvr_store::BlobMeta;
 
@@ -35,6 +35,8 @@ pub struct Writing {
     discontinuity: bool,
     /// Moves the rendition's newest part as parts are stored (once its head row exists).
     publish: bool,
+    /// The segment's first key frame, found in its first fragment.
+    pub key_frame: Option<ByteRange>,
 }
 
 impl Writing {
@@ -50,6 +52,7 @@ impl Writing {
             parts: Vec::new(),
             discontinuity,
             publish,
+            key_frame: None,
         }
     }
 
@@ -75,6 +78,11 @@ impl Writing {
         independent: bool,
     ) -> Result<(), ()> {
         let first_chunk = self.sizes.len() as u32;
+        if self.fragments == 0 && independent {
+            let before = self.size();
+            self.key_frame = crate::key_frame::locate(Container::Fmp4, &fragment)
+                .map(|k| ByteRange { offset: k.offset + before, length: k.length });
+        }
         let mut at = 0;
         while at < fragment.len() {
             let piece = fragment.slice(at..(at + MAX_CHUNK).min(fragment.len()));

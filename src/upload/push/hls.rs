@@ -323,6 +323,7 @@ impl Task {
             source: SourcePos { uri: q.uri.clone(), seg_msn: q.seg_msn, size: q.id.size, mtime_ns: q.id.mtime_ns },
             updated_ms: 0,
             ended: false,
+            key_frames: !variant.media.is_alternative(),
             media: variant.media,
             parts: None,
             grouping: variant.grouping,

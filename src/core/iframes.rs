@@ -1,0 +1,135 @@
+//! I-frame playlists (RFC 8216bis 4.4.3.6, `EXT-X-I-FRAMES-ONLY`): for trick play, each segment's
+//! first key frame by byte range of the segment itself, which the uploader found when it stored
+//! the segment (ARCHITECTURE.md, "Trick play"). Same view as the media playlist (live, delay,
+//! start-over, clip), so scrubbing covers exactly what plays.
+
+use std::fmt::Write as _;
+
+use crate::clock::iso8601;
+use crate::model::{Container, Rendition};
+use crate::playlist::{seconds, target_duration, PDT_SLACK_MS};
+use crate::window::{Item, PlaylistType, View};
+
+/// The I-frame playlist of `view`. A key frame is shown until the next one, so each entry lasts
+/// its segment (segments start with key frames); segments without a key frame found (gaps, data
+/// from before it was recorded) are left out, and the next entry carries its date again.
+pub fn playlist(r: &Rendition, view: &View, args: &str) -> String {
+    let items = &view.items;
+    let mut out = String::with_capacity(256 + items.len() * 80);
+    let td = target_duration(r.target_duration, items);
+    let (first_msn, first_disc) = items.first().map_or((r.head_msn + 1, r.head_disc_seq), |i| (i.msn(), i.disc_seq()));
+    // EXT-X-I-FRAMES-ONLY needs version 4; with EXT-X-MAP, 5 (RFC 8216bis 7).
+    let version = if r.container == Container::Fmp4 { 5 } else { 4 };
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{td}\n#EXT-X-MEDIA-SEQUENCE:{first_msn}\n\
+         #EXT-X-DISCONTINUITY-SEQUENCE:{first_disc}\n"
+    );
+    match view.kind {
+        PlaylistType::Live => {}
+        PlaylistType::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+        PlaylistType::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+    }
+    out.push_str("#EXT-X-I-FRAMES-ONLY\n");
+    let ext = r.container.segment_ext();
+    let (mut init, mut expect_pdt, mut disc_pending) = (None, None::<i64>, false);
+    for (i, item) in items.iter().enumerate() {
+        let Item::Segment(e) = item else {
+            expect_pdt = None;
+            continue;
+        };
+        disc_pending |= i > 0 && e.discontinuity;
+        let Some(k) = e.key_frame else {
+            expect_pdt = None;
+            continue;
+        };
+        let disc = std::mem::take(&mut disc_pending);
+        if disc {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if r.container == Container::Fmp4 && e.init_msn.is_some() && e.init_msn != init {
+            init = e.init_msn;
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4{args}\"", e.init_msn.unwrap_or(0));
+        }
+        if disc || expect_pdt.is_none_or(|x| (e.pdt_ms - x).abs() > PDT_SLACK_MS) {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(e.pdt_ms));
+        }
+        expect_pdt = Some(e.pdt_ms + e.duration_us / 1000);
+        out.push_str("#EXTINF:");
+        seconds(e.duration_us, &mut out);
+        let _ = write!(out, ",\n#EXT-X-BYTERANGE:{}@{}\n{}.{ext}{args}\n", k.length, k.offset, e.msn);
+    }
+    if view.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ByteRange, IndexEntry, MediaType, SourcePos};
+
+    fn seg(msn: i64, key: bool, discontinuity: bool) -> IndexEntry {
+        IndexEntry {
+            msn,
+            duration_us: 2_000_000,
+            pdt_ms: 1_700_000_000_000 + msn * 2000,
+            discontinuity,
+            disc_seq: discontinuity as i64,
+            init_msn: Some(0),
+            size: 100_000,
+            added_ms: 0,
+            key_frame: key.then_some(ByteRange { offset: 24, length: 30_000 + msn as u64 }),
+        }
+    }
+
+    fn head(container: Container) -> Rendition {
+        Rendition {
+            name: "hd".into(),
+            container,
+            target_duration: 2,
+            bandwidth: Some(1),
+            codecs: None,
+            resolution: None,
+            frame_rate: None,
+            head_msn: 5,
+            head_disc_seq: 0,
+            head_pdt_ms: 0,
+            source: SourcePos::default(),
+            updated_ms: 0,
+            ended: false,
+            media: MediaType::Video,
+            parts: None,
+            grouping: Default::default(),
+            key_frames: true,
+        }
+    }
+
+    #[test]
+    fn key_frames_by_byte_range_with_dates_after_holes() {
+        let w = [seg(1, true, false), seg(2, false, false), seg(3, true, false), seg(4, true, true)];
+        let view = View {
+            items: vec![Item::Segment(&w[0]), Item::Segment(&w[1]), Item::Segment(&w[2]), Item::Segment(&w[3])],
+            kind: PlaylistType::Vod,
+            ended: true,
+            at_edge: false,
+        };
+        let text = playlist(&head(Container::Fmp4), &view, "?t=1");
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n\
+             #EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n\
+             #EXT-X-MAP:URI=\"init-0.mp4?t=1\"\n#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z\n\
+             #EXTINF:2.000,\n#EXT-X-BYTERANGE:30001@24\n1.m4s?t=1\n\
+             #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z\n#EXTINF:2.000,\n#EXT-X-BYTERANGE:30003@24\n3.m4s?t=1\n\
+             #EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:28.000Z\n#EXTINF:2.000,\n#EXT-X-BYTERANGE:30004@24\n4.m4s?t=1\n#EXT-X-ENDLIST\n"
+        );
+        let parsed = match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+            Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
+            other => panic!("{other:?}"),
+        };
+        assert!(parsed.i_frames_only);
+        assert_eq!(parsed.segments.len(), 3);
+    }
+}

@@ -1,0 +1,147 @@
+//! Trick play end to end, against Cassandra and nginx: for MPEG-TS and fMP4 folders and for a
+//! CMAF push, the multivariant playlist lists an I-frame playlist per video rendition, and each
+//! of its byte ranges, fetched through nginx with a Range request, decodes alone to exactly one
+//! key frame (ffprobe; for fMP4 after its EXT-X-MAP).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+mod common;
+
+use common::push::{cmaf_encoder, receiver};
+use common::{get, http, keyspace, uploader, wait_for, Container, Cql, Nginx, TempDir};
+
+/// 20 s of two renditions, encoded as fast as it goes, in `kind` segments.
+fn encode(dir: &Path, kind: Container) {
+    let (seg_type, name) = match kind {
+        Container::Ts => ("mpegts", "seg_%v_%03d.ts"),
+        _ => ("fmp4", "seg_%v_%03d.m4s"),
+    };
+    let st = Command::new("ffmpeg")
+        .current_dir(dir)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", "20", "-map", "0:v", "-map", "0:v", "-map", "1:a", "-map", "1:a", "-s:v:1", "160x90"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-f", "hls", "-hls_time", "2", "-hls_list_size", "0", "-hls_segment_type", seg_type])
+        .args(["-hls_flags", "program_date_time", "-hls_fmp4_init_filename", "init_%v.mp4"])
+        .args(["-hls_segment_filename", name, "-var_stream_map", "v:0,a:0 v:1,a:1"])
+        .args(["-master_pl_name", "master.m3u8", "out_%v.m3u8"])
+        .status()
+        .expect("ffmpeg (scripts/setup installs it)");
+    assert!(st.success());
+}
+
+/// Each entry of an I-frame playlist: (map URI in force, length, offset, URI).
+fn entries(text: &str) -> Vec<(Option<String>, u64, u64, String)> {
+    let (mut map, mut range, mut out) = (None, None, Vec::new());
+    assert!(text.contains("\n#EXT-X-I-FRAMES-ONLY\n"), "{text}");
+    for line in text.lines() {
+        if let Some(m) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
+            map = Some(m.trim_end_matches('"').to_string());
+        } else if let Some(r) = line.strip_prefix("#EXT-X-BYTERANGE:") {
+            let (len, off) = r.split_once('@').unwrap();
+            range = Some((len.parse().unwrap(), off.parse().unwrap()));
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let (len, off) = range.take().expect("a byte range before each URI");
+            out.push((map.clone(), len, off, line.to_string()));
+        }
+    }
+    out
+}
+
+/// Checks every key frame an I-frame playlist names; returns how many there were.
+fn check_key_frames(ng: &Nginx, base: &str, playlist: &str, work: &Path) -> usize {
+    let list = entries(playlist);
+    for (i, (map, len, off, uri)) in list.iter().enumerate() {
+        let range = format!("bytes={off}-{}", off + len - 1);
+        let r = http("GET", &ng.url(&format!("{base}/{uri}")), &[("Range", &range)]).unwrap();
+        assert_eq!(r.status, 206, "{uri} {range}");
+        assert_eq!(r.body.len() as u64, *len);
+        let mut bytes = map.as_ref().map(|m| get(&ng.url(&format!("{base}/{m}"))).body).unwrap_or_default();
+        bytes.extend_from_slice(&r.body);
+        let file = work.join(format!("key_{i}.bin"));
+        std::fs::write(&file, &bytes).unwrap();
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "frame=key_frame,pict_type",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let frames = String::from_utf8_lossy(&out.stdout);
+        let frames: Vec<&str> = frames.lines().map(|l| l.trim_end_matches(',')).filter(|l| !l.is_empty()).collect();
+        assert_eq!(frames, ["1,I"], "{base}/{uri} {range}: exactly one key frame");
+    }
+    list.len()
+}
+
+#[test]
+fn every_i_frame_range_decodes_alone_to_one_key_frame() {
+    let cql = Cql::start();
+    let ks = keyspace("trick_play");
+    common::create_schema(&cql, &ks, "1h");
+    let s = TempDir::new("trick_play");
+    let (ts, fmp4) = (s.dir("ts"), s.dir("fmp4"));
+    encode(&ts, Container::Ts);
+    encode(&fmp4, Container::Fmp4);
+    let mut up_ts = uploader(&cql, &ks, "ts", &ts, &[]);
+    let mut up_fmp4 = uploader(&cql, &ks, "fmp4", &fmp4, &[]);
+    let (push, port) = receiver(&cql, &ks, &s, "receiver", &[]);
+    let mut enc = cmaf_encoder(12, &format!("http://127.0.0.1:{port}/ingest/cmaf/manifest.mpd"), &[]);
+    let ng = Nginx::start(&cql.addr, &ks, 2, "", "");
+    let work = s.dir("work");
+    for (stream, renditions, segments) in [("ts", ["out_0", "out_1"], 10), ("fmp4", ["out_0", "out_1"], 10)] {
+        wait_for("the stream stored", Duration::from_secs(60), || {
+            get(&ng.url(&format!("/live/{stream}/out_1/index.m3u8"))).text().contains("#EXT-X-ENDLIST")
+        });
+        let master = get(&ng.url(&format!("/live/{stream}/master.m3u8"))).text();
+        for r in renditions {
+            let uri = format!("URI=\"{r}/iframes.m3u8\"");
+            let listed =
+                master.lines().any(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=") && l.ends_with(&uri));
+            assert!(listed, "{r}:\n{master}");
+            let base = format!("/live/{stream}/{r}");
+            let text = get(&ng.url(&format!("{base}/iframes.m3u8"))).text();
+            assert_eq!(check_key_frames(&ng, &base, &text, &work), segments, "{stream}/{r}:\n{text}");
+            // The clip view of the same rendition lists its part of them.
+            let clip = get(&ng.url(&format!("{base}/iframes.m3u8?start=0&end=1"))).status;
+            assert_eq!(clip, 404, "a range before the stream");
+        }
+    }
+    // hls-parser's strict mode accepts the multivariant and I-frame playlists.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/tracks.mjs");
+    let urls: Vec<String> = ["ts", "fmp4"]
+        .iter()
+        .flat_map(|st| {
+            [
+                format!("/live/{st}/master.m3u8"),
+                format!("/live/{st}/out_0/iframes.m3u8"),
+                format!("/live/{st}/out_1/iframes.m3u8"),
+            ]
+        })
+        .map(|p| ng.url(&p))
+        .collect();
+    let out = Command::new("node").arg(&script).arg("strict").args(&urls).output().expect("node");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // A CMAF push: its video track has key frames found fragment by fragment; audio has none.
+    let _ = enc.wait();
+    wait_for("the push stored", Duration::from_secs(30), || {
+        entries(&get(&ng.url("/live/cmaf/stream0/iframes.m3u8")).text()).len() >= 4
+    });
+    let text = get(&ng.url("/live/cmaf/stream0/iframes.m3u8")).text();
+    assert!(check_key_frames(&ng, "/live/cmaf/stream0", &text, &work) >= 4);
+    let audio = get(&ng.url("/live/cmaf/stream1/iframes.m3u8"));
+    assert_eq!(audio.status, 404, "{}", audio.text());
+    up_ts.terminate(Duration::from_secs(10));
+    up_fmp4.terminate(Duration::from_secs(10));
+    push.stop();
+}
