@@ -55,9 +55,19 @@ fn check_live(container: Container, tag: &str) {
 
     // The multivariant playlist lists both renditions with what the segmenter's master said.
     let master = master_playlist(&get(&live.ng.url("/live/demo/master.m3u8")).text());
-    let mut uris: Vec<_> = master.variants.iter().map(|v| v.uri.clone()).collect();
+    let mut uris: Vec<_> = master.variants.iter().map(|v| (v.is_i_frame, v.uri.clone())).collect();
     uris.sort();
-    assert_eq!(uris, ["stream_hi/index.m3u8", "stream_lo/index.m3u8"]);
+    // Each with its I-frame playlist (trick play).
+    let listed = |i, u: &str| (i, u.to_string());
+    assert_eq!(
+        uris,
+        [
+            listed(false, "stream_hi/index.m3u8"),
+            listed(false, "stream_lo/index.m3u8"),
+            listed(true, "stream_hi/iframes.m3u8"),
+            listed(true, "stream_lo/iframes.m3u8")
+        ]
+    );
     assert!(master.variants.iter().all(|v| v.bandwidth > 1000 && v.codecs.is_some()));
 
     let ext = if container == Container::Ts { "ts" } else { "m4s" };

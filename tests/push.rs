@@ -130,8 +130,10 @@ fn cmaf_push_is_stored_fragment_by_fragment_and_plays_through_nginx() {
     let ng = Nginx::start(&cql.addr, &ks, 1, "", "");
     ng.wait_ready("/live/cm/master.m3u8");
     let master = master_playlist(&get(&ng.url("/live/cm/master.m3u8")).text());
-    assert_eq!(master.variants.len(), 1);
+    // The video variant, and its I-frame playlist; audio has no key frames to list.
+    assert_eq!(master.variants.len(), 2);
     assert_eq!(master.variants[0].audio.as_deref(), Some("audio"));
+    assert!(master.variants[1].is_i_frame && master.variants[1].uri == "stream0/iframes.m3u8");
     assert_eq!(master.alternatives[0].uri.as_deref(), Some("stream1/index.m3u8"));
     let video = media_playlist(&get(&ng.url("/live/cm/stream0/index.m3u8")).text());
     assert!(video.segments.len() >= 4);

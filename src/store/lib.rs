@@ -233,7 +233,7 @@ impl Store {
             marks(MarkerRow::COLUMNS)
         );
         let select_markers = format!(
-            "SELECT {} FROM {ks}.markers WHERE stream = ? AND day = ? AND start >= ? AND start < ?",
+            "SELECT {} FROM {ks}.markers WHERE stream = ? AND day IN ? AND start >= ? AND start < ?",
             MarkerRow::COLUMNS
         );
         let marking = async {

@@ -2,7 +2,6 @@
 //! its start's day, and one per id saying where it is, so that posting an id again replaces the
 //! marker wherever it started. Reads are bounded from below by time, like index reads.
 
-use futures::future::try_join_all;
 use scylla::value::CqlTimestamp;
 
 use hls_dvr_core::markers::{Marker, MAX_DURATION_US};
@@ -46,13 +45,13 @@ impl Store {
             return Ok(Vec::new());
         }
         let earliest = from_ms - MAX_DURATION_US / 1000;
+        // One request for the day or two (three for a day-long span) the rows may be in.
+        let days: Vec<i64> = (day_of(earliest)..=day_of(to_ms - 1)).collect();
+        let bounds = (stream, days, CqlTimestamp(earliest), CqlTimestamp(to_ms));
         let st = &self.st.select_markers;
-        let days = (day_of(earliest)..=day_of(to_ms - 1)).map(|day| async move {
-            let bounds = (stream, day, CqlTimestamp(earliest), CqlTimestamp(to_ms));
-            self.all_rows::<MarkerRow>(Op::ReadMarker, "reading markers", "markers", st, bounds).await
-        });
+        let rows: Vec<MarkerRow> = self.all_rows(Op::ReadMarker, "reading markers", "markers", st, bounds).await?;
         let mut out = Vec::new();
-        for row in try_join_all(days).await?.into_iter().flatten() {
+        for row in rows {
             let m = row.into_marker()?;
             if m.overlaps(from_ms, to_ms) {
                 out.push(m);
