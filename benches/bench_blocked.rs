@@ -49,6 +49,7 @@ async fn store_segment(store: &Store, rendition: &str, msn: i64, t0: i64) {
         size: data.len() as i64,
         added_ms: now_ms(),
         key_frame: None,
+        thumbnail: false,
     };
     store.write_index("bench", rendition, &e).await.expect("index");
     let ll = rendition != "blocked";
@@ -70,6 +71,7 @@ async fn store_segment(store: &Store, rendition: &str, msn: i64, t0: i64) {
         parts: ll.then_some(PartHead { target_us: PART_TARGET_US, newest: None }),
         grouping: Default::default(),
         key_frames: false,
+        thumbnails: None,
     };
     store.write_head("bench", &head).await.expect("head");
 }

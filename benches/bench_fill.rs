@@ -56,6 +56,7 @@ async fn main() {
                     size: SEGMENT_BYTES as i64,
                     added_ms: at,
                     key_frame: None,
+                    thumbnail: false,
                 };
                 store.write_index(stream, rendition, &e).await
             }
@@ -83,6 +84,7 @@ async fn main() {
             parts: None,
             grouping: Default::default(),
             key_frames: false,
+            thumbnails: None,
         };
         store.write_head(stream, &head).await.expect("head");
     }

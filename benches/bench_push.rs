@@ -347,6 +347,7 @@ fn main() {
                 size: data.len() as i64,
                 added_ms: now,
                 key_frame: None,
+                thumbnail: false,
             };
             store.write_index("direct", "r", &e).await.expect("direct index");
             out.push(t.elapsed().as_secs_f64() * 1000.0);

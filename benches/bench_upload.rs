@@ -341,6 +341,7 @@ fn main() {
                         size: bytes.len() as i64,
                         added_ms: now,
                         key_frame: None,
+                        thumbnail: false,
                     };
                     store.write_index(&stream, &rends[r].name, &e).await.expect("direct index");
                 }

@@ -107,6 +107,7 @@ pub fn views(data: &[u8]) {
                 size: 1000,
                 added_ms: NOW,
                 key_frame: None,
+                thumbnail: false,
             }
         })
         .collect();
@@ -132,6 +133,7 @@ pub fn views(data: &[u8]) {
         }),
         grouping: Default::default(),
         key_frames: false,
+        thumbnails: None,
     };
     // Parts of the last segments and of one in progress, odd ones included (holes, a negative
     // duration from a bad row).

@@ -19,6 +19,7 @@ fn row(msn: i64, added_ms: i64) -> IndexEntry {
         size: 1000,
         added_ms,
         key_frame: None,
+        thumbnail: false,
     }
 }
 

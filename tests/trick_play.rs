@@ -1,7 +1,8 @@
 //! Trick play end to end, against Cassandra and nginx: for MPEG-TS and fMP4 folders and for a
 //! CMAF push, the multivariant playlist lists an I-frame playlist per video rendition, and each
 //! of its byte ranges, fetched through nginx with a Range request, decodes alone to exactly one
-//! key frame (ffprobe; for fMP4 after its EXT-X-MAP).
+//! key frame (ffprobe; for fMP4 after its EXT-X-MAP); with `--thumbnails`, an image playlist of
+//! 160-pixel JPEGs, one per segment, which Shaka Player offers as thumbnails.
 
 use std::path::Path;
 use std::process::Command;
@@ -84,6 +85,26 @@ fn check_key_frames(ng: &Nginx, base: &str, playlist: &str, work: &Path) -> usiz
     list.len()
 }
 
+/// Checks every thumbnail an image playlist lists: a JPEG `width` pixels wide; returns how many.
+fn check_thumbnails(ng: &Nginx, base: &str, work: &Path, width: u32) -> usize {
+    let text = get(&ng.url(&format!("{base}/images.m3u8"))).text();
+    assert!(text.contains("\n#EXT-X-IMAGES-ONLY\n"), "{text}");
+    let uris: Vec<&str> = text.lines().filter(|l| l.ends_with(".jpg")).collect();
+    for uri in &uris {
+        let r = get(&ng.url(&format!("{base}/{uri}")));
+        assert_eq!((r.status, r.header("Content-Type")), (200, Some("image/jpeg")), "{uri}");
+        let file = work.join("thumb.jpg");
+        std::fs::write(&file, &r.body).unwrap();
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name,width", "-of", "csv=p=0"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("mjpeg,{width}"), "{base}/{uri}");
+    }
+    uris.len()
+}
+
 #[test]
 fn every_i_frame_range_decodes_alone_to_one_key_frame() {
     let cql = Cql::start();
@@ -93,9 +114,9 @@ fn every_i_frame_range_decodes_alone_to_one_key_frame() {
     let (ts, fmp4) = (s.dir("ts"), s.dir("fmp4"));
     encode(&ts, Container::Ts);
     encode(&fmp4, Container::Fmp4);
-    let mut up_ts = uploader(&cql, &ks, "ts", &ts, &[]);
-    let mut up_fmp4 = uploader(&cql, &ks, "fmp4", &fmp4, &[]);
-    let (push, port) = receiver(&cql, &ks, &s, "receiver", &[]);
+    let mut up_ts = uploader(&cql, &ks, "ts", &ts, &["--thumbnails"]);
+    let mut up_fmp4 = uploader(&cql, &ks, "fmp4", &fmp4, &["--thumbnails", "96"]);
+    let (push, port) = receiver(&cql, &ks, &s, "receiver", &["--thumbnails"]);
     let mut enc = cmaf_encoder(12, &format!("http://127.0.0.1:{port}/ingest/cmaf/manifest.mpd"), &[]);
     let ng = Nginx::start(&cql.addr, &ks, 2, "", "");
     let work = s.dir("work");
@@ -112,6 +133,10 @@ fn every_i_frame_range_decodes_alone_to_one_key_frame() {
             let base = format!("/live/{stream}/{r}");
             let text = get(&ng.url(&format!("{base}/iframes.m3u8"))).text();
             assert_eq!(check_key_frames(&ng, &base, &text, &work), segments, "{stream}/{r}:\n{text}");
+            // Thumbnails: one JPEG per segment, of the width asked, in an image playlist.
+            let width = if stream == "ts" { 160 } else { 96 };
+            assert!(master.contains(&format!("CODECS=\"jpeg\",URI=\"{r}/images.m3u8\"")), "{master}");
+            assert_eq!(check_thumbnails(&ng, &base, &work, width), segments, "{stream}/{r}");
             // The clip view of the same rendition lists its part of them.
             let clip = get(&ng.url(&format!("{base}/iframes.m3u8?start=0&end=1"))).status;
             assert_eq!(clip, 404, "a range before the stream");
@@ -139,6 +164,13 @@ fn every_i_frame_range_decodes_alone_to_one_key_frame() {
     });
     let text = get(&ng.url("/live/cmaf/stream0/iframes.m3u8")).text();
     assert!(check_key_frames(&ng, "/live/cmaf/stream0", &text, &work) >= 4);
+    assert!(check_thumbnails(&ng, "/live/cmaf/stream0", &work, 160) >= 4);
+    // Shaka Player offers the thumbnails of the whole stream.
+    let shaka = Command::new("node").arg(&script).args(["shaka", &ng.url("/live/ts/master.m3u8")]).output().unwrap();
+    let shaka: serde_json::Value = serde_json::from_slice(&shaka.stdout).unwrap();
+    assert_eq!(shaka["ok"], true, "{shaka:#}");
+    assert_eq!(shaka["thumbnail"]["width"], 160, "{shaka:#}");
+    assert!(shaka["thumbnail"]["uri"].as_str().unwrap().ends_with(".jpg"), "{shaka:#}");
     let audio = get(&ng.url("/live/cmaf/stream1/iframes.m3u8"));
     assert_eq!(audio.status, 404, "{}", audio.text());
     up_ts.terminate(Duration::from_secs(10));

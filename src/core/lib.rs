@@ -7,7 +7,7 @@
 //! - [`window`]: which segments a media playlist lists, and which index rows to read for it.
 //! - [`parts`]: low-latency parts at the live edge: what is listed, hinted and waited for.
 //! - [`playlist`]: media playlist text (RFC 8216bis).
-//! - [`iframes`]: I-frame playlists (trick play).
+//! - [`trick_play`]: I-frame and image (thumbnail) playlists.
 //! - [`multivariant`]: the multivariant playlist, with its audio, subtitles and captions groups.
 //! - [`markers`]: timed markers (ad breaks, timed metadata): checked, selected, written.
 //! - [`status`]: the status endpoint's JSON document.
@@ -18,7 +18,6 @@
 pub mod clock;
 pub mod duration;
 pub mod hash;
-pub mod iframes;
 pub mod markers;
 pub mod model;
 pub mod multivariant;
@@ -28,4 +27,5 @@ pub mod playlist;
 pub mod prometheus;
 pub mod route;
 pub mod status;
+pub mod trick_play;
 pub mod window;

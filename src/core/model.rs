@@ -136,6 +136,9 @@ pub struct Rendition {
     pub grouping: Grouping,
     /// The uploader records where its segments' key frames are: it has an I-frame playlist.
     pub key_frames: bool,
+    /// The size (`WxH`) of the thumbnails the uploader stores of its segments: it has an image
+    /// playlist.
+    pub thumbnails: Option<String>,
 }
 
 /// How a rendition joins the multivariant playlist's groups, as the segmenter declared it
@@ -261,6 +264,8 @@ pub struct IndexEntry {
     /// Where its first key frame lies in it, when the uploader found one (an I-frame playlist
     /// lists it; ARCHITECTURE.md, "Trick play").
     pub key_frame: Option<ByteRange>,
+    /// A thumbnail of its first frame is stored (`{msn}.jpg`).
+    pub thumbnail: bool,
 }
 
 /// Bytes `offset..offset + length` of a blob (EXT-X-BYTERANGE).

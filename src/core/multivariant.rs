@@ -99,6 +99,16 @@ pub fn master(renditions: &[Rendition], variant_query: &str) -> String {
         }
         let _ = writeln!(out, ",URI=\"{}/iframes.m3u8{variant_query}\"", r.name);
     }
+    // Scrubbing thumbnails: an image playlist (as Roku and Shaka Player read them) for each
+    // variant the uploader makes thumbnails of. Its BANDWIDTH: a 10 KB image per 2 s.
+    for r in renditions.iter().filter(|r| !r.media.is_alternative()) {
+        let Some(size) = r.thumbnails.as_deref().filter(|s| is_resolution(s)) else { continue };
+        let _ = writeln!(
+            out,
+            "#EXT-X-IMAGE-STREAM-INF:BANDWIDTH=40000,RESOLUTION={size},CODECS=\"jpeg\",URI=\"{}/images.m3u8{variant_query}\"",
+            r.name
+        );
+    }
     out
 }
 
@@ -228,6 +238,7 @@ mod tests {
             parts: None,
             grouping: Grouping::default(),
             key_frames: false,
+            thumbnails: None,
         }
     }
 
@@ -402,6 +413,20 @@ mod tests {
         );
         let pl = parse(&text);
         assert_eq!(pl.variants.iter().filter(|v| v.is_i_frame).count(), 1);
+    }
+
+    #[test]
+    fn variants_with_thumbnails_have_image_playlists() {
+        let mut sd = rendition("sd", MediaType::Muxed, 500_000, "avc1.42c01e,mp4a.40.2");
+        sd.thumbnails = Some("160x90".into());
+        let mut bad = rendition("x", MediaType::Muxed, 500_000, "avc1.42c01e");
+        bad.thumbnails = Some("big".into());
+        let text = master(&[sd, bad], "");
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("#EXT-X-IMAGE-STREAM-INF")).collect();
+        assert_eq!(
+            lines,
+            ["#EXT-X-IMAGE-STREAM-INF:BANDWIDTH=40000,RESOLUTION=160x90,CODECS=\"jpeg\",URI=\"sd/images.m3u8\""]
+        );
     }
 
     #[test]

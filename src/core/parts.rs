@@ -175,6 +175,7 @@ mod tests {
             parts: Some(PartHead { target_us: 520_000, newest: newest.map(|(msn, part)| PartPos { msn, part }) }),
             grouping: Default::default(),
             key_frames: false,
+            thumbnails: None,
         }
     }
 
@@ -212,6 +213,7 @@ mod tests {
                 size: 1,
                 added_ms: 0,
                 key_frame: None,
+                thumbnail: false,
             })
             .collect();
         let items: Vec<Item> = entries.iter().map(Item::Segment).collect();

@@ -230,6 +230,7 @@ mod tests {
             parts: None,
             grouping: Default::default(),
             key_frames: false,
+            thumbnails: None,
         }
     }
 
@@ -260,6 +261,7 @@ mod tests {
             size: 1000,
             added_ms: 0,
             key_frame: None,
+            thumbnail: false,
         }
     }
 

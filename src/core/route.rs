@@ -1,7 +1,7 @@
 //! What a request under an `hls_dvr` location asks for.
 //!
-//! `{stream}/master.m3u8`, `{stream}/{rendition}/index.m3u8` (and `iframes.m3u8`),
-//! `{stream}/{rendition}/{msn}.ts|.m4s|.vtt`,
+//! `{stream}/master.m3u8`, `{stream}/{rendition}/index.m3u8` (and `iframes.m3u8`, `images.m3u8`),
+//! `{stream}/{rendition}/{msn}.ts|.m4s|.vtt|.jpg`,
 //! `{stream}/{rendition}/init-{msn}.mp4` and the parts `{stream}/{rendition}/{msn}.{part}.m4s`,
 //! relative to the location's prefix. Names are
 //! restricted to a safe alphabet so they can be logged and echoed without escaping.
@@ -23,6 +23,17 @@ pub enum Route<'a> {
     IFrames {
         stream: &'a str,
         rendition: &'a str,
+    },
+    /// The rendition's image playlist (thumbnails): `images.m3u8`.
+    Images {
+        stream: &'a str,
+        rendition: &'a str,
+    },
+    /// A segment's thumbnail: `{msn}.jpg`.
+    Thumbnail {
+        stream: &'a str,
+        rendition: &'a str,
+        msn: i64,
     },
     /// A media segment; its extension names the container the player expects.
     Segment {
@@ -52,6 +63,8 @@ impl fmt::Display for Route<'_> {
             Route::Master { stream } => write!(f, "{stream}/master.m3u8"),
             Route::Media { stream, rendition } => write!(f, "{stream}/{rendition}/index.m3u8"),
             Route::IFrames { stream, rendition } => write!(f, "{stream}/{rendition}/iframes.m3u8"),
+            Route::Images { stream, rendition } => write!(f, "{stream}/{rendition}/images.m3u8"),
+            Route::Thumbnail { stream, rendition, msn } => write!(f, "{stream}/{rendition}/{msn}.jpg"),
             Route::Segment { stream, rendition, msn, container } => {
                 write!(f, "{stream}/{rendition}/{msn}.{}", container.segment_ext())
             }
@@ -107,6 +120,12 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
             if *file == "iframes.m3u8" {
                 return Ok(Route::IFrames { stream, rendition });
             }
+            if *file == "images.m3u8" {
+                return Ok(Route::Images { stream, rendition });
+            }
+            if let Some(n) = file.strip_suffix(".jpg") {
+                return Ok(Route::Thumbnail { stream, rendition, msn: msn(n)? });
+            }
             if let Some(n) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
                 return Ok(Route::Init { stream, rendition, msn: msn(n)? });
             }
@@ -114,8 +133,8 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
                 file.rsplit_once('.').and_then(|(n, ext)| Some((n, Container::from_segment_ext(ext)?)))
             else {
                 return Err(BadPath(format!(
-                    "unknown file {file:?} (expected index.m3u8, iframes.m3u8, MSN.ts, MSN.m4s, MSN.vtt, MSN.PART.m4s \
-                     or init-MSN.mp4)"
+                    "unknown file {file:?} (expected index.m3u8, iframes.m3u8, images.m3u8, MSN.ts, MSN.m4s, MSN.vtt, \
+                     MSN.jpg, MSN.PART.m4s or init-MSN.mp4)"
                 )));
             };
             if let (Some((n, part)), Container::Fmp4) = (n.split_once('.'), container) {
@@ -191,6 +210,9 @@ mod tests {
         assert_eq!(parse("demo/master.m3u8"), Ok(Route::Master { stream: "demo" }));
         assert_eq!(parse("demo/hd/index.m3u8"), Ok(Route::Media { stream: "demo", rendition: "hd" }));
         assert_eq!(parse("demo/hd/iframes.m3u8"), Ok(Route::IFrames { stream: "demo", rendition: "hd" }));
+        assert_eq!(parse("demo/hd/images.m3u8"), Ok(Route::Images { stream: "demo", rendition: "hd" }));
+        assert_eq!(parse("demo/hd/12.jpg"), Ok(Route::Thumbnail { stream: "demo", rendition: "hd", msn: 12 }));
+        assert!(parse("demo/hd/012.jpg").is_err());
         assert_eq!(
             parse("demo/subs/7.vtt"),
             Ok(Route::Segment { stream: "demo", rendition: "subs", msn: 7, container: Container::WebVtt })

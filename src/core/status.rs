@@ -153,6 +153,7 @@ mod tests {
             parts: None,
             grouping: Default::default(),
             key_frames: false,
+            thumbnails: None,
         }
     }
 
@@ -168,6 +169,7 @@ mod tests {
             size: 10,
             added_ms: 926_100,
             key_frame: None,
+            thumbnail: false,
         };
         let doc = document(
             1_002_500,

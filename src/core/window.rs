@@ -268,6 +268,7 @@ mod tests {
             size: 100,
             added_ms: T0 + msn * 2000 + 2500,
             key_frame: None,
+            thumbnail: false,
         }
     }
 
@@ -290,6 +291,7 @@ mod tests {
             parts: None,
             grouping: Default::default(),
             key_frames: false,
+            thumbnails: None,
         }
     }
 

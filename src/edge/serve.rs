@@ -21,7 +21,7 @@ use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::parts::{self, Report, Wait};
 use hls_dvr_core::status::{self, RenditionStatus, StreamStatus};
 use hls_dvr_core::window;
-use hls_dvr_core::{iframes, multivariant, playlist};
+use hls_dvr_core::{multivariant, playlist, trick_play};
 use hls_dvr_store::markers::DAY_MS;
 use hls_dvr_store::{BlobKind, BlobMeta, Store, StoreError};
 
@@ -33,15 +33,13 @@ pub enum Job {
         stream: String,
         variant_query: String,
     },
-    /// `window_us`: the location's live window; `markers`: how markers are listed; `iframes`:
-    /// the I-frame playlist of the same view.
+    /// A playlist of a rendition's view; `window_us`: the location's live window.
     Media {
         stream: String,
         rendition: String,
         window_us: i64,
         query: PlaylistQuery,
-        markers: MarkerForm,
-        iframes: bool,
+        listing: Listing,
     },
     /// A low-latency part; one not stored yet is waited for while it may still come.
     Part {
@@ -109,13 +107,18 @@ impl Job {
             let tag = match kind {
                 BlobKind::Segment => "s",
                 BlobKind::Init => "i",
+                BlobKind::Thumbnail => "j",
             };
             format!("{tag}:{stream}/{rendition}/{msn}")
         };
         Some(CacheKey(match self {
             Job::Master { stream, variant_query } => format!("m:{stream}{variant_query}"),
-            Job::Media { stream, rendition, window_us, query, markers, iframes } => {
-                let what = if *iframes { "iframes" } else { markers.as_str() };
+            Job::Media { stream, rendition, window_us, query, listing } => {
+                let what = match listing {
+                    Listing::Media(markers) => markers.as_str(),
+                    Listing::IFrames => "iframes",
+                    Listing::Images => "images",
+                };
                 format!("p:{stream}/{rendition}/{window_us}/{what}/{}", query.key())
             }
             Job::BlobFirst { kind, stream, rendition, msn } | Job::BlobWhole { kind, stream, rendition, msn } => {
@@ -231,9 +234,8 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
             let text = multivariant::master(&renditions, &variant_query);
             Ok(Reply::Playlist { text: text.into(), max_age_s: playlist_max_age(td) })
         }
-        Job::Media { stream, rendition, window_us, query, markers, iframes } => {
-            let asked = if iframes { Asked::IFrames } else { Asked::Media(markers) };
-            media(store, edge, &stream, &rendition, window_us, &query, asked).await
+        Job::Media { stream, rendition, window_us, query, listing } => {
+            media(store, edge, &stream, &rendition, window_us, &query, listing).await
         }
         Job::Part { stream, rendition, at } => part(store, edge, &stream, &rendition, at).await,
         Job::BlobFirst { kind, stream, rendition, msn } => {
@@ -273,11 +275,13 @@ async fn status(store: &Arc<Store>, since_ms: i64) -> Result<Reply, StoreError> 
     Ok(Reply::Json(status::document(now, &streams).into()))
 }
 
-/// Which playlist of a view: the media playlist with markers in a form, or the I-frame playlist.
-#[derive(Debug, Clone, Copy)]
-enum Asked {
+/// Which playlist of a rendition's view: the media playlist (with markers in a form), its
+/// I-frame playlist, or its image playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
     Media(MarkerForm),
     IFrames,
+    Images,
 }
 
 async fn media(
@@ -287,7 +291,7 @@ async fn media(
     rendition: &str,
     window_us: i64,
     q: &PlaylistQuery,
-    asked: Asked,
+    listing: Listing,
 ) -> Result<Reply, StoreError> {
     let Some(mut head) = store.rendition(stream, rendition).await? else {
         return Ok(Reply::not_found(format!("no rendition {stream:?}/{rendition:?}")));
@@ -331,16 +335,22 @@ async fn media(
         _ => playlist_max_age(playlist::target_duration(head.target_duration, &view.items)),
     };
     let args = q.for_segments();
-    let form = match asked {
-        Asked::IFrames if !head.key_frames => {
-            return Ok(Reply::not_found(format!(
-                "{stream}/{rendition} has no key frames recorded (no I-frame playlist)"
-            )));
+    let form = match (listing, head.thumbnails.as_deref()) {
+        (Listing::IFrames, _) if !head.key_frames => {
+            let why = format!("{stream}/{rendition} has no key frames recorded (no I-frame playlist)");
+            return Ok(Reply::not_found(why));
         }
-        Asked::IFrames => {
-            return Ok(Reply::Playlist { text: iframes::playlist(&head, &view, &args).into(), max_age_s })
+        (Listing::IFrames, _) => {
+            return Ok(Reply::Playlist { text: trick_play::iframes(&head, &view, &args).into(), max_age_s });
         }
-        Asked::Media(form) => form,
+        (Listing::Images, None) => {
+            return Ok(Reply::not_found(format!("{stream}/{rendition} has no thumbnails (no image playlist)")));
+        }
+        (Listing::Images, Some(size)) => {
+            let text = trick_play::images(&head, size, &view, &args);
+            return Ok(Reply::Playlist { text: text.into(), max_age_s });
+        }
+        (Listing::Media(form), _) => form,
     };
     // The stream's markers over what the view lists: the same on every rendition's playlist.
     let listed = match view.span_ms() {

@@ -54,6 +54,8 @@ pub enum Content {
     Init,
     /// A low-latency part (fMP4).
     Part,
+    /// A segment's thumbnail (JPEG).
+    Thumbnail,
 }
 
 impl Content {
@@ -62,6 +64,7 @@ impl Content {
         match self {
             Content::Segment(container) => container.content_type(),
             Content::Part => Container::Fmp4.content_type(),
+            Content::Thumbnail => crate::response::THUMBNAIL_TYPE,
             Content::Init | Content::Playlist { .. } => crate::response::INIT_TYPE,
         }
     }
@@ -162,6 +165,7 @@ fn encode(c: Content) -> (u32, u32) {
         Content::Init => (3, 0),
         Content::Part => (4, 0),
         Content::Segment(Container::WebVtt) => (5, 0),
+        Content::Thumbnail => (6, 0),
     }
 }
 
@@ -172,6 +176,7 @@ fn decode(content: u32, max_age_s: u32) -> Content {
         2 => Content::Segment(Container::Fmp4),
         4 => Content::Part,
         5 => Content::Segment(Container::WebVtt),
+        6 => Content::Thumbnail,
         _ => Content::Init,
     }
 }

@@ -40,7 +40,7 @@ use hls_dvr_core::model::{Container, PartPos};
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::route::{self, Route};
 use hls_dvr_edge::counters::CacheKind;
-use hls_dvr_edge::serve::{Job, Reply};
+use hls_dvr_edge::serve::{Job, Listing, Reply};
 use hls_dvr_store::{BlobKind, StoreError};
 
 /// A request's state, in its pool's cleanup data.
@@ -216,8 +216,13 @@ fn cache_entry(job: &Job, blob: Option<&Blob>) -> Option<(Vec<u8>, Content)> {
         (Job::Part { .. }, _) => Content::Part,
         (_, Some(b)) => match b.kind {
             BlobKind::Init => Content::Init,
-            BlobKind::Segment if b.content_type == Container::Fmp4.content_type() => Content::Segment(Container::Fmp4),
-            BlobKind::Segment => Content::Segment(Container::Ts),
+            BlobKind::Thumbnail => Content::Thumbnail,
+            BlobKind::Segment => Content::Segment(
+                [Container::Fmp4, Container::WebVtt]
+                    .into_iter()
+                    .find(|c| c.content_type() == b.content_type)
+                    .unwrap_or(Container::Ts),
+            ),
         },
         _ => return None,
     };
@@ -281,7 +286,8 @@ fn start(r: &mut Request, ctx: &mut Ctx, mut job: Job) -> Step {
 fn cache_kind(c: Content) -> CacheKind {
     match c {
         Content::Playlist { .. } => CacheKind::Playlist,
-        Content::Segment(_) => CacheKind::Segment,
+        // A thumbnail is counted with the segment it shows.
+        Content::Segment(_) | Content::Thumbnail => CacheKind::Segment,
         Content::Init => CacheKind::Init,
         Content::Part => CacheKind::Part,
     }
@@ -393,12 +399,20 @@ fn route_request(r: &Request) -> Result<(Job, Option<Blob>), String> {
         Route::Master { stream } => {
             (Job::Master { stream: stream.into(), variant_query: query()?.for_variants() }, None)
         }
-        Route::Media { stream, rendition } | Route::IFrames { stream, rendition } => {
+        Route::Media { stream, rendition }
+        | Route::IFrames { stream, rendition }
+        | Route::Images { stream, rendition } => {
             let window_us = lc.window().as_micros().min(i64::MAX as u128) as i64;
-            let iframes = matches!(route, Route::IFrames { .. });
-            let (stream, rendition, markers) = (stream.into(), rendition.into(), lc.ad_markers());
-            let job = Job::Media { stream, rendition, window_us, query: query()?, markers, iframes };
-            (job, None)
+            let listing = match route {
+                Route::IFrames { .. } => Listing::IFrames,
+                Route::Images { .. } => Listing::Images,
+                _ => Listing::Media(lc.ad_markers()),
+            };
+            let (stream, rendition) = (stream.into(), rendition.into());
+            (Job::Media { stream, rendition, window_us, query: query()?, listing }, None)
+        }
+        Route::Thumbnail { stream, rendition, msn } => {
+            blob(BlobKind::Thumbnail, stream, rendition, msn, response::THUMBNAIL_TYPE)
         }
         Route::Segment { stream, rendition, msn, container } => {
             blob(BlobKind::Segment, stream, rendition, msn, container.content_type())

@@ -94,9 +94,13 @@ pub fn request_series<'a>(r: &'a Request, prefix: &str) -> (RequestKind, &'a str
         std::str::from_utf8(r.uri()).ok().and_then(|u| u.strip_prefix(prefix)).and_then(|p| route::parse(p).ok());
     match route {
         Some(Route::Master { stream }) => (RequestKind::Master, stream, ""),
-        Some(Route::Media { stream, rendition } | Route::IFrames { stream, rendition }) => {
-            (RequestKind::Media, stream, rendition)
-        }
+        Some(
+            Route::Media { stream, rendition }
+            | Route::IFrames { stream, rendition }
+            | Route::Images { stream, rendition },
+        ) => (RequestKind::Media, stream, rendition),
+        // A thumbnail is counted with the segment it shows.
+        Some(Route::Thumbnail { stream, rendition, .. }) => (RequestKind::Segment, stream, rendition),
         Some(Route::Segment { stream, rendition, .. }) => (RequestKind::Segment, stream, rendition),
         Some(Route::Init { stream, rendition, .. }) => (RequestKind::Init, stream, rendition),
         Some(Route::Part { stream, rendition, .. }) => (RequestKind::Part, stream, rendition),

@@ -18,6 +18,8 @@ use hls_dvr_store::StoreError;
 pub const SEGMENT_CACHE: &str = "public, max-age=86400, immutable";
 pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 pub const INIT_TYPE: &str = "video/mp4";
+/// `Content-Type` of thumbnails.
+pub const THUMBNAIL_TYPE: &str = "image/jpeg";
 pub const TEXT_TYPE: &str = "text/plain; charset=utf-8";
 pub const JSON_TYPE: &str = "application/json";
 

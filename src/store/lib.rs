@@ -48,8 +48,8 @@ use rows::{ChunkRow, ChunkWrite, ClaimRow, IndexRow, IndexWrite, MarkerRow, Part
 
 struct Statements {
     /// Per [`BlobKind`].
-    insert_chunk: [PreparedStatement; 2],
-    select_chunk: [PreparedStatement; 2],
+    insert_chunk: [PreparedStatement; 3],
+    select_chunk: [PreparedStatement; 3],
     insert_index: PreparedStatement,
     insert_rendition: PreparedStatement,
     select_renditions: PreparedStatement,
@@ -236,6 +236,12 @@ impl Store {
             "SELECT {} FROM {ks}.markers WHERE stream = ? AND day IN ? AND start >= ? AND start < ?",
             MarkerRow::COLUMNS
         );
+        let thumbnails = async {
+            futures::try_join!(
+                prep(chunk_insert(BlobKind::Thumbnail), true),
+                prep(chunk_select(BlobKind::Thumbnail), false)
+            )
+        };
         let marking = async {
             futures::try_join!(
                 prep(insert_marker, true),
@@ -259,14 +265,15 @@ impl Store {
             ),
             (insert_part, select_parts, select_part, set_part_head),
             (insert_marker, select_markers, delete_marker, insert_marker_id, select_marker_id),
-        ) = futures::try_join!(serving, pushing, low_latency, marking)?;
+            (thumb_w, thumb_r),
+        ) = futures::try_join!(serving, pushing, low_latency, marking, thumbnails)?;
         let mut select_claim = select_claim;
         // A claim is read back to learn who holds a number: only a SERIAL read sees every claim
         // that won, including one whose write has not reached a quorum of plain reads yet.
         select_claim.set_consistency(scylla::statement::Consistency::LocalSerial);
         let st = Statements {
-            insert_chunk: [chunk_w, init_w],
-            select_chunk: [chunk_r, init_r],
+            insert_chunk: [chunk_w, init_w, thumb_w],
+            select_chunk: [chunk_r, init_r, thumb_r],
             insert_index: index_w,
             insert_rendition: head_w,
             select_renditions: heads_r,

@@ -27,6 +27,8 @@ use crate::schema::MAX_CHUNK;
 pub enum BlobKind {
     Segment,
     Init,
+    /// A segment's thumbnail (JPEG), for scrubbing.
+    Thumbnail,
 }
 
 impl BlobKind {
@@ -34,6 +36,7 @@ impl BlobKind {
         match self {
             BlobKind::Segment => "segment_chunks",
             BlobKind::Init => "init_chunks",
+            BlobKind::Thumbnail => "thumbnail_chunks",
         }
     }
     pub(crate) fn index(self) -> usize {
@@ -181,6 +184,7 @@ pub(crate) struct RenditionRow {
     subtitles_group: Option<String>,
     captions: Option<Vec<CaptionValue>>,
     key_frames: Option<bool>,
+    thumbnails: Option<String>,
 }
 
 /// A caption channel as a `captions` list element: (group, instream_id, label, language,
@@ -191,7 +195,7 @@ impl RenditionRow {
     pub(crate) const COLUMNS: &'static str = "rendition, container, target_duration, bandwidth, codecs, resolution, \
          frame_rate, head_msn, head_disc_seq, head_pdt, src_uri, src_msn, src_size, src_mtime, updated, ended, media, \
          part_target_us, part_msn, part_no, grp, label, language, is_default, autoselect, characteristics, channels, \
-         audio_group, subtitles_group, captions, key_frames";
+         audio_group, subtitles_group, captions, key_frames, thumbnails";
 
     pub(crate) fn from_rendition(r: &Rendition) -> RenditionRow {
         let g = &r.grouping;
@@ -235,6 +239,7 @@ impl RenditionRow {
                     .collect(),
             ),
             key_frames: Some(r.key_frames),
+            thumbnails: r.thumbnails.clone(),
         }
     }
 
@@ -289,6 +294,7 @@ impl RenditionRow {
                     .collect(),
             },
             key_frames: self.key_frames.unwrap_or(false),
+            thumbnails: self.thumbnails,
         })
     }
 }
@@ -457,11 +463,13 @@ pub(crate) struct IndexRow {
     added: CqlTimestamp,
     key_frame_offset: Option<i64>,
     key_frame_size: Option<i64>,
+    thumbnail: Option<bool>,
 }
 
 impl IndexRow {
     pub(crate) const COLUMNS: &'static str =
-        "msn, duration_us, pdt, discontinuity, disc_seq, init_msn, size, added, key_frame_offset, key_frame_size";
+        "msn, duration_us, pdt, discontinuity, disc_seq, init_msn, size, added, key_frame_offset, key_frame_size, \
+         thumbnail";
 
     pub(crate) fn from_entry(e: &IndexEntry) -> IndexRow {
         IndexRow {
@@ -475,6 +483,7 @@ impl IndexRow {
             added: CqlTimestamp(e.added_ms),
             key_frame_offset: e.key_frame.map(|k| k.offset as i64),
             key_frame_size: e.key_frame.map(|k| k.length as i64),
+            thumbnail: Some(e.thumbnail),
         }
     }
 
@@ -495,6 +504,7 @@ impl IndexRow {
                 }
                 _ => None,
             },
+            thumbnail: self.thumbnail.unwrap_or(false),
         }
     }
 }
@@ -747,6 +757,7 @@ mod tests {
             parts: None,
             grouping: Default::default(),
             key_frames: false,
+            thumbnails: None,
         };
         assert_eq!(RenditionRow::from_rendition(&r).into_rendition().unwrap(), r);
         // What the multivariant playlist declared, captions with and without a language.

@@ -4,7 +4,7 @@
 //! - `streams`: one row per rendition, overwritten on every segment (the head). Small and hot.
 //! - `segment_index`: one row per segment, in time buckets so no partition grows without bound and
 //!   every read is bounded from below by time (reads never touch expired partitions).
-//! - `segment_chunks` / `init_chunks`: the bytes, split into chunks of at most [`MAX_CHUNK`], one
+//! - `segment_chunks` / `init_chunks` / `thumbnail_chunks`: the bytes, split into chunks of at most [`MAX_CHUNK`], one
 //!   partition per segment, read by exact key (never scanned).
 //! - `ingest_claims`: which pushed copy of a segment holds each sequence number (two receivers),
 //!   and `ingest_sources`, the same claims by what they hold.
@@ -131,6 +131,8 @@ impl SchemaOptions {
         ("streams", "key_frames", "boolean"),
         ("segment_index", "key_frame_offset", "bigint"),
         ("segment_index", "key_frame_size", "bigint"),
+        ("segment_index", "thumbnail", "boolean"),
+        ("streams", "thumbnails", "text"),
     ];
 
     /// The statements that create the schema, in order. All idempotent.
@@ -171,7 +173,7 @@ impl SchemaOptions {
                  grp text, label text, language text, is_default boolean, autoselect boolean, \
                  characteristics text, channels text, audio_group text, subtitles_group text, \
                  captions list<frozen<tuple<text, text, text, text, boolean, boolean>>>, key_frames boolean, \
-                 PRIMARY KEY ((stream), rendition)) \
+                 thumbnails text, PRIMARY KEY ((stream), rendition)) \
                  WITH compaction = {{'class': 'LeveledCompactionStrategy'}} AND {common}"
             ),
             format!(
@@ -179,11 +181,12 @@ impl SchemaOptions {
                  stream text, rendition text, bucket bigint, msn bigint, \
                  duration_us bigint, pdt timestamp, discontinuity boolean, disc_seq bigint, \
                  init_msn bigint, size bigint, added timestamp, key_frame_offset bigint, key_frame_size bigint, \
-                 PRIMARY KEY ((stream, rendition, bucket), msn)) \
+                 thumbnail boolean, PRIMARY KEY ((stream, rendition, bucket), msn)) \
                  WITH CLUSTERING ORDER BY (msn ASC) AND compaction = {twcs} AND {common}"
             ),
             chunk_table("segment_chunks"),
             chunk_table("init_chunks"),
+            chunk_table("thumbnail_chunks"),
             // Which pushed copy holds each sequence number: one small partition per number, read
             // and written by exact key with lightweight transactions (never scanned).
             format!(

@@ -131,6 +131,11 @@ struct RunArgs {
     #[arg(long, value_name = "TICKS", default_value_t = crate::vtt::FFMPEG_TS_MPEGTS,
           value_parser = clap::value_parser!(i64).range(0..(1 << 33)))]
     vtt_mpegts: i64,
+    /// Store a JPEG thumbnail WIDTH pixels wide (default 160) of each video segment's first
+    /// frame, made by ffmpeg on this host, for scrubbing (an image playlist per rendition)
+    #[arg(long, value_name = "WIDTH", num_args = 0..=1, default_missing_value = "160",
+          value_parser = clap::value_parser!(u32).range(16..=1920))]
+    thumbnails: Option<u32>,
     /// ONE, QUORUM, LOCAL_QUORUM, ... [default: LOCAL_QUORUM]
     #[arg(long, value_name = "C", value_parser = parse_consistency)]
     write_consistency: Option<Consistency>,
@@ -294,6 +299,8 @@ pub struct RunOptions {
     pub delete_after_upload: bool,
     /// `--vtt-mpegts`: see [`crate::vtt`].
     pub vtt_mpegts: i64,
+    /// `--thumbnails [WIDTH]`: see [`crate::thumbnail`].
+    pub thumbnail_width: Option<u32>,
     /// `--metrics ADDR`: serve Prometheus metrics on this address.
     pub metrics: Option<std::net::SocketAddr>,
     /// `--listen ADDR` and its settings: receive pushes.
@@ -442,6 +449,7 @@ pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
         poll_interval: run.poll_interval,
         delete_after_upload: run.delete_after_upload,
         vtt_mpegts: run.vtt_mpegts,
+        thumbnail_width: run.thumbnails,
         metrics: run.metrics,
         push,
     }))

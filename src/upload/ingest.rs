@@ -58,6 +58,8 @@ pub struct Uploads {
     pub delete_after_upload: bool,
     /// X-TIMESTAMP-MAP of subtitle segments that have none (`--vtt-mpegts`).
     pub vtt_mpegts: i64,
+    /// `--thumbnails`: the width of the thumbnails made of each segment with a key frame.
+    pub thumbnail_width: Option<u32>,
     pub metrics: Arc<UploadMetrics>,
 }
 
@@ -104,10 +106,8 @@ pub struct Upload {
 
 #[derive(Debug)]
 pub enum Outcome {
-    Stored {
-        init: Option<InitState>,
-        bytes: usize,
-    },
+    /// `head`: the head row as written (what was found in the segment included).
+    Stored { init: Option<InitState>, bytes: usize, head: Box<Rendition> },
     /// The segment cannot be stored any more (its file vanished or was replaced).
     Lost(String),
     /// The stream's end is stored (its head, marked ended).
@@ -338,8 +338,18 @@ pub async fn write_whole(sh: &Uploads, w: &Whole, data: &Bytes) -> Outcome {
     }
     let init_msn = w.map.as_ref().and(init.as_ref()).map(|i| i.msn);
     let key_frame = crate::key_frame::locate(w.head.container, data);
-    match write_index_and_head(sh, &mut permit, w, init_msn, data.len() as i64, key_frame, &what).await {
-        Ok(()) => Outcome::Stored { init, bytes: data.len() },
+    // The thumbnail is stored before the index row that says it is there.
+    let mut found = Found { key_frame, thumbnail: None };
+    if let (Some(k), Some(width)) = (key_frame, sh.thumbnail_width) {
+        let mut picture = w.map.as_ref().map(|(_, init)| init.to_vec()).unwrap_or_default();
+        picture.extend_from_slice(&data[k.offset as usize..(k.offset + k.length) as usize]);
+        match store_thumbnail(sh, &mut permit, w, Bytes::from(picture), width).await {
+            Ok(size) => found.thumbnail = size,
+            Err(()) => return Outcome::Aborted,
+        }
+    }
+    match write_index_and_head(sh, &mut permit, w, init_msn, data.len() as i64, found, &what).await {
+        Ok(head) => Outcome::Stored { init, bytes: data.len(), head: Box::new(head) },
         Err(()) => Outcome::Aborted,
     }
 }
@@ -367,17 +377,53 @@ pub async fn write_init(
     Ok(Some(new))
 }
 
+/// What the uploader found in a segment: its key frame and the thumbnail it stored of it
+/// (ARCHITECTURE.md, "Trick play").
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub key_frame: Option<ByteRange>,
+    /// The size (`WxH`) of its stored thumbnail.
+    pub thumbnail: Option<String>,
+}
+
+/// Makes and stores a segment's thumbnail; `Ok(None)` when it cannot be made (the segment goes
+/// on without), Err when shutting down while the store was failing.
+pub async fn store_thumbnail(
+    sh: &Uploads,
+    permit: &mut Option<OwnedSemaphorePermit>,
+    w: &Whole,
+    key_frame: Bytes,
+    width: u32,
+) -> Result<Option<String>, ()> {
+    let (stream, rendition, msn) = (&*w.stream, w.head.name.as_str(), w.assigned.msn);
+    let (jpeg, size) = match crate::thumbnail::make(key_frame, width).await {
+        Ok(t) => t,
+        Err(why) => {
+            warn!("no thumbnail of {}: {why}", w.uri);
+            return Ok(None);
+        }
+    };
+    let what = format!("thumbnail of {} as {stream}/{rendition} {msn}", w.uri);
+    let jpeg = &jpeg;
+    retry(sh, permit, &what, |store| async move {
+        store.write_blob(BlobKind::Thumbnail, stream, rendition, msn, jpeg).await
+    })
+    .await?;
+    Ok(Some(size))
+}
+
 /// Steps 3 and 4 of every segment, whole or stored fragment by fragment: the index row (from
 /// now on readers may list it), then the head (the resume point of a restarted uploader).
+/// Returns the head as written.
 pub async fn write_index_and_head(
     sh: &Uploads,
     permit: &mut Option<OwnedSemaphorePermit>,
     w: &Whole,
     init_msn: Option<i64>,
     size: i64,
-    key_frame: Option<ByteRange>,
+    found: Found,
     what: &str,
-) -> Result<(), ()> {
+) -> Result<Rendition, ()> {
     let (stream, rendition, msn) = (&*w.stream, w.head.name.as_str(), w.assigned.msn);
     let entry = IndexEntry {
         msn,
@@ -388,7 +434,8 @@ pub async fn write_index_and_head(
         init_msn,
         size,
         added_ms: w.added_ms.unwrap_or_else(now_ms),
-        key_frame,
+        key_frame: found.key_frame,
+        thumbnail: found.thumbnail.is_some(),
     };
     let row = &entry;
     retry(sh, permit, &format!("index row of {what}"), |store| async move {
@@ -400,7 +447,8 @@ pub async fn write_index_and_head(
 
     let mut head = w.head.clone();
     head.updated_ms = now_ms();
-    head.key_frames = key_frame.is_some();
+    head.key_frames = found.key_frame.is_some();
+    head.thumbnails = found.thumbnail;
     let row = &head;
     let what = format!("head row after {what}");
     let forward_only = w.forward_only;
@@ -413,7 +461,7 @@ pub async fn write_index_and_head(
     })
     .await?;
     debug!(msn, disc_seq = entry.disc_seq, duration_us = entry.duration_us, bytes = size, "stored {}", w.uri);
-    Ok(())
+    Ok(head)
 }
 
 /// Stores the markers a segmenter's playlist carries, each retried until stored or shutdown.

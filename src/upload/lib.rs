@@ -12,6 +12,7 @@
 //! - [`key_frame`]: where a segment's first key frame lies (I-frame playlists).
 //! - [`marker`]: a marker (ad break, timed metadata) as JSON, checked.
 //! - [`metrics`]: what was stored and how it went, for Prometheus (`--metrics`).
+//! - [`thumbnail`]: scrubbing thumbnails of segments (`--thumbnails`), made by ffmpeg.
 //! - [`vtt`]: WebVTT segments checked whole and given their timestamp map.
 //! - [`push`]: the push receiver (`--listen`): HLS and CMAF pushed over HTTP, stored as they come.
 
@@ -26,6 +27,7 @@ pub mod push;
 pub mod rendition;
 pub mod source;
 pub mod stream;
+pub mod thumbnail;
 pub mod tracker;
 pub mod vtt;
 
@@ -117,7 +119,8 @@ pub fn main(args: &[String]) -> ExitCode {
             }
         }
         Command::Run(o) => {
-            let cfg = match args::check_dirs(&o).and_then(|()| o.connection.store_config()) {
+            let ffmpeg = || o.thumbnail_width.map_or(Ok(()), |_| thumbnail::ffmpeg_present());
+            let cfg = match args::check_dirs(&o).and_then(|()| ffmpeg()).and_then(|()| o.connection.store_config()) {
                 Ok(c) => c,
                 Err(e) => return usage_error(&e),
             };
@@ -203,6 +206,7 @@ async fn run(o: RunOptions, cfg: StoreConfig, push: Option<push::Settings>) -> E
         shutdown: stop_rx,
         delete_after_upload: o.delete_after_upload,
         vtt_mpegts: o.vtt_mpegts,
+        thumbnail_width: o.thumbnail_width,
     };
     let receiver = match (o.push.as_ref(), push) {
         (Some(p), Some(settings)) => {

@@ -287,6 +287,7 @@ impl State {
             grouping: v.grouping,
             // What the stored segments show decides (`ingest::write_index_and_head`).
             key_frames: !v.media.is_alternative(),
+            thumbnails: None,
         };
         self.current = Some((a, head.clone()));
         Some(Upload {
@@ -319,7 +320,7 @@ impl State {
                 self.last_head = Some(*head);
                 true
             }
-            (Outcome::Stored { init, .. }, Some((a, head))) => {
+            (Outcome::Stored { init, head: written, .. }, Some((a, head))) => {
                 self.seq.commit(a);
                 self.init = init;
                 self.target_duration = head.target_duration;
@@ -329,7 +330,7 @@ impl State {
                 if a.discontinuity {
                     info!(msn = a.msn, disc_seq = a.disc_seq, "discontinuity stored before {}", head.source.uri);
                 }
-                self.last_head = Some(head);
+                self.last_head = Some(*written);
                 self.queue.pop_front();
                 true
             }

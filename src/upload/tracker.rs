@@ -472,6 +472,7 @@ mod tests {
             parts: None,
             grouping: Default::default(),
             key_frames: false,
+            thumbnails: None,
         }
     }
 

@@ -6,8 +6,8 @@
 //       SEEK_BACK_SECONDS back into the DVR window and reports the cues shown around there, each
 //       with the program date-time its start plays at (the caller checks them)
 //   node tracks.mjs shaka MASTER_URL
-//       Shaka Player: the audio languages and text tracks it lists, and the timeline regions
-//       (EXT-X-DATERANGE) it reports
+//       Shaka Player: the audio languages and text tracks it lists, the timeline regions
+//       (EXT-X-DATERANGE) it reports, and the thumbnail it offers at 5 s (image playlists)
 //   node tracks.mjs strict URL...
 //       hls-parser in strict mode parses each playlist (no browser); errors are reported per URL
 import { drive } from './chromium.mjs';
@@ -153,6 +153,14 @@ await drive(result, async browser => {
     result.audioLanguages = s.audioLanguages;
     result.textTracks = s.text;
     result.regions = s.regions;
+    // The thumbnail at 5 s of the first image track, if the stream has one.
+    result.thumbnail = await page.evaluate(async () => {
+      const p = window.player;
+      const images = p.getImageTracks();
+      if (!images.length) return null;
+      const t = await p.getThumbnails(images[0].id, 5);
+      return t ? { uri: t.uris[0], width: t.width, height: t.height, startTime: t.startTime } : null;
+    });
   } else {
     throw new Error('usage: node tracks.mjs hlsjs PAGE_URL SEEK_BACK | shaka MASTER_URL | strict URL...');
   }

@@ -580,6 +580,7 @@ pub fn entry(msn: i64, pdt_ms: i64, size: usize) -> hls_dvr_core::model::IndexEn
         size: size as i64,
         added_ms: (pdt_ms + 2500).min(hls_dvr_core::clock::now_ms()),
         key_frame: None,
+        thumbnail: false,
     }
 }
 
@@ -603,6 +604,7 @@ pub fn head_of(name: &str, last: &hls_dvr_core::model::IndexEntry, ended: bool) 
         parts: None,
         grouping: Default::default(),
         key_frames: false,
+        thumbnails: None,
     }
 }
 

@@ -317,6 +317,7 @@ mod tests {
             parts: None,
             grouping: Default::default(),
             key_frames: false,
+            thumbnails: None,
         };
         let c = Claims::resume("r1", Some(&head));
         let ours = c.ours(&proposal(100, 0), "100:h");

@@ -21,7 +21,7 @@ use super::claims::{self, Claims, Placed, Proposal};
 use super::fragments::Writing;
 use super::server::{body_failure, shutting_down, Reply};
 use super::{body, Receiver};
-use crate::ingest::{write_index_and_head, write_init, InitState, Whole};
+use crate::ingest::{store_thumbnail, write_index_and_head, write_init, Found, InitState, Whole};
 use crate::tracker::Assigned;
 
 /// One pushed track: a rendition.
@@ -233,6 +233,7 @@ impl Track {
             parts: self.part_target_us.map(|target_us| PartHead { target_us, newest: None }),
             grouping: Default::default(),
             key_frames: media == MediaType::Video,
+            thumbnails: None,
         };
         let whole = Whole {
             stream: stream.clone(),
@@ -256,8 +257,15 @@ impl Track {
         let init_msn = self.stored_init.as_ref().map(|i| i.msn);
         c.writing.seal(sh, &stream, &rendition).await.map_err(|()| shutting_down())?;
         let what = format!("segment {} as {stream}/{rendition} {msn}", c.uri);
-        let key_frame = c.writing.key_frame.filter(|_| media == MediaType::Video);
-        write_index_and_head(sh, &mut permit, &whole, init_msn, size as i64, key_frame, &what)
+        let mut found = Found { key_frame: c.writing.key_frame.filter(|_| media == MediaType::Video), thumbnail: None };
+        if let (Some(bytes), Some(width), true) =
+            (&c.writing.key_frame_bytes, sh.thumbnail_width, found.key_frame.is_some())
+        {
+            let picture = Bytes::from([&init[..], &bytes[..]].concat());
+            found.thumbnail =
+                store_thumbnail(sh, &mut permit, &whole, picture, width).await.map_err(|()| shutting_down())?;
+        }
+        write_index_and_head(sh, &mut permit, &whole, init_msn, size as i64, found, &what)
             .await
             .map_err(|()| shutting_down())?;
         Ok(())

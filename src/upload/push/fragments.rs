@@ -35,8 +35,9 @@ pub struct Writing {
     discontinuity: bool,
     /// Moves the rendition's newest part as parts are stored (once its head row exists).
     publish: bool,
-    /// The segment's first key frame, found in its first fragment.
+    /// The segment's first key frame, found in its first fragment, and its bytes.
     pub key_frame: Option<ByteRange>,
+    pub key_frame_bytes: Option<Bytes>,
 }
 
 impl Writing {
@@ -53,6 +54,7 @@ impl Writing {
             discontinuity,
             publish,
             key_frame: None,
+            key_frame_bytes: None,
         }
     }
 
@@ -80,8 +82,9 @@ impl Writing {
         let first_chunk = self.sizes.len() as u32;
         if self.fragments == 0 && independent {
             let before = self.size();
-            self.key_frame = crate::key_frame::locate(Container::Fmp4, &fragment)
-                .map(|k| ByteRange { offset: k.offset + before, length: k.length });
+            let found = crate::key_frame::locate(Container::Fmp4, &fragment);
+            self.key_frame_bytes = found.map(|k| fragment.slice(k.offset as usize..(k.offset + k.length) as usize));
+            self.key_frame = found.map(|k| ByteRange { offset: k.offset + before, length: k.length });
         }
         let mut at = 0;
         while at < fragment.len() {

@@ -327,6 +327,7 @@ impl Task {
             media: variant.media,
             parts: None,
             grouping: variant.grouping,
+            thumbnails: None,
         }
     }
 
@@ -371,9 +372,9 @@ impl Task {
             since: Some(q.received),
         };
         match write_whole(&self.sh, &whole, &q.data).await {
-            Outcome::Stored { init, .. } => {
+            Outcome::Stored { init, head, .. } => {
                 self.init = init;
-                self.last_head = Some(head);
+                self.last_head = Some(*head);
                 Ok(())
             }
             Outcome::Lost(why) => {

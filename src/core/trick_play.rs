@@ -1,7 +1,9 @@
-//! I-frame playlists (RFC 8216bis 4.4.3.6, `EXT-X-I-FRAMES-ONLY`): for trick play, each segment's
-//! first key frame by byte range of the segment itself, which the uploader found when it stored
-//! the segment (ARCHITECTURE.md, "Trick play"). Same view as the media playlist (live, delay,
-//! start-over, clip), so scrubbing covers exactly what plays.
+//! Trick play (ARCHITECTURE.md, "Trick play"), for the same views as the media playlist (live,
+//! delay, start-over, clip), so scrubbing covers exactly what plays:
+//! - I-frame playlists (RFC 8216bis 4.4.3.6, `EXT-X-I-FRAMES-ONLY`): each segment's first key
+//!   frame by byte range of the segment itself, found by the uploader when it stored it;
+//! - image playlists (`EXT-X-IMAGES-ONLY`, as Roku and Shaka Player read them): a thumbnail of
+//!   each segment's first frame, `{msn}.jpg`, one tile per image.
 
 use std::fmt::Write as _;
 
@@ -13,7 +15,7 @@ use crate::window::{Item, PlaylistType, View};
 /// The I-frame playlist of `view`. A key frame is shown until the next one, so each entry lasts
 /// its segment (segments start with key frames); segments without a key frame found (gaps, data
 /// from before it was recorded) are left out, and the next entry carries its date again.
-pub fn playlist(r: &Rendition, view: &View, args: &str) -> String {
+pub fn iframes(r: &Rendition, view: &View, args: &str) -> String {
     let items = &view.items;
     let mut out = String::with_capacity(256 + items.len() * 80);
     let td = target_duration(r.target_duration, items);
@@ -65,6 +67,55 @@ pub fn playlist(r: &Rendition, view: &View, args: &str) -> String {
     out
 }
 
+/// The image playlist of `view`: each segment with a thumbnail, one `WxH` tile lasting the
+/// segment.
+pub fn images(r: &Rendition, size: &str, view: &View, args: &str) -> String {
+    let items = &view.items;
+    let mut out = String::with_capacity(256 + items.len() * 80);
+    let td = target_duration(r.target_duration, items);
+    let (first_msn, first_disc) = items.first().map_or((r.head_msn + 1, r.head_disc_seq), |i| (i.msn(), i.disc_seq()));
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{td}\n#EXT-X-MEDIA-SEQUENCE:{first_msn}\n\
+         #EXT-X-DISCONTINUITY-SEQUENCE:{first_disc}\n"
+    );
+    match view.kind {
+        PlaylistType::Live => {}
+        PlaylistType::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+        PlaylistType::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+    }
+    out.push_str("#EXT-X-IMAGES-ONLY\n");
+    let (mut expect_pdt, mut disc_pending) = (None::<i64>, false);
+    for (i, item) in items.iter().enumerate() {
+        let Item::Segment(e) = item else {
+            expect_pdt = None;
+            continue;
+        };
+        disc_pending |= i > 0 && e.discontinuity;
+        if !e.thumbnail {
+            expect_pdt = None;
+            continue;
+        }
+        let disc = std::mem::take(&mut disc_pending);
+        if disc {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if disc || expect_pdt.is_none_or(|x| (e.pdt_ms - x).abs() > PDT_SLACK_MS) {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(e.pdt_ms));
+        }
+        expect_pdt = Some(e.pdt_ms + e.duration_us / 1000);
+        out.push_str("#EXTINF:");
+        seconds(e.duration_us, &mut out);
+        let _ = write!(out, ",\n#EXT-X-TILES:RESOLUTION={size},LAYOUT=1x1,DURATION=");
+        seconds(e.duration_us, &mut out);
+        let _ = write!(out, "\n{}.jpg{args}\n", e.msn);
+    }
+    if view.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +132,7 @@ mod tests {
             size: 100_000,
             added_ms: 0,
             key_frame: key.then_some(ByteRange { offset: 24, length: 30_000 + msn as u64 }),
+            thumbnail: false,
         }
     }
 
@@ -103,6 +155,7 @@ mod tests {
             parts: None,
             grouping: Default::default(),
             key_frames: true,
+            thumbnails: None,
         }
     }
 
@@ -115,7 +168,7 @@ mod tests {
             ended: true,
             at_edge: false,
         };
-        let text = playlist(&head(Container::Fmp4), &view, "?t=1");
+        let text = iframes(&head(Container::Fmp4), &view, "?t=1");
         assert_eq!(
             text,
             "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n\
@@ -131,5 +184,27 @@ mod tests {
         };
         assert!(parsed.i_frames_only);
         assert_eq!(parsed.segments.len(), 3);
+    }
+
+    #[test]
+    fn thumbnails_one_tile_per_segment() {
+        let mut w = [seg(1, true, false), seg(2, true, false), seg(3, true, false)];
+        w[0].thumbnail = true;
+        w[2].thumbnail = true;
+        let view = View {
+            items: w.iter().map(Item::Segment).collect(),
+            kind: PlaylistType::Live,
+            ended: false,
+            at_edge: true,
+        };
+        let text = images(&head(Container::Ts), "160x90", &view, "");
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1\n\
+             #EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-IMAGES-ONLY\n#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z\n\
+             #EXTINF:2.000,\n#EXT-X-TILES:RESOLUTION=160x90,LAYOUT=1x1,DURATION=2.000\n1.jpg\n\
+             #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z\n#EXTINF:2.000,\n\
+             #EXT-X-TILES:RESOLUTION=160x90,LAYOUT=1x1,DURATION=2.000\n3.jpg\n"
+        );
     }
 }
