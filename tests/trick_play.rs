@@ -118,7 +118,8 @@ fn every_i_frame_range_decodes_alone_to_one_key_frame() {
     let mut up_fmp4 = uploader(&cql, &ks, "fmp4", &fmp4, &["--thumbnails", "96"]);
     let (push, port) = receiver(&cql, &ks, &s, "receiver", &["--thumbnails"]);
     let mut enc = cmaf_encoder(12, &format!("http://127.0.0.1:{port}/ingest/cmaf/manifest.mpd"), &[]);
-    let ng = Nginx::start(&cql.addr, &ks, 2, "", "");
+    let (page, page_port) = (common::player_page(), common::free_port());
+    let ng = Nginx::start(&cql.addr, &ks, 2, &common::player_server(page_port, page.path()), "");
     let work = s.dir("work");
     for (stream, renditions, segments) in [("ts", ["out_0", "out_1"], 10), ("fmp4", ["out_0", "out_1"], 10)] {
         wait_for("the stream stored", Duration::from_secs(60), || {
@@ -171,6 +172,17 @@ fn every_i_frame_range_decodes_alone_to_one_key_frame() {
     assert_eq!(shaka["ok"], true, "{shaka:#}");
     assert_eq!(shaka["thumbnail"]["width"], 160, "{shaka:#}");
     assert!(shaka["thumbnail"]["uri"].as_str().unwrap().ends_with(".jpg"), "{shaka:#}");
+    // The player page shows the thumbnail of where the pointer is on the scrubber: at 30% of
+    // the ten segments of the finished stream, segment 3 (give or take the edges).
+    let shot = std::env::var("HLS_DVR_SCREENSHOT").unwrap_or_default();
+    let url = common::player_url(page_port, &ng.url("/live/ts/master.m3u8"));
+    let page_report = Command::new("node").arg(&script).args(["thumbnails", &url, &shot]).output().unwrap();
+    let page_report: serde_json::Value = serde_json::from_slice(&page_report.stdout).unwrap();
+    assert_eq!(page_report["ok"], true, "{page_report:#}");
+    assert_eq!(page_report["shown"]["width"], 160, "{page_report:#}");
+    let src = page_report["shown"]["src"].as_str().unwrap();
+    let msn: i64 = src.rsplit('/').next().unwrap().trim_end_matches(".jpg").parse().unwrap();
+    assert!((2..=4).contains(&msn), "{page_report:#}");
     let audio = get(&ng.url("/live/cmaf/stream1/iframes.m3u8"));
     assert_eq!(audio.status, 404, "{}", audio.text());
     up_ts.terminate(Duration::from_secs(10));

@@ -8,6 +8,9 @@
 //   node tracks.mjs shaka MASTER_URL
 //       Shaka Player: the audio languages and text tracks it lists, the timeline regions
 //       (EXT-X-DATERANGE) it reports, and the thumbnail it offers at 5 s (image playlists)
+//   node tracks.mjs thumbnails PAGE_URL SCREENSHOT
+//       the player page: hovers the scrubber at 30% of the window and reports the thumbnail its
+//       tip shows (src, natural width), with a screenshot of the page saved to SCREENSHOT
 //   node tracks.mjs strict URL...
 //       hls-parser in strict mode parses each playlist (no browser); errors are reported per URL
 import { drive } from './chromium.mjs';
@@ -121,6 +124,20 @@ await drive(result, async browser => {
     result.seekedTo = to;
     result.cues = shown;
     if (shown.length < 2) throw new Error(`fewer than two cues after seeking back: ${JSON.stringify(shown)}`);
+  } else if (mode === 'thumbnails') {
+    await page.setViewportSize({ width: 1100, height: 760 });
+    await page.goto(target);
+    await page.waitForFunction(() => window.dvr.ready && window.thumbs.list.length > 0, null, { timeout: 40000 });
+    const box = await page.locator('#scrubber').boundingBox();
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+    const shown = await page.waitForFunction(() => {
+      const img = document.querySelector('#scrubber .tip .preview');
+      return !img.hidden && img.complete && img.naturalWidth > 0 &&
+        { src: img.src, width: img.naturalWidth, when: document.querySelector('#scrubber .tip .when').textContent };
+    }, null, { timeout: 20000 });
+    result.shown = await shown.jsonValue();
+    result.thumbnails = await page.evaluate(() => window.thumbs.list.length);
+    if (rest[0]) await page.screenshot({ path: rest[0] });
   } else if (mode === 'shaka') {
     // A page of the stream's origin (Shaka resolves URLs against it), replaced by a bare video.
     await page.goto(new URL('./', target).href);
@@ -162,6 +179,6 @@ await drive(result, async browser => {
       return t ? { uri: t.uris[0], width: t.width, height: t.height, startTime: t.startTime } : null;
     });
   } else {
-    throw new Error('usage: node tracks.mjs hlsjs PAGE_URL SEEK_BACK | shaka MASTER_URL | strict URL...');
+    throw new Error('usage: node tracks.mjs hlsjs PAGE_URL SEEK_BACK | shaka MASTER_URL | thumbnails PAGE_URL PNG | strict URL...');
   }
 });
