@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::clock::iso8601;
+use crate::playlist::seconds;
 
 /// One marker of a stream, shared by every rendition's playlists. Markers are keyed by `id`:
 /// the same id again replaces the marker (an ad break's end arriving after its start).
@@ -176,19 +177,6 @@ pub fn write_cues(markers: &[Marker], start_ms: i64, duration_us: i64, out: &mut
             out.push('\n');
         } else if length.is_some() && m.end_ms() <= start_ms && m.end_ms() > start_ms - duration_us / 1000 {
             out.push_str("#EXT-X-CUE-IN\n");
-        }
-    }
-}
-
-/// Decimal seconds with millisecond precision at least.
-fn seconds(us: i64, out: &mut String) {
-    let us = us.max(0);
-    let _ = write!(out, "{}.{:03}", us / 1_000_000, us % 1_000_000 / 1000);
-    let sub = us % 1000;
-    if sub != 0 {
-        let _ = write!(out, "{sub:03}");
-        while out.ends_with('0') {
-            out.pop();
         }
     }
 }
