@@ -36,6 +36,7 @@ pub async fn make(key_frame: Bytes, width: u32) -> Result<(Bytes, String), Strin
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    // All three were piped above.
     let (mut stdin, mut stdout, mut stderr) =
         (child.stdin.take().unwrap(), child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let run = async {
