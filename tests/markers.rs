@@ -129,9 +129,12 @@ fn markers_from_segmenters_posts_and_scripts_appear_where_they_belong() {
     );
     let ng = Nginx::start(&cql.addr, &ks, 2, &extra, "");
     let live = |r: &str, q: &str| get(&ng.url(&format!("/live/game/out_{r}/index.m3u8{q}"))).text();
+    // Both renditions stored to their end, and the segmenter's markers with them.
     wait_for("the segmenter's markers stored", Duration::from_secs(60), || {
-        let t = live("0", "");
-        t.contains("#EXT-X-ENDLIST") && t.contains("ID=\"cue-")
+        ["0", "1"].iter().all(|r| {
+            let t = live(r, "");
+            t.contains("#EXT-X-ENDLIST") && t.contains("ID=\"cue-")
+        })
     });
 
     // Posted: an ad break at 20 s (SCTE-35, planned), then the same id moved to 24 s with its
@@ -169,6 +172,11 @@ fn markers_from_segmenters_posts_and_scripts_appear_where_they_belong() {
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
 
     // The whole stream (it ended): every marker, at its START-DATE, the same in both renditions.
+    // A worker answers a playlist it built up to hls_dvr_playlist_cache (500 ms) ago: the posted
+    // markers are in the next build.
+    wait_for("the posted markers listed", Duration::from_secs(10), || {
+        ["0", "1"].iter().all(|r| dateranges(&live(r, "")).len() == 4)
+    });
     let whole = live("0", "");
     let cue_id = format!("cue-{}", at(10));
     assert_eq!(ids(&whole), ["ad-7", cue_id.as_str(), "score", "splice-1"]);

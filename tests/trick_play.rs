@@ -122,8 +122,11 @@ fn every_i_frame_range_decodes_alone_to_one_key_frame() {
     let ng = Nginx::start(&cql.addr, &ks, 2, &common::player_server(page_port, page.path()), "");
     let work = s.dir("work");
     for (stream, renditions, segments) in [("ts", ["out_0", "out_1"], 10), ("fmp4", ["out_0", "out_1"], 10)] {
+        // Every rendition stored to its end (the uploader stores them side by side).
         wait_for("the stream stored", Duration::from_secs(60), || {
-            get(&ng.url(&format!("/live/{stream}/out_1/index.m3u8"))).text().contains("#EXT-X-ENDLIST")
+            renditions
+                .iter()
+                .all(|r| get(&ng.url(&format!("/live/{stream}/{r}/index.m3u8"))).text().contains("#EXT-X-ENDLIST"))
         });
         let master = get(&ng.url(&format!("/live/{stream}/master.m3u8"))).text();
         for r in renditions {
