@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use crate::clock::iso8601;
-use crate::model::{Container, Rendition};
+use crate::model::{Container, IndexEntry, Rendition};
 use crate::playlist::{seconds, target_duration, PDT_SLACK_MS};
 use crate::window::{Item, PlaylistType, View};
 
@@ -16,12 +16,52 @@ use crate::window::{Item, PlaylistType, View};
 /// its segment (segments start with key frames); segments without a key frame found (gaps, data
 /// from before it was recorded) are left out, and the next entry carries its date again.
 pub fn iframes(r: &Rendition, view: &View, args: &str) -> String {
+    // EXT-X-I-FRAMES-ONLY needs version 4; with EXT-X-MAP, 5 (RFC 8216bis 7).
+    let version = if r.container == Container::Fmp4 { 5 } else { 4 };
+    let ext = r.container.segment_ext();
+    let mut init = None;
+    let map = |e: &IndexEntry, out: &mut String| {
+        if r.container == Container::Fmp4 && e.init_msn.is_some() && e.init_msn != init {
+            init = e.init_msn;
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4{args}\"", e.init_msn.unwrap_or(0));
+        }
+    };
+    let entry = |e: &IndexEntry, out: &mut String| {
+        // Kept entries have one (`keep` below).
+        if let Some(k) = e.key_frame {
+            let _ = write!(out, "#EXT-X-BYTERANGE:{}@{}\n{}.{ext}{args}\n", k.length, k.offset, e.msn);
+        }
+    };
+    listing(r, view, version, "#EXT-X-I-FRAMES-ONLY\n", |e| e.key_frame.is_some(), map, entry)
+}
+
+/// The image playlist of `view`: each segment with a thumbnail, one `WxH` tile lasting the
+/// segment.
+pub fn images(r: &Rendition, size: &str, view: &View, args: &str) -> String {
+    let entry = |e: &IndexEntry, out: &mut String| {
+        let _ = write!(out, "#EXT-X-TILES:RESOLUTION={size},LAYOUT=1x1,DURATION=");
+        seconds(e.duration_us, out);
+        let _ = write!(out, "\n{}.jpg{args}\n", e.msn);
+    };
+    listing(r, view, 7, "#EXT-X-IMAGES-ONLY\n", |e| e.thumbnail, |_, _| {}, entry)
+}
+
+/// What both trick-play playlists share: the header with its `only` tag, then each segment
+/// `keep` takes, with its discontinuity, `map` lines, date (again after a segment left out) and
+/// EXTINF, then what `entry` writes of it; EXT-X-ENDLIST once the view is complete.
+fn listing(
+    r: &Rendition,
+    view: &View,
+    version: u8,
+    only: &str,
+    keep: impl Fn(&IndexEntry) -> bool,
+    mut map: impl FnMut(&IndexEntry, &mut String),
+    entry: impl Fn(&IndexEntry, &mut String),
+) -> String {
     let items = &view.items;
     let mut out = String::with_capacity(256 + items.len() * 80);
     let td = target_duration(r.target_duration, items);
     let (first_msn, first_disc) = items.first().map_or((r.head_msn + 1, r.head_disc_seq), |i| (i.msn(), i.disc_seq()));
-    // EXT-X-I-FRAMES-ONLY needs version 4; with EXT-X-MAP, 5 (RFC 8216bis 7).
-    let version = if r.container == Container::Fmp4 { 5 } else { 4 };
     let _ = write!(
         out,
         "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{td}\n#EXT-X-MEDIA-SEQUENCE:{first_msn}\n\
@@ -32,59 +72,7 @@ pub fn iframes(r: &Rendition, view: &View, args: &str) -> String {
         PlaylistType::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
         PlaylistType::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
     }
-    out.push_str("#EXT-X-I-FRAMES-ONLY\n");
-    let ext = r.container.segment_ext();
-    let (mut init, mut expect_pdt, mut disc_pending) = (None, None::<i64>, false);
-    for (i, item) in items.iter().enumerate() {
-        let Item::Segment(e) = item else {
-            expect_pdt = None;
-            continue;
-        };
-        disc_pending |= i > 0 && e.discontinuity;
-        let Some(k) = e.key_frame else {
-            expect_pdt = None;
-            continue;
-        };
-        let disc = std::mem::take(&mut disc_pending);
-        if disc {
-            out.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        if r.container == Container::Fmp4 && e.init_msn.is_some() && e.init_msn != init {
-            init = e.init_msn;
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4{args}\"", e.init_msn.unwrap_or(0));
-        }
-        if disc || expect_pdt.is_none_or(|x| (e.pdt_ms - x).abs() > PDT_SLACK_MS) {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(e.pdt_ms));
-        }
-        expect_pdt = Some(e.pdt_ms + e.duration_us / 1000);
-        out.push_str("#EXTINF:");
-        seconds(e.duration_us, &mut out);
-        let _ = write!(out, ",\n#EXT-X-BYTERANGE:{}@{}\n{}.{ext}{args}\n", k.length, k.offset, e.msn);
-    }
-    if view.ended {
-        out.push_str("#EXT-X-ENDLIST\n");
-    }
-    out
-}
-
-/// The image playlist of `view`: each segment with a thumbnail, one `WxH` tile lasting the
-/// segment.
-pub fn images(r: &Rendition, size: &str, view: &View, args: &str) -> String {
-    let items = &view.items;
-    let mut out = String::with_capacity(256 + items.len() * 80);
-    let td = target_duration(r.target_duration, items);
-    let (first_msn, first_disc) = items.first().map_or((r.head_msn + 1, r.head_disc_seq), |i| (i.msn(), i.disc_seq()));
-    let _ = write!(
-        out,
-        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{td}\n#EXT-X-MEDIA-SEQUENCE:{first_msn}\n\
-         #EXT-X-DISCONTINUITY-SEQUENCE:{first_disc}\n"
-    );
-    match view.kind {
-        PlaylistType::Live => {}
-        PlaylistType::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
-        PlaylistType::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
-    }
-    out.push_str("#EXT-X-IMAGES-ONLY\n");
+    out.push_str(only);
     let (mut expect_pdt, mut disc_pending) = (None::<i64>, false);
     for (i, item) in items.iter().enumerate() {
         let Item::Segment(e) = item else {
@@ -92,7 +80,7 @@ pub fn images(r: &Rendition, size: &str, view: &View, args: &str) -> String {
             continue;
         };
         disc_pending |= i > 0 && e.discontinuity;
-        if !e.thumbnail {
+        if !keep(e) {
             expect_pdt = None;
             continue;
         }
@@ -100,15 +88,15 @@ pub fn images(r: &Rendition, size: &str, view: &View, args: &str) -> String {
         if disc {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
+        map(e, &mut out);
         if disc || expect_pdt.is_none_or(|x| (e.pdt_ms - x).abs() > PDT_SLACK_MS) {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(e.pdt_ms));
         }
         expect_pdt = Some(e.pdt_ms + e.duration_us / 1000);
         out.push_str("#EXTINF:");
         seconds(e.duration_us, &mut out);
-        let _ = write!(out, ",\n#EXT-X-TILES:RESOLUTION={size},LAYOUT=1x1,DURATION=");
-        seconds(e.duration_us, &mut out);
-        let _ = write!(out, "\n{}.jpg{args}\n", e.msn);
+        out.push_str(",\n");
+        entry(e, &mut out);
     }
     if view.ended {
         out.push_str("#EXT-X-ENDLIST\n");
@@ -119,7 +107,7 @@ pub fn images(r: &Rendition, size: &str, view: &View, args: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ByteRange, IndexEntry, MediaType, SourcePos};
+    use crate::model::{ByteRange, MediaType, SourcePos};
 
     fn seg(msn: i64, key: bool, discontinuity: bool) -> IndexEntry {
         IndexEntry {
