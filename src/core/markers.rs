@@ -211,28 +211,30 @@ fn is_attribute_value(v: &str) -> bool {
             && v.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-'))
 }
 
+/// An ad break for tests: SCTE35-OUT, listed in the cue form.
+#[cfg(test)]
+pub(crate) fn ad_break(id: &str, start_ms: i64, duration_s: Option<i64>) -> Marker {
+    Marker {
+        id: id.into(),
+        class: None,
+        start_ms,
+        duration_us: duration_s.map(|d| d * 1_000_000),
+        planned_duration_us: None,
+        scte35_out: Some("0xFC30".into()),
+        scte35_in: None,
+        scte35_cmd: None,
+        attributes: vec![],
+        cue: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ad(id: &str, start_ms: i64, duration_s: Option<i64>) -> Marker {
-        Marker {
-            id: id.into(),
-            class: None,
-            start_ms,
-            duration_us: duration_s.map(|d| d * 1_000_000),
-            planned_duration_us: None,
-            scte35_out: Some("0xFC30".into()),
-            scte35_in: None,
-            scte35_cmd: None,
-            attributes: vec![],
-            cue: true,
-        }
-    }
-
     #[test]
     fn a_daterange_carries_every_attribute() {
-        let mut m = ad("break-1", 1_700_000_000_000, Some(30));
+        let mut m = ad_break("break-1", 1_700_000_000_000, Some(30));
         m.class = Some("com.example.ad".into());
         m.planned_duration_us = Some(30_500_000);
         m.attributes = vec![("X-AD-ID".into(), "\"spot 7\"".into()), ("X-COUNT".into(), "2".into())];
@@ -248,7 +250,7 @@ mod tests {
 
     #[test]
     fn bad_markers_say_why() {
-        let ok = ad("a", 0, Some(1));
+        let ok = ad_break("a", 0, Some(1));
         let cases: Vec<(Marker, &str)> = vec![
             (Marker { id: "".into(), ..ok.clone() }, "id"),
             (Marker { id: "a\"b".into(), ..ok.clone() }, "id"),
@@ -271,12 +273,12 @@ mod tests {
 
     #[test]
     fn spans_overlap_and_instants_fall_within() {
-        let m = ad("a", 10_000, Some(30));
+        let m = ad_break("a", 10_000, Some(30));
         assert!(m.overlaps(0, 10_001));
         assert!(!m.overlaps(0, 10_000));
         assert!(m.overlaps(39_999, 50_000));
         assert!(!m.overlaps(40_000, 50_000));
-        let instant = ad("b", 10_000, None);
+        let instant = ad_break("b", 10_000, None);
         assert!(instant.overlaps(10_000, 12_000));
         assert!(!instant.overlaps(8_000, 10_000));
         assert!(!instant.overlaps(10_001, 12_000));
@@ -284,7 +286,7 @@ mod tests {
 
     #[test]
     fn cues_mark_the_segments_of_a_break() {
-        let m = [ad("a", 4_000, Some(6))];
+        let m = [ad_break("a", 4_000, Some(6))];
         let at = |start_ms: i64| {
             let mut out = String::new();
             write_cues(&m, start_ms, 2_000_000, &mut out);

@@ -471,28 +471,17 @@ mod tests {
         assert!(!media(&r, &live(&w[..6]), true, "", None, &Marks::NONE).contains("EXT-X-SKIP"));
     }
 
-    fn marker(id: &str, start_ms: i64, duration_s: i64) -> Marker {
-        Marker {
-            id: id.into(),
-            class: None,
-            start_ms,
-            duration_us: Some(duration_s * 1_000_000),
-            planned_duration_us: None,
-            scte35_out: Some("0xFC30".into()),
-            scte35_in: None,
-            scte35_cmd: None,
-            attributes: vec![],
-            cue: true,
-        }
-    }
-
     #[test]
     fn markers_are_written_once_before_their_segment_and_kept_by_delta_updates() {
         let r = rendition(Container::Ts);
         let w: Vec<_> = (0..20).map(|m| seg(m, false, 0, None)).collect();
         let at = |msn: i64| 1_700_000_000_000 + msn * 2000;
         // One before everything listed, one inside segment 3, one that starts in segment 18.
-        let list = [marker("early", at(0) - 5000, 10), marker("mid", at(3) + 500, 4), marker("late", at(18), 2)];
+        let list = [
+            crate::markers::ad_break("early", at(0) - 5000, Some(10)),
+            crate::markers::ad_break("mid", at(3) + 500, Some(4)),
+            crate::markers::ad_break("late", at(18), Some(2)),
+        ];
         let marks = Marks { list: &list, form: MarkerForm::Both };
         let text = media(&r, &live(&w), false, "", None, &marks);
         let before = |id: &str, uri: &str| {
