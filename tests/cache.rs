@@ -45,7 +45,7 @@ impl Edge {
             // Identical playlist requests within the cache time share one build: its longest, so that
             // twelve clients started on a busy machine all arrive within it.
             &format!("hls_dvr_cache_zone edge {zone}; hls_dvr_timeout 5s; hls_dvr_playlist_cache 5s;"),
-            // A short window: a playlist build reads the head and one or two index buckets.
+            // A short window: a playlist build reads the head and two or three index buckets.
             "hls_dvr_cache edge; hls_dvr_window 30s;",
         );
         // Both workers connected (their start-up requests are done): counts are the tests' own.
@@ -139,8 +139,10 @@ fn requests_arriving_together_read_the_store_once() {
             .collect();
         assert!(clients.into_iter().all(|c| c.join().unwrap() == 200));
     });
-    // One head read, the window's index buckets (two at most) and its markers, for all twelve.
-    assert!(n <= 4, "{n} store requests for 12 identical playlist requests");
+    // One build for all twelve: the head, the index buckets of the window plus a bucket of slack
+    // (a 30 s window spans two buckets, or three when it starts in a bucket's last 30 s), and the
+    // markers. Two builds would read at least 2 x 4.
+    assert!(n <= 5, "{n} store requests for 12 identical playlist requests");
 }
 
 #[test]
