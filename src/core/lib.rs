@@ -10,6 +10,7 @@
 //! - [`trick_play`]: I-frame and image (thumbnail) playlists.
 //! - [`multivariant`]: the multivariant playlist, with its audio, subtitles and captions groups.
 //! - [`markers`]: timed markers (ad breaks, timed metadata): checked, selected, written.
+//! - [`mp4`]: stored segments as one MP4 file (clips as files).
 //! - [`status`]: the status endpoint's JSON document.
 //! - [`prometheus`]: the Prometheus text format.
 //! - [`clock`], [`duration`]: now, ISO 8601, and nginx's time syntax.
@@ -20,6 +21,7 @@ pub mod duration;
 pub mod hash;
 pub mod markers;
 pub mod model;
+pub mod mp4;
 pub mod multivariant;
 pub mod params;
 pub mod parts;
