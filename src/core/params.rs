@@ -29,6 +29,9 @@ pub struct PlaylistQuery {
     /// passed on to every URI the playlist lists (`hls_dvr_pass_args`), so that a signed
     /// playlist's segments stay signed.
     pub passed: String,
+    /// `start` or `end` was given relative to now (`now`, `-SECONDS`): a clip file redirects to
+    /// its absolute form (see [`PlaylistQuery::for_variants`]).
+    pub relative_times: bool,
 }
 
 /// The latest time a URL may name: year 3000, far beyond any stream, well within i64 ms.
@@ -68,6 +71,9 @@ impl PlaylistQuery {
             }
             seen.push(name);
             let value = decode(raw_value)?;
+            if matches!(name, "start" | "end") && (value == "now" || value.starts_with('-')) {
+                q.relative_times = true;
+            }
             let bad = |what: &str| format!("{key}={value:?}: {what}");
             match name {
                 "start" => q.start_ms = Some(parse_time(&value, now_ms).map_err(|e| bad(&e))?),
@@ -307,6 +313,10 @@ mod tests {
         assert_eq!(a.start_ms, Some(NOW - 3_600_000));
         assert_eq!(a, b);
         assert!(r.is_range() && !q("").unwrap().is_range());
+        assert!(!r.relative_times);
+        let rel = q("start=-60&end=now&token=t").unwrap();
+        assert!(rel.relative_times && q("start=-60").unwrap().relative_times);
+        assert_eq!(rel.for_variants(), "?start=1764093540.000&end=1764093600.000&token=t");
     }
 
     #[test]

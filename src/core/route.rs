@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::model::Container;
+use crate::mp4::clip::Format;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
@@ -47,6 +48,13 @@ pub enum Route<'a> {
         rendition: &'a str,
         msn: i64,
     },
+    /// A range as one file: `clip.mp4` (or `clip.ts`), of a rendition or, without one, of the
+    /// stream's best video with its audio (ARCHITECTURE.md, "Clips as files").
+    Clip {
+        stream: &'a str,
+        rendition: Option<&'a str>,
+        format: Format,
+    },
     /// A low-latency part of an fMP4 segment: `{msn}.{part}.m4s`.
     Part {
         stream: &'a str,
@@ -70,6 +78,8 @@ impl fmt::Display for Route<'_> {
             }
             Route::Init { stream, rendition, msn } => write!(f, "{stream}/{rendition}/init-{msn}.mp4"),
             Route::Part { stream, rendition, msn, part } => write!(f, "{stream}/{rendition}/{msn}.{part}.m4s"),
+            Route::Clip { stream, rendition: Some(r), format } => write!(f, "{stream}/{r}/clip.{}", format.ext()),
+            Route::Clip { stream, rendition: None, format } => write!(f, "{stream}/clip.{}", format.ext()),
         }
     }
 }
@@ -106,16 +116,32 @@ fn msn(s: &str) -> Result<i64, BadPath> {
     s.parse().map_err(|_| bad())
 }
 
+fn clip_format(file: &str) -> Option<Format> {
+    match file {
+        "clip.mp4" => Some(Format::Mp4),
+        "clip.ts" => Some(Format::Ts),
+        _ => None,
+    }
+}
+
 /// Parses the part of the path after the location prefix (no leading slash, no query string).
 pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         [stream, "master.m3u8"] => Ok(Route::Master { stream: name(stream, "stream")? }),
+        [stream, file] if clip_format(file).is_some() => Ok(Route::Clip {
+            stream: name(stream, "stream")?,
+            rendition: None,
+            format: clip_format(file).expect("matched"),
+        }),
         [stream, rendition, file] => {
             let stream = name(stream, "stream")?;
             let rendition = name(rendition, "rendition")?;
             if *file == "index.m3u8" {
                 return Ok(Route::Media { stream, rendition });
+            }
+            if let Some(format) = clip_format(file) {
+                return Ok(Route::Clip { stream, rendition: Some(rendition), format });
             }
             if *file == "iframes.m3u8" {
                 return Ok(Route::IFrames { stream, rendition });
@@ -133,8 +159,8 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
                 file.rsplit_once('.').and_then(|(n, ext)| Some((n, Container::from_segment_ext(ext)?)))
             else {
                 return Err(BadPath(format!(
-                    "unknown file {file:?} (expected index.m3u8, iframes.m3u8, images.m3u8, MSN.ts, MSN.m4s, MSN.vtt, \
-                     MSN.jpg, MSN.PART.m4s or init-MSN.mp4)"
+                    "unknown file {file:?} (expected index.m3u8, iframes.m3u8, images.m3u8, clip.mp4, clip.ts, MSN.ts, \
+                     MSN.m4s, MSN.vtt, MSN.jpg, MSN.PART.m4s or init-MSN.mp4)"
                 )));
             };
             if let (Some((n, part)), Container::Fmp4) = (n.split_once('.'), container) {
@@ -144,9 +170,10 @@ pub fn parse(rest: &str) -> Result<Route<'_>, BadPath> {
             }
             Ok(Route::Segment { stream, rendition, msn: msn(n)?, container })
         }
-        _ => {
-            Err(BadPath("expected STREAM/master.m3u8, STREAM/RENDITION/index.m3u8 or STREAM/RENDITION/SEGMENT".into()))
-        }
+        _ => Err(BadPath(
+            "expected STREAM/master.m3u8, STREAM/clip.mp4, STREAM/RENDITION/index.m3u8 or STREAM/RENDITION/SEGMENT"
+                .into(),
+        )),
     }
 }
 
@@ -227,6 +254,14 @@ mod tests {
         );
         assert_eq!(parse("demo/hd/init-7.mp4"), Ok(Route::Init { stream: "demo", rendition: "hd", msn: 7 }));
         assert_eq!(parse("demo/hd/7.3.m4s"), Ok(Route::Part { stream: "demo", rendition: "hd", msn: 7, part: 3 }));
+        assert_eq!(parse("demo/clip.mp4"), Ok(Route::Clip { stream: "demo", rendition: None, format: Format::Mp4 }));
+        assert_eq!(
+            parse("demo/hd/clip.ts"),
+            Ok(Route::Clip { stream: "demo", rendition: Some("hd"), format: Format::Ts })
+        );
+        for p in ["demo/clip.mp4", "demo/hd/clip.mp4", "demo/hd/clip.ts"] {
+            assert_eq!(parse(p).unwrap().to_string(), p);
+        }
     }
 
     #[test]
@@ -254,6 +289,9 @@ mod tests {
             "demo/hd/1..m4s",
             "demo/hd/1.2.3.m4s",
             "demo/hd/1.99999999999.m4s",
+            "demo/clip.mov",
+            "demo/hd/clip.m4s",
+            "demo/hd/x/clip.mp4",
         ] {
             assert!(parse(p).is_err(), "{p:?} should be rejected");
         }

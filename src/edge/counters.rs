@@ -32,17 +32,20 @@ pub enum RequestKind {
     Init,
     /// A low-latency part of a segment.
     Part,
+    /// A range as one file (`clip.mp4`, `clip.ts`).
+    Clip,
     /// Not one of ours: a bad path.
     Invalid,
 }
 
 impl RequestKind {
-    const ALL: [RequestKind; 6] = [
+    const ALL: [RequestKind; 7] = [
         RequestKind::Master,
         RequestKind::Media,
         RequestKind::Segment,
         RequestKind::Init,
         RequestKind::Part,
+        RequestKind::Clip,
         RequestKind::Invalid,
     ];
     fn name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl RequestKind {
             RequestKind::Segment => "segment",
             RequestKind::Init => "init",
             RequestKind::Part => "part",
+            RequestKind::Clip => "clip",
             RequestKind::Invalid => "invalid",
         }
     }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
+use crate::clip::{self, ClipFile, Format, Piece, Refusal};
 use crate::head_watch::HeadWatch;
 use crate::index_cache::IndexCache;
 use crate::part_cache::PartCache;
@@ -73,6 +74,16 @@ pub enum Job {
     Status {
         since_ms: i64,
     },
+    /// A clip file's plan (ARCHITECTURE.md, "Clips as files"); `rendition` None: the stream's
+    /// best video with its audio.
+    Clip {
+        stream: String,
+        rendition: Option<String>,
+        query: PlaylistQuery,
+        format: Format,
+    },
+    /// One segment of a clip file, as the file holds it.
+    ClipPiece(Piece),
 }
 
 impl Job {
@@ -125,7 +136,7 @@ impl Job {
                 blob(kind, stream, rendition, msn)
             }
             Job::Part { stream, rendition, at } => format!("t:{stream}/{rendition}/{}.{}", at.msn, at.part),
-            Job::BlobChunk { .. } | Job::Status { .. } => return None,
+            Job::BlobChunk { .. } | Job::Status { .. } | Job::Clip { .. } | Job::ClipPiece(_) => return None,
         }))
     }
 }
@@ -145,7 +156,7 @@ pub enum Reply {
         text: Bytes,
         max_age_s: u32,
     },
-    /// Refused, with the reason for the response body: 400, 404 or 503.
+    /// Refused, with the reason for the response body: 400, 404, 409 or 503.
     Refused {
         status: u16,
         reason: String,
@@ -160,6 +171,10 @@ pub enum Reply {
     Whole(Vec<Bytes>),
     /// A JSON document.
     Json(Bytes),
+    /// A clip file's plan: its header and the pieces to fetch.
+    Clip(Arc<ClipFile>),
+    /// A piece of a clip file.
+    Piece(Vec<Bytes>),
 }
 
 impl Reply {
@@ -254,6 +269,13 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
             })
         }
         Job::Status { since_ms } => status(store, since_ms).await,
+        Job::Clip { stream, rendition, query, format } => {
+            Ok(match clip::plan(store, &stream, rendition.as_deref(), &query, format).await? {
+                Ok(file) => Reply::Clip(Arc::new(file)),
+                Err(Refusal { status, reason }) => Reply::Refused { status, reason },
+            })
+        }
+        Job::ClipPiece(p) => Ok(Reply::Piece(clip::piece(store, &p).await?)),
     }
 }
 

@@ -144,10 +144,11 @@ fn content(r: &mut Request) -> ngx_int_t {
     let lc = response::loc_conf(r);
     let (job, blob) = match route_request(r) {
         Ok(j) => j,
-        Err(reason) => {
+        Err(NotAJob::Bad(reason)) => {
             ngx_log_error!(NGX_LOG_INFO, r.log(), "hls_dvr: 400: {}", reason);
             return response::text(r, NGX_HTTP_BAD_REQUEST as u16, &reason);
         }
+        Err(NotAJob::Moved(query)) => return response::moved(r, &query),
     };
 
     // The request's state, freed with its pool whatever ends the request.
@@ -370,14 +371,28 @@ fn fill(r: &mut Request, ctx: &mut Ctx, parts: Vec<Bytes>, content: Content) -> 
     unsafe { response::blob(r, &whole, content_type) }
 }
 
-/// The job a request's path and query ask for, or why they are not understood (400).
-fn route_request(r: &Request) -> Result<(Job, Option<Blob>), String> {
+/// What a request gets instead of a job.
+enum NotAJob {
+    /// Not understood (400), with the reason.
+    Bad(String),
+    /// A clip file in relative times: redirected to this absolute query.
+    Moved(String),
+}
+
+impl From<String> for NotAJob {
+    fn from(reason: String) -> Self {
+        NotAJob::Bad(reason)
+    }
+}
+
+/// The job a request's path and query ask for, or what it gets instead.
+fn route_request(r: &Request) -> Result<(Job, Option<Blob>), NotAJob> {
     let lc = response::loc_conf(r);
     let rest = std::str::from_utf8(r.uri())
         .ok()
         .and_then(|u| u.strip_prefix(lc.prefix.as_str()))
-        .ok_or_else(|| "the path is not UTF-8 or not under the location".to_string())?;
-    let args = std::str::from_utf8(r.args()).map_err(|_| "the query string is not UTF-8".to_string())?;
+        .ok_or_else(|| NotAJob::Bad("the path is not UTF-8 or not under the location".into()))?;
+    let args = std::str::from_utf8(r.args()).map_err(|_| NotAJob::Bad("the query string is not UTF-8".into()))?;
     if lc.status {
         // Oldest segments are looked for where they may still be: within the store's retention.
         let retention = bridge::retention_ms().unwrap_or(lc.max_range().as_millis() as i64);
@@ -421,6 +436,14 @@ fn route_request(r: &Request) -> Result<(Job, Option<Blob>), String> {
         Route::Part { stream, rendition, msn, part } => {
             let at = PartPos { msn, part };
             (Job::Part { stream: stream.into(), rendition: rendition.into(), at }, None)
+        }
+        Route::Clip { stream, rendition, format } => {
+            let q = query()?;
+            if q.relative_times {
+                return Err(NotAJob::Moved(q.for_variants()));
+            }
+            let (stream, rendition) = (stream.into(), rendition.map(String::from));
+            (Job::Clip { stream, rendition, query: q, format }, None)
         }
     })
 }
@@ -539,7 +562,18 @@ pub fn complete(r: &mut Request, id: u64, res: Result<Reply, StoreError>) {
         }
         Ok(Reply::Chunk(data)) => {
             if let Some(s) = ctx.stream.as_mut() {
-                s.arrived(data);
+                s.arrived(vec![data]);
+            }
+            pump::pump(r, ctx);
+            None
+        }
+        Ok(Reply::Clip(file)) => {
+            pump::start_file(r, ctx, file);
+            None
+        }
+        Ok(Reply::Piece(parts)) => {
+            if let Some(s) = ctx.stream.as_mut() {
+                s.arrived(parts);
             }
             pump::pump(r, ctx);
             None

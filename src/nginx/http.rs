@@ -58,6 +58,9 @@ pub trait RequestExt {
     fn args(&self) -> &[u8];
     /// The `Range` header's value, if any.
     fn range(&self) -> Option<&[u8]>;
+    /// The `If-Range` header's value.
+    fn if_range(&self) -> Option<&[u8]>;
+
     /// Whether the method is one of `mask` (`NGX_HTTP_GET | ...`).
     fn method_in(&self, mask: u32) -> bool;
     fn set_status_code(&mut self, status: u16);
@@ -119,6 +122,12 @@ impl RequestExt for Request {
 
     fn range(&self) -> Option<&[u8]> {
         let h = self.as_ref().headers_in.range;
+        // SAFETY: a non-null header element of a live request.
+        (!h.is_null()).then(|| bytes(unsafe { &(*h).value }))
+    }
+
+    fn if_range(&self) -> Option<&[u8]> {
+        let h = self.as_ref().headers_in.if_range;
         // SAFETY: a non-null header element of a live request.
         (!h.is_null()).then(|| bytes(unsafe { &(*h).value }))
     }

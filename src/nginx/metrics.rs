@@ -104,6 +104,7 @@ pub fn request_series<'a>(r: &'a Request, prefix: &str) -> (RequestKind, &'a str
         Some(Route::Segment { stream, rendition, .. }) => (RequestKind::Segment, stream, rendition),
         Some(Route::Init { stream, rendition, .. }) => (RequestKind::Init, stream, rendition),
         Some(Route::Part { stream, rendition, .. }) => (RequestKind::Part, stream, rendition),
+        Some(Route::Clip { stream, rendition, .. }) => (RequestKind::Clip, stream, rendition.unwrap_or("")),
         None => (RequestKind::Invalid, "", ""),
     }
 }

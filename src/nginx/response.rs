@@ -4,7 +4,7 @@
 
 use ngx::ffi::{
     ngx_int_t, NGX_HTTP_BAD_GATEWAY, NGX_HTTP_GATEWAY_TIME_OUT, NGX_HTTP_INTERNAL_SERVER_ERROR,
-    NGX_HTTP_PARTIAL_CONTENT, NGX_HTTP_RANGE_NOT_SATISFIABLE, NGX_HTTP_SERVICE_UNAVAILABLE,
+    NGX_HTTP_MOVED_TEMPORARILY, NGX_HTTP_PARTIAL_CONTENT, NGX_HTTP_RANGE_NOT_SATISFIABLE, NGX_HTTP_SERVICE_UNAVAILABLE,
 };
 use ngx::http::{HttpModuleLocationConf, Request};
 
@@ -12,6 +12,7 @@ use crate::config::LocConf;
 use crate::http::{RequestExt, NGX_ERROR};
 use crate::HlsDvr;
 use hls_dvr_core::route::{self, ByteRange};
+use hls_dvr_edge::clip::ClipFile;
 use hls_dvr_store::StoreError;
 
 /// Segments never change once stored: cache them for a day.
@@ -100,8 +101,31 @@ pub fn text(r: &mut Request, status: u16, reason: &str) -> ngx_int_t {
 /// The headers of a segment or init segment of `size` bytes: 200, or 206 for a satisfiable
 /// `Range`. The bytes to send, or the status to finalize with (416).
 pub fn blob_headers(r: &mut Request, size: u64, content_type: &'static str) -> Result<(u64, u64), ngx_int_t> {
+    ranged(r, size, content_type, true)
+}
+
+/// The headers of a clip file (ARCHITECTURE.md, "Clips as files"): its length before the
+/// first byte, `Range` honoured unless an `If-Range` names another version, an `ETag`, and a
+/// download's file name. A finished clip never changes: cached for a day.
+pub fn file_headers(r: &mut Request, file: &ClipFile) -> Result<(u64, u64), ngx_int_t> {
+    r.add_header("ETag", &file.etag);
+    r.add_header("Content-Disposition", &format!("attachment; filename=\"{}\"", file.name));
+    let same = r.if_range().is_none_or(|v| v == file.etag.as_bytes());
+    ranged(r, file.len, file.format.content_type(), same)
+}
+
+/// A `302` to the same path with `query`: a clip asked in relative times, sent to its absolute
+/// form (which is cached; this answer, whose meaning moves with the clock, is not).
+pub fn moved(r: &mut Request, query: &str) -> ngx_int_t {
+    let path = String::from_utf8_lossy(r.uri()).into_owned();
+    r.add_header("Location", &format!("{path}{query}"));
+    body(r, NGX_HTTP_MOVED_TEMPORARILY as u16, TEXT_TYPE, format!("see {path}{query}\n").as_bytes(), Some("no-store"))
+}
+
+/// 200 or 206 headers for a body of `size` bytes; `Range` is read only when `use_range`.
+fn ranged(r: &mut Request, size: u64, content_type: &'static str, use_range: bool) -> Result<(u64, u64), ngx_int_t> {
     let range = match r.range().map(std::str::from_utf8) {
-        Some(Ok(h)) => route::parse_range(h, size),
+        Some(Ok(h)) if use_range => route::parse_range(h, size),
         _ => ByteRange::Whole,
     };
     r.add_header("Accept-Ranges", "bytes");

@@ -12,6 +12,7 @@
 //! - [`keeper`]: a session kept working for a long-lived client (an nginx worker).
 //! - [`schema`]: the tables as CQL, their TTLs and compaction.
 //! - [`markers`]: a stream's timed markers (ad breaks, timed metadata).
+//! - [`samples`]: segments' sample tables (clips as files).
 
 pub mod connect;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod latency;
 pub mod markers;
 pub mod push;
 pub mod rows;
+pub mod samples;
 pub mod schema;
 
 use std::future::Future;
@@ -75,6 +77,8 @@ struct Statements {
     delete_marker: PreparedStatement,
     insert_marker_id: PreparedStatement,
     select_marker_id: PreparedStatement,
+    insert_samples: PreparedStatement,
+    select_samples: PreparedStatement,
 }
 
 /// A connected store with its statements prepared.
@@ -239,7 +243,20 @@ impl Store {
         let thumbnails = async {
             futures::try_join!(
                 prep(chunk_insert(BlobKind::Thumbnail), true),
-                prep(chunk_select(BlobKind::Thumbnail), false)
+                prep(chunk_select(BlobKind::Thumbnail), false),
+                prep(
+                    format!(
+                        "INSERT INTO {ks}.sample_tables (stream, rendition, bucket, msn, samples) VALUES (?, ?, ?, ?, ?)"
+                    ),
+                    true
+                ),
+                prep(
+                    format!(
+                        "SELECT msn, samples FROM {ks}.sample_tables WHERE stream = ? AND rendition = ? AND bucket = ? \
+                         AND msn >= ? AND msn <= ?"
+                    ),
+                    false
+                ),
             )
         };
         let marking = async {
@@ -265,7 +282,7 @@ impl Store {
             ),
             (insert_part, select_parts, select_part, set_part_head),
             (insert_marker, select_markers, delete_marker, insert_marker_id, select_marker_id),
-            (thumb_w, thumb_r),
+            (thumb_w, thumb_r, insert_samples, select_samples),
         ) = futures::try_join!(serving, pushing, low_latency, marking, thumbnails)?;
         let mut select_claim = select_claim;
         // A claim is read back to learn who holds a number: only a SERIAL read sees every claim
@@ -299,6 +316,8 @@ impl Store {
             delete_marker,
             insert_marker_id,
             select_marker_id,
+            insert_samples,
+            select_samples,
         };
         Ok(Store {
             session,

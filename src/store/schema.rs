@@ -9,6 +9,8 @@
 //! - `ingest_claims`: which pushed copy of a segment holds each sequence number (two receivers),
 //!   and `ingest_sources`, the same claims by what they hold.
 //! - `markers` / `marker_ids`: a stream's timed markers by day, and where each id is.
+//! - `sample_tables`: each segment's sample table (clips as files), partitioned like the index
+//!   but apart from it, so playlist reads never carry them.
 //!
 //! Everything expires by TTL; time-series tables use TimeWindowCompactionStrategy so whole
 //! SSTables drop once their window expires, instead of compacting tombstones forever.
@@ -228,6 +230,13 @@ impl SchemaOptions {
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.marker_ids (stream text, id text, start timestamp, \
                  PRIMARY KEY ((stream, id))) WITH compaction = {twcs} AND {common}"
+            ),
+            // Read only to write a clip's header: by bucket and msn range, like the index.
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.sample_tables (\
+                 stream text, rendition text, bucket bigint, msn bigint, samples blob, \
+                 PRIMARY KEY ((stream, rendition, bucket), msn)) \
+                 WITH CLUSTERING ORDER BY (msn ASC) AND compaction = {twcs} AND {common}"
             ),
         ]
     }

@@ -54,6 +54,31 @@ enum Sub {
     /// '{"id": "break-1", "start": "now", "duration": 30, "scte35_out": "0xFC30..."}'
     #[command(after_help = AFTER_HELP)]
     Mark(MarkArgs),
+    /// Writes a stored range as one file: the bytes nginx sends for
+    /// STREAM[/RENDITION]/clip.mp4?start=T&end=U (clip.ts with --out FILE.ts)
+    #[command(after_help = AFTER_HELP)]
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// The stream
+    #[arg(long, value_name = "NAME", value_parser = stream_name)]
+    stream: String,
+    /// One rendition (else the highest-bandwidth video with its default audio)
+    #[arg(long, value_name = "NAME", value_parser = stream_name)]
+    rendition: Option<String>,
+    /// Where the range starts: epoch seconds, ISO 8601 with a zone, now, or -SECONDS
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    start: String,
+    /// Where it ends, in the same forms
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    end: String,
+    /// The file to write; a name ending in .ts writes the TS rendition's segments as they are
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +91,14 @@ struct MarkArgs {
     /// The marker, as JSON
     #[arg(value_name = "JSON")]
     marker: String,
+}
+
+/// The longest range `export` takes: nginx's default `hls_dvr_max_range`.
+const EXPORT_MAX_RANGE_MS: i64 = 24 * 3_600_000;
+
+/// A time as a query value: `+` (ISO 8601 zones) percent-encoded, as a URL would carry it.
+fn encode(t: &str) -> String {
+    t.replace('%', "%25").replace('&', "%26").replace('+', "%2B")
 }
 
 fn stream_name(s: &str) -> Result<String, String> {
@@ -331,6 +364,15 @@ pub enum Command {
         stream: String,
         marker: hls_dvr_core::markers::Marker,
     },
+    /// `export`: the range checked already.
+    Export {
+        connection: Connection,
+        stream: String,
+        rendition: Option<String>,
+        query: hls_dvr_core::params::PlaylistQuery,
+        format: hls_dvr_core::mp4::clip::Format,
+        out: PathBuf,
+    },
     Run(RunOptions),
 }
 /// Streams of a config file: `NAME DIR` lines, `#` comments, blank lines.
@@ -399,6 +441,25 @@ pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
         let marker = crate::marker::from_json(a.marker.as_bytes(), hls_dvr_core::clock::now_ms())
             .map_err(|e| invalid(format!("the marker: {e}")))?;
         return Ok(Command::Mark { connection: a.connection.into_connection(), stream: a.stream, marker });
+    }
+    if let Some(Sub::Export(a)) = cli.command {
+        // The times as a playlist URL gives them, with the edge's default longest range.
+        let query = format!("start={}&end={}", encode(&a.start), encode(&a.end));
+        let query =
+            hls_dvr_core::params::PlaylistQuery::parse(&query, hls_dvr_core::clock::now_ms(), EXPORT_MAX_RANGE_MS)
+                .map_err(|e| invalid(format!("the range: {e}")))?;
+        let format = match a.out.extension().and_then(|e| e.to_str()) {
+            Some("ts") => hls_dvr_core::mp4::clip::Format::Ts,
+            _ => hls_dvr_core::mp4::clip::Format::Mp4,
+        };
+        return Ok(Command::Export {
+            connection: a.connection.into_connection(),
+            stream: a.stream,
+            rendition: a.rendition,
+            query,
+            format,
+            out: a.out,
+        });
     }
     let mut connection = cli.connection.into_connection();
     let run = cli.run;

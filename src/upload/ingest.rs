@@ -338,8 +338,12 @@ pub async fn write_whole(sh: &Uploads, w: &Whole, data: &Bytes) -> Outcome {
     }
     let init_msn = w.map.as_ref().and(init.as_ref()).map(|i| i.msn);
     let key_frame = crate::key_frame::locate(w.head.container, data);
+    let init_bytes = w.map.as_ref().map(|(_, b)| &b[..]);
+    let samples = crate::sample_table::record(w.head.container, data, init_bytes)
+        .map_err(|why| debug!("no sample table for {}: {why}", w.uri))
+        .ok();
     // The thumbnail is stored before the index row that says it is there.
-    let mut found = Found { key_frame, thumbnail: None };
+    let mut found = Found { key_frame, thumbnail: None, samples };
     if let (Some(k), Some(width)) = (key_frame, sh.thumbnail_width) {
         let mut picture = w.map.as_ref().map(|(_, init)| init.to_vec()).unwrap_or_default();
         picture.extend_from_slice(&data[k.offset as usize..(k.offset + k.length) as usize]);
@@ -384,6 +388,8 @@ pub struct Found {
     pub key_frame: Option<ByteRange>,
     /// The size (`WxH`) of its stored thumbnail.
     pub thumbnail: Option<String>,
+    /// Its sample table, stored form (ARCHITECTURE.md, "Clips as files").
+    pub samples: Option<Vec<u8>>,
 }
 
 /// Makes and stores a segment's thumbnail; `Ok(None)` when it cannot be made (the segment goes
@@ -412,9 +418,9 @@ pub async fn store_thumbnail(
     Ok(Some(size))
 }
 
-/// Steps 3 and 4 of every segment, whole or stored fragment by fragment: the index row (from
-/// now on readers may list it), then the head (the resume point of a restarted uploader).
-/// Returns the head as written.
+/// Steps 3 and 4 of every segment, whole or stored fragment by fragment: its sample table and
+/// index row (from now on readers may list it), then the head (the resume point of a restarted
+/// uploader). Returns the head as written.
 pub async fn write_index_and_head(
     sh: &Uploads,
     permit: &mut Option<OwnedSemaphorePermit>,
@@ -437,6 +443,14 @@ pub async fn write_index_and_head(
         key_frame: found.key_frame,
         thumbnail: found.thumbnail.is_some(),
     };
+    // Before the index row, in its bucket: a clip finds the table of every segment listed.
+    if let Some(table) = &found.samples {
+        let added_ms = entry.added_ms;
+        retry(sh, permit, &format!("sample table of {what}"), |store| async move {
+            store.write_samples(stream, rendition, added_ms, msn, table).await
+        })
+        .await?;
+    }
     let row = &entry;
     retry(sh, permit, &format!("index row of {what}"), |store| async move {
         store.write_index(stream, rendition, row).await

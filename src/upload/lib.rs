@@ -9,7 +9,9 @@
 //! - [`changes`]: playlist writes in a folder, from inotify, so renditions react at once.
 //! - [`rendition`]: one rendition: polls its playlist, queues and uploads segments in order.
 //! - [`ingest`]: stores one segment in the write order readers rely on, retrying until it is in.
+//! - [`export`]: a stored range written to a file, as the edge sends it (clips as files).
 //! - [`key_frame`]: where a segment's first key frame lies (I-frame playlists).
+//! - [`sample_table`]: each segment's sample table (clips as files).
 //! - [`marker`]: a marker (ad break, timed metadata) as JSON, checked.
 //! - [`metrics`]: what was stored and how it went, for Prometheus (`--metrics`).
 //! - [`thumbnail`]: scrubbing thumbnails of segments (`--thumbnails`), made by ffmpeg.
@@ -18,6 +20,7 @@
 
 pub mod args;
 pub mod changes;
+pub mod export;
 pub mod groups;
 pub mod ingest;
 pub mod key_frame;
@@ -25,6 +28,7 @@ pub mod marker;
 pub mod metrics;
 pub mod push;
 pub mod rendition;
+pub mod sample_table;
 pub mod source;
 pub mod stream;
 pub mod thumbnail;
@@ -114,6 +118,23 @@ pub fn main(args: &[String]) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("hls-dvr-upload: cannot store the marker at {}: {e}", cfg.describe());
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Export { connection, stream, rendition, query, format, out } => {
+            let cfg = match connection.store_config() {
+                Ok(c) => c,
+                Err(e) => return usage_error(&e),
+            };
+            init_logging();
+            match runtime().block_on(export::write(&cfg, &stream, rendition.as_deref(), &query, format, &out)) {
+                Ok(summary) => {
+                    info!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hls-dvr-upload: cannot export {stream}{}: {e}", query.describe());
                     ExitCode::from(1)
                 }
             }

@@ -14,6 +14,29 @@ use super::file::{self, File, TrackPlan};
 use super::fmp4::Init;
 use super::samples::{SegmentSamples, TrackKind};
 
+/// Which file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Mp4,
+    /// A TS rendition's segments as stored, one after another.
+    Ts,
+}
+
+impl Format {
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Mp4 => "mp4",
+            Format::Ts => "ts",
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Mp4 => "video/mp4",
+            Format::Ts => "video/mp2t",
+        }
+    }
+}
+
 /// Two segments further apart than this in program date-time leave a gap in the recording.
 const GAP_MS: i64 = 1000;
 

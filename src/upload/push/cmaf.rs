@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use hyper::body::Incoming;
 use hyper::StatusCode;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use hls_dvr_core::clock::now_ms;
 use hls_dvr_core::model::{Claim, Container, MediaType, PartHead, Rendition, SourcePos};
+use hls_dvr_core::mp4::fmp4::Init;
 use hls_dvr_core::parts;
 
 use super::boxes::{ntp_to_unix_ms, parse_init, Fragment, Splitter, TrackInfo, TrackKind};
@@ -30,6 +31,8 @@ pub struct Track {
     rendition: String,
     info: Option<TrackInfo>,
     init: Option<Bytes>,
+    /// The init segment as the sample tables read it (None when it cannot be).
+    tables_init: Option<Arc<Init>>,
     stored_init: Option<InitState>,
     /// None until the store's head was read (the first segment).
     claims: Option<Claims>,
@@ -80,6 +83,7 @@ impl Track {
             rendition: rendition.to_string(),
             info: None,
             init: None,
+            tables_init: None,
             stored_init: None,
             claims: None,
             peak_bw: None,
@@ -103,6 +107,8 @@ impl Track {
             );
         }
         self.info = Some(info);
+        self.tables_init =
+            Init::parse(&data).map(Arc::new).map_err(|e| debug!("{}: no sample tables: {e}", self.rendition)).ok();
         self.init = Some(data);
         Ok(StatusCode::CREATED)
     }
@@ -172,7 +178,7 @@ impl Track {
         // The newest part is published once the head row exists (it carries the part target).
         let publish = self.part_target_us.is_some();
         Ok(Some(Current {
-            writing: Writing::new(msn, !copy, timescale, claim.discontinuity, publish),
+            writing: Writing::new(msn, !copy, timescale, claim.discontinuity, publish, self.tables_init.clone()),
             claim,
             copy,
             seg_no,
@@ -257,7 +263,9 @@ impl Track {
         let init_msn = self.stored_init.as_ref().map(|i| i.msn);
         c.writing.seal(sh, &stream, &rendition).await.map_err(|()| shutting_down())?;
         let what = format!("segment {} as {stream}/{rendition} {msn}", c.uri);
-        let mut found = Found { key_frame: c.writing.key_frame.filter(|_| media == MediaType::Video), thumbnail: None };
+        let samples = c.writing.sample_table().map_err(|why| debug!("no sample table for {}: {why}", c.uri)).ok();
+        let key_frame = c.writing.key_frame.filter(|_| media == MediaType::Video);
+        let mut found = Found { key_frame, thumbnail: None, samples };
         if let (Some(bytes), Some(width), true) =
             (&c.writing.key_frame_bytes, sh.thumbnail_width, found.key_frame.is_some())
         {

@@ -8,9 +8,13 @@
 //! Each fragment is also a low-latency part (ARCHITECTURE.md, "Parts"): once its chunks are in,
 //! a `parts` row says which chunks make it, and the rendition's newest part moves to it.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use hls_dvr_core::model::{ByteRange, Container, Part};
+use hls_dvr_core::mp4::fmp4::{add_fragments, Init};
+use hls_dvr_core::mp4::samples::SegmentSamples;
 use hls_dvr_store::schema::MAX_CHUNK;
 use hls_dvr_store::BlobMeta;
 
@@ -38,10 +42,21 @@ pub struct Writing {
     /// The segment's first key frame, found in its first fragment, and its bytes.
     pub key_frame: Option<ByteRange>,
     pub key_frame_bytes: Option<Bytes>,
+    /// The track's init segment, and the sample table read from the fragments so far (or why
+    /// there is none; ARCHITECTURE.md, "Clips as files").
+    init: Option<Arc<Init>>,
+    samples: Result<SegmentSamples, String>,
 }
 
 impl Writing {
-    pub fn new(msn: i64, writes: bool, timescale: u32, discontinuity: bool, publish: bool) -> Writing {
+    pub fn new(
+        msn: i64,
+        writes: bool,
+        timescale: u32,
+        discontinuity: bool,
+        publish: bool,
+        init: Option<Arc<Init>>,
+    ) -> Writing {
         Writing {
             msn,
             sizes: Vec::new(),
@@ -55,7 +70,19 @@ impl Writing {
             publish,
             key_frame: None,
             key_frame_bytes: None,
+            init,
+            samples: Ok(SegmentSamples::default()),
         }
+    }
+
+    /// The segment's sample table, stored form, once it is whole.
+    pub fn sample_table(&self) -> Result<Vec<u8>, String> {
+        let t = self.samples.as_ref()?;
+        if t.runs.is_empty() {
+            return Err("no samples".into());
+        }
+        t.check(self.size())?;
+        Ok(t.encode())
     }
 
     /// Media time in microseconds, so that parts add up to their segment exactly.
@@ -80,8 +107,13 @@ impl Writing {
         independent: bool,
     ) -> Result<(), ()> {
         let first_chunk = self.sizes.len() as u32;
+        let before = self.size();
+        self.samples = match (std::mem::replace(&mut self.samples, Ok(Default::default())), &self.init) {
+            (Ok(mut t), Some(init)) => add_fragments(&fragment, before, init, &mut t).map(|()| t),
+            (Ok(_), None) => Err("no init segment".into()),
+            (failed, _) => failed,
+        };
         if self.fragments == 0 && independent {
-            let before = self.size();
             let found = crate::key_frame::locate(Container::Fmp4, &fragment);
             self.key_frame_bytes = found.map(|k| fragment.slice(k.offset as usize..(k.offset + k.length) as usize));
             self.key_frame = found.map(|k| ByteRange { offset: k.offset + before, length: k.length });
