@@ -4,6 +4,10 @@
 use hls_dvr_core::model::{
     sort_newest_per_msn, Container, IndexEntry, MediaType, Part, PartHead, PartPos, Rendition, SourcePos,
 };
+use hls_dvr_core::mp4::file::{self, TrackPlan};
+use hls_dvr_core::mp4::fmp4::{self, Init};
+use hls_dvr_core::mp4::samples::SegmentSamples;
+use hls_dvr_core::mp4::ts;
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::route::{self, parse_range, ByteRange};
 use hls_dvr_core::{parts, playlist, window};
@@ -177,6 +181,35 @@ pub fn views(data: &[u8]) {
             let ll = playlist::LowLatency { target_us: p.target_us, parts: &list, reports: &reports };
             let text = playlist::media(&head, &view, q[7] & 1 == 1, "?t=1", Some(&ll), &playlist::Marks::NONE);
             assert_eq!(text.matches("#EXT-X-PRELOAD-HINT:").count(), 1);
+        }
+    }
+}
+
+/// Segment bytes as a segmenter or a store may hold them (clips as files): remuxed from MPEG-TS,
+/// read as fMP4 (`[init length, u32 LE][init segment][segment]`), or refused, never a panic;
+/// what is read checks out against its bytes. A sample table read back from the store makes a
+/// file header or is refused.
+pub fn media(data: &[u8]) {
+    if let Ok(r) = ts::remux(data) {
+        r.samples.check(r.body.len() as u64).expect("a remux's table points into its body");
+        let bytes: u64 = r.samples.runs.iter().map(|run| run.bytes()).sum();
+        assert_eq!(bytes, r.body.len() as u64);
+    }
+    if let Some((len, rest)) = data.split_first_chunk::<4>() {
+        let cut = (u32::from_le_bytes(*len) as usize).min(rest.len());
+        if let Ok(init) = Init::parse(&rest[..cut]) {
+            if let Ok(t) = fmp4::segment_samples(&rest[cut..], &init) {
+                t.check((rest.len() - cut) as u64).expect("checked when made");
+            }
+        }
+    }
+    if let Ok(t) = SegmentSamples::decode(data) {
+        if t.check(u64::MAX).is_ok() {
+            let plans: Vec<TrackPlan> =
+                t.runs.iter().map(|r| TrackPlan { kind: r.kind, trak: None, runs: vec![(0, r)] }).collect();
+            if let Ok(f) = file::write(&[t.runs.iter().map(|r| r.bytes()).sum()], &plans) {
+                assert!(f.len >= f.header.len() as u64);
+            }
         }
     }
 }

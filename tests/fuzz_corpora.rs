@@ -50,3 +50,8 @@ fn chunks_corpus() {
 fn views_corpus() {
     replay("views", targets::views);
 }
+
+#[test]
+fn media_corpus() {
+    replay("media", targets::media);
+}

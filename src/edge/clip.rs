@@ -230,10 +230,14 @@ async fn read_tables(
         let refs: Vec<&IndexEntry> = entries.iter().collect();
         let stored = store.samples(stream, &head.name, &refs).await?;
         let mut decoded = HashMap::with_capacity(stored.len());
-        for (msn, bytes) in stored {
-            let t = SegmentSamples::decode(&bytes)
-                .map_err(|e| StoreError::Corrupt(format!("sample table of {stream}/{}/{msn}: {e}", head.name)))?;
-            decoded.insert(msn, t);
+        for e in entries {
+            let Some(bytes) = stored.get(&e.msn) else { continue };
+            // An fMP4 table points into the stored segment: its chunks must lie within it.
+            let bound = if head.container == Container::Fmp4 { e.size.max(0) as u64 } else { u64::MAX };
+            let t = SegmentSamples::decode(bytes).and_then(|t| t.check(bound).map(|()| t)).map_err(|why| {
+                StoreError::Corrupt(format!("sample table of {stream}/{}/{}: {why}", head.name, e.msn))
+            })?;
+            decoded.insert(e.msn, t);
         }
         tables.push(decoded);
         let mut by_msn = HashMap::new();

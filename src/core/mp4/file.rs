@@ -184,8 +184,12 @@ fn moov(tracks: &[TrackPlan], starts: &[u64], large: bool) -> Result<Made, Strin
     // The file shows the video's span: segments are cut at video key frames, so audio frames
     // before the first picture or after the last one are left out by the edit lists (an
     // audio-only file shows all of its audio). Times in ms of presentation.
-    let begin = |tb: &Table| (tb.start + tb.first_cto.max(0) as i64 - tb.offset) * 1000 / tb.timescale as i64;
-    let shown = |tb: &Table| (tb.durations.iter().map(|d| *d as u64).sum::<u64>() * 1000 / tb.timescale as u64) as i64;
+    // In i128: the tables come from the store, and no value in them may overflow a sum.
+    let ms = |t: i128, tb: &Table| {
+        (t * 1000 / tb.timescale.max(1) as i128).clamp(i64::MIN as i128 / 4, i64::MAX as i128 / 4) as i64
+    };
+    let begin = |tb: &Table| ms(tb.start as i128 + tb.first_cto.max(0) as i128 - tb.offset as i128, tb);
+    let shown = |tb: &Table| ms(tb.durations.iter().map(|d| *d as i128).sum::<i128>(), tb);
     let video = tracks.iter().zip(&tables).find(|(t, _)| t.kind == TrackKind::Video).map(|(_, tb)| tb);
     let (zero, end) = match video {
         Some(v) => (begin(v), begin(v) + shown(v)),
@@ -484,5 +488,39 @@ mod tests {
             0x00, 0x00, 0x03, 0x01, 0xe0, 0x78, 0xb1, 0x6c, 0xb0,
         ];
         assert_eq!(dimensions(&sps444), Some((640, 360)));
+    }
+
+    #[test]
+    fn files_over_4_gib_use_64_bit_offsets_and_mdat_size() {
+        use crate::mp4::samples::{Chunk, Sample};
+        let sps = vec![
+            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00,
+            0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
+        ];
+        let config = Config::Avc { sps, pps: vec![0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0] }.encode();
+        const GIB: u64 = 1 << 30;
+        let run = |start: i64, size: u64| {
+            let mut r = Run::new(1, TrackKind::Video, 90_000, start);
+            r.samples = vec![Sample { size: size as u32, duration: 3000, cto: 0, sync: true }];
+            r.chunks = vec![Chunk { offset: 0, count: 1 }];
+            r.config = config.clone();
+            r
+        };
+        // Two 2 GiB pieces (the samples' bytes are never read: the header is made from tables).
+        let (a, b) = (run(0, 2 * GIB - 1), run(3000, 2 * GIB - 1));
+        let plan = TrackPlan { kind: TrackKind::Video, trak: None, runs: vec![(0, &a), (1, &b)] };
+        let f = write(&[2 * GIB - 1, 2 * GIB - 1], &[plan]).unwrap();
+        let h = &f.header;
+        assert!(h.windows(4).any(|w| w == b"co64") && !h.windows(4).any(|w| w == b"stco"));
+        let n = h.len();
+        assert_eq!(&h[n - 16..n - 8], &[0, 0, 0, 1, b'm', b'd', b'a', b't'], "a 64-bit mdat size");
+        assert_eq!(u64::from_be_bytes(h[n - 8..].try_into().unwrap()), 4 * GIB - 2 + 16);
+        assert_eq!(f.len, n as u64 + 4 * GIB - 2);
+        let co64 = h.windows(4).position(|w| w == b"co64").unwrap();
+        let second = u64::from_be_bytes(h[co64 + 20..co64 + 28].try_into().unwrap());
+        assert_eq!(second, n as u64 + 2 * GIB - 1);
+        // Under 4 GiB: 32-bit offsets.
+        let small = TrackPlan { kind: TrackKind::Video, trak: None, runs: vec![(0, &a)] };
+        assert!(write(&[2 * GIB - 1], &[small]).unwrap().header.windows(4).any(|w| w == b"stco"));
     }
 }

@@ -145,9 +145,9 @@ pub fn add_fragments(data: &[u8], base: u64, init: &Init, into: &mut SegmentSamp
                     run.samples.push(s);
                 }
                 if count > 0 {
-                    run.chunks.push(Chunk { offset: base + offset, count });
+                    run.chunks.push(Chunk { offset: base.saturating_add(offset), count });
                 }
-                next = Some(offset + bytes);
+                next = Some(offset.saturating_add(bytes));
             }
         }
     }
