@@ -97,8 +97,8 @@ fn hls_js_plays_seeks_back_60s_and_keeps_playing() {
 }
 
 /// The demo's DVR player page (nginx-conf/player/index.html), driven through its own controls:
-/// it lists the stream from the status endpoint, plays, seeks to a wall-clock time typed in, and
-/// its LIVE button returns to the edge. A screenshot is left in target/dvr-page.png.
+/// it lists the stream from the status endpoint, plays, seeks to a wall-clock time typed in, its
+/// LIVE button returns to the edge, and its download link names an MP4 file nginx sends. A screenshot is left in target/dvr-page.png.
 #[test]
 fn the_dvr_page_lists_plays_seeks_to_a_time_and_returns_live() {
     let page_dir = player_page();

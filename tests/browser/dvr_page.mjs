@@ -129,6 +129,23 @@ await drive(result, async browser => {
   result.startover = src;
   result.clipLinkShown = await page.isVisible('#clip-link');
 
+  // 6. The download link: five minutes up to the picture as one MP4 file, which nginx sends.
+  await waitUntil('the download link', 5000, () => !document.getElementById('download-link').classList.contains('hidden'));
+  const dl = await page.getAttribute('#download-link', 'href');
+  const dlUrl = new URL(dl, pageUrl);
+  if (dlUrl.pathname !== `/live/${encodeURIComponent(stream)}/clip.mp4` || !/^\d+$/.test(dlUrl.searchParams.get('end') || '')) {
+    throw new Error(`#download-link ${dl}: expected /live/${stream}/clip.mp4?start=<epoch s>&end=<epoch s>`);
+  }
+  const head = await page.evaluate(async u => {
+    const r = await fetch(u, { method: 'HEAD' });
+    return { status: r.status, type: r.headers.get('content-type'), length: Number(r.headers.get('content-length')),
+             disposition: r.headers.get('content-disposition') };
+  }, dl);
+  result.download = { href: dl, ...head };
+  if (head.status !== 200 || head.type !== 'video/mp4' || !(head.length > 0) || !/^attachment; filename=/.test(head.disposition || '')) {
+    throw new Error(`#download-link ${dl}: ${JSON.stringify(head)}`);
+  }
+
   await page.screenshot({ path: shotPath });
   result.screenshot = shotPath;
   if (pageErrors.length) throw new Error(`page error ${pageErrors.join(' | ')}`);
