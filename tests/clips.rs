@@ -18,28 +18,6 @@ use hls_dvr_core::clock::{now_ms, parse_iso8601};
 /// One frame at 25 fps, the sources' rate.
 const FRAME_S: f64 = 0.04;
 
-/// 20 s of two renditions with audio, in `kind` segments of 2 s.
-fn encode(dir: &Path, kind: Container) {
-    let (seg_type, name) = match kind {
-        Container::Ts => ("mpegts", "seg_%v_%03d.ts"),
-        _ => ("fmp4", "seg_%v_%03d.m4s"),
-    };
-    let st = Command::new("ffmpeg")
-        .current_dir(dir)
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", "20", "-map", "0:v", "-map", "0:v", "-map", "1:a", "-map", "1:a", "-s:v:1", "160x90"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "50", "-keyint_min", "50"])
-        .args(["-sc_threshold", "0", "-b:v:0", "600k", "-b:v:1", "200k"])
-        .args(["-c:a", "aac", "-f", "hls", "-hls_time", "2", "-hls_list_size", "0", "-hls_segment_type", seg_type])
-        .args(["-hls_flags", "program_date_time", "-hls_fmp4_init_filename", "init_%v.mp4"])
-        .args(["-hls_segment_filename", name, "-var_stream_map", "v:0,a:0 v:1,a:1"])
-        .args(["-master_pl_name", "master.m3u8", "out_%v.m3u8"])
-        .status()
-        .expect("ffmpeg (scripts/setup installs it)");
-    assert!(st.success());
-}
-
 /// Each segment a media playlist lists: its program date-time (ms) and EXTINF (s), and its URI.
 fn segments(text: &str) -> Vec<(i64, f64, String)> {
     let (mut pdt, mut dur, mut out) = (None::<i64>, None::<f64>, Vec::new());
@@ -137,8 +115,8 @@ fn clips_download_as_files_that_play_seek_resume_and_export_alike() {
     common::create_schema(&cql, &ks, "1h");
     let s = TempDir::new("clips");
     let (ts, fmp4) = (s.dir("ts"), s.dir("fmp4"));
-    encode(&ts, Container::Ts);
-    encode(&fmp4, Container::Fmp4);
+    common::encode_ladder(&ts, Container::Ts, &["-bf", "2", "-b:v:0", "600k", "-b:v:1", "200k"]);
+    common::encode_ladder(&fmp4, Container::Fmp4, &["-bf", "2", "-b:v:0", "600k", "-b:v:1", "200k"]);
     let mut up_ts = uploader(&cql, &ks, "ts", &ts, &[]);
     let mut up_fmp4 = uploader(&cql, &ks, "fmp4", &fmp4, &[]);
     let (push, port) = receiver(&cql, &ks, &s, "receiver", &[]);

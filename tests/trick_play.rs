@@ -13,27 +13,6 @@ mod common;
 use common::push::{cmaf_encoder, receiver};
 use common::{get, http, keyspace, uploader, wait_for, Container, Cql, Nginx, TempDir};
 
-/// 20 s of two renditions, encoded as fast as it goes, in `kind` segments.
-fn encode(dir: &Path, kind: Container) {
-    let (seg_type, name) = match kind {
-        Container::Ts => ("mpegts", "seg_%v_%03d.ts"),
-        _ => ("fmp4", "seg_%v_%03d.m4s"),
-    };
-    let st = Command::new("ffmpeg")
-        .current_dir(dir)
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", "20", "-map", "0:v", "-map", "0:v", "-map", "1:a", "-map", "1:a", "-s:v:1", "160x90"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
-        .args(["-c:a", "aac", "-f", "hls", "-hls_time", "2", "-hls_list_size", "0", "-hls_segment_type", seg_type])
-        .args(["-hls_flags", "program_date_time", "-hls_fmp4_init_filename", "init_%v.mp4"])
-        .args(["-hls_segment_filename", name, "-var_stream_map", "v:0,a:0 v:1,a:1"])
-        .args(["-master_pl_name", "master.m3u8", "out_%v.m3u8"])
-        .status()
-        .expect("ffmpeg (scripts/setup installs it)");
-    assert!(st.success());
-}
-
 /// Each entry of an I-frame playlist: (map URI in force, length, offset, URI).
 fn entries(text: &str) -> Vec<(Option<String>, u64, u64, String)> {
     let (mut map, mut range, mut out) = (None, None, Vec::new());
@@ -112,8 +91,8 @@ fn every_i_frame_range_decodes_alone_to_one_key_frame() {
     common::create_schema(&cql, &ks, "1h");
     let s = TempDir::new("trick_play");
     let (ts, fmp4) = (s.dir("ts"), s.dir("fmp4"));
-    encode(&ts, Container::Ts);
-    encode(&fmp4, Container::Fmp4);
+    common::encode_ladder(&ts, Container::Ts, &[]);
+    common::encode_ladder(&fmp4, Container::Fmp4, &[]);
     let mut up_ts = uploader(&cql, &ks, "ts", &ts, &["--thumbnails"]);
     let mut up_fmp4 = uploader(&cql, &ks, "fmp4", &fmp4, &["--thumbnails", "96"]);
     let (push, port) = receiver(&cql, &ks, &s, "receiver", &["--thumbnails"]);

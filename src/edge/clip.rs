@@ -9,6 +9,7 @@
 //! download and an export of one range are the same bytes.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 
@@ -36,12 +37,14 @@ pub struct Piece {
 }
 
 /// A clip file, planned: its header (`ftyp`, `moov`, the `mdat` header; empty for TS), then the
-/// pieces. `starts[i]` is where piece `i` begins in the file.
+/// pieces, read a unit (a few consecutive pieces, read together) at a time. `starts[u]` is where
+/// unit `u` begins in the file.
 #[derive(Debug)]
 pub struct ClipFile {
     pub format: Format,
     pub header: Bytes,
     pub pieces: Vec<Piece>,
+    pub units: Vec<Range<usize>>,
     pub starts: Vec<u64>,
     pub len: u64,
     /// `Content-Disposition`'s file name.
@@ -194,17 +197,43 @@ pub async fn plan(
             remux: p.remux,
         })
         .collect();
-    let mut starts = Vec::with_capacity(pieces.len());
+    let units = units(&pieces);
+    let mut starts = Vec::with_capacity(units.len());
     let mut at = header.len() as u64;
-    for p in &pieces {
+    for u in &units {
         starts.push(at);
-        at += p.len;
+        at += pieces[u.clone()].iter().map(|p| p.len).sum::<u64>();
     }
     let identity: String =
         pieces.iter().map(|p| format!("{}/{}:{}:{};", p.stream, p.rendition, p.msn, p.len)).collect();
     let etag = format!("\"{:016x}-{at:x}\"", fnv1a(identity.bytes().chain(header.len().to_le_bytes())));
     let name = clip::file_name(stream, rendition, start_ms, end_ms, format.ext());
-    Ok(Ok(ClipFile { format, header, pieces, starts, len: at, name, etag }))
+    Ok(Ok(ClipFile { format, header, pieces, units, starts, len: at, name, etag }))
+}
+
+/// What one unit reads at most: the pieces are read concurrently, so several small segments
+/// come in one store round trip, and a request holds two units (the one sent, the one read
+/// ahead), as a segment request holds two chunks.
+const UNIT_BYTES: u64 = 2 << 20;
+const UNIT_PIECES: usize = 8;
+
+/// Consecutive pieces grouped into units of at most [`UNIT_BYTES`] (a larger piece alone).
+fn units(pieces: &[Piece]) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
+    let mut bytes = 0;
+    for (i, p) in pieces.iter().enumerate() {
+        match out.last_mut() {
+            Some(u) if bytes + p.len <= UNIT_BYTES && u.len() < UNIT_PIECES => {
+                u.end = i + 1;
+                bytes += p.len;
+            }
+            _ => {
+                out.push(i..i + 1);
+                bytes = p.len;
+            }
+        }
+    }
+    out
 }
 
 static EMPTY: std::sync::LazyLock<HashMap<i64, Init>> = std::sync::LazyLock::new(HashMap::new);
@@ -257,6 +286,12 @@ async fn read_tables(
     Ok((tables, inits))
 }
 
+/// A unit's bytes as the file holds them: its pieces read concurrently, in order.
+pub async fn unit(store: &Store, pieces: &[Piece]) -> Result<Vec<Bytes>, StoreError> {
+    let parts = futures::future::try_join_all(pieces.iter().map(|p| piece(store, p))).await?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
 /// A piece's bytes as the file holds them; anything that disagrees with the plan is corrupt
 /// data (the headers are out by then: the connection is cut rather than the file made wrong).
 pub async fn piece(store: &Store, p: &Piece) -> Result<Vec<Bytes>, StoreError> {
@@ -277,4 +312,21 @@ pub async fn piece(store: &Store, p: &Piece) -> Result<Vec<Bytes>, StoreError> {
         return Err(StoreError::Corrupt(format!("segment {name} gives {len} bytes, its clip plan {}", p.len)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_hold_consecutive_pieces_up_to_their_size() {
+        let piece = |len| Piece { stream: "s".into(), rendition: "r".into(), msn: 0, len, remux: false };
+        let small: Vec<Piece> = (0..20).map(|_| piece(300_000)).collect();
+        assert_eq!(units(&small), vec![0..6, 6..12, 12..18, 18..20]);
+        let tiny: Vec<Piece> = (0..10).map(|_| piece(1000)).collect();
+        assert_eq!(units(&tiny), vec![0..8, 8..10]);
+        let mixed = [piece(100), piece(3 << 20), piece(100), piece(100)];
+        assert_eq!(units(&mixed), vec![0..1, 1..2, 2..4]);
+        assert!(units(&[]).is_empty());
+    }
 }

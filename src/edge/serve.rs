@@ -82,8 +82,8 @@ pub enum Job {
         query: PlaylistQuery,
         format: Format,
     },
-    /// One segment of a clip file, as the file holds it.
-    ClipPiece(Piece),
+    /// A unit of a clip file: consecutive segments, as the file holds them.
+    ClipUnit(Vec<Piece>),
 }
 
 impl Job {
@@ -136,7 +136,7 @@ impl Job {
                 blob(kind, stream, rendition, msn)
             }
             Job::Part { stream, rendition, at } => format!("t:{stream}/{rendition}/{}.{}", at.msn, at.part),
-            Job::BlobChunk { .. } | Job::Status { .. } | Job::Clip { .. } | Job::ClipPiece(_) => return None,
+            Job::BlobChunk { .. } | Job::Status { .. } | Job::Clip { .. } | Job::ClipUnit(_) => return None,
         }))
     }
 }
@@ -275,7 +275,7 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
                 Err(Refusal { status, reason }) => Reply::Refused { status, reason },
             })
         }
-        Job::ClipPiece(p) => Ok(Reply::Piece(clip::piece(store, &p).await?)),
+        Job::ClipUnit(pieces) => Ok(Reply::Piece(clip::unit(store, &pieces).await?)),
     }
 }
 

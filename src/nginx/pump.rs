@@ -48,7 +48,7 @@ impl Blob {
 enum Source {
     /// A blob: its chunks.
     Blob { blob: Blob, meta: BlobMeta },
-    /// A clip file: unit 0 is its header (in memory), unit `k` its piece `k - 1`.
+    /// A clip file: unit 0 is its header (in memory), unit `k` its unit of pieces `k - 1`.
     File(Arc<ClipFile>),
 }
 
@@ -84,7 +84,7 @@ impl Source {
                 meta: meta.clone(),
                 chunk: i,
             },
-            Source::File(f) => Job::ClipPiece(f.pieces[i as usize - 1].clone()),
+            Source::File(f) => Job::ClipUnit(f.pieces[f.units[i as usize - 1].clone()].to_vec()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `hls-dvr-upload export`: a stored range written to a file from any host that reaches the
 //! cluster (ARCHITECTURE.md, "Clips as files"). The plan and the pieces are the edge's own
 //! (`hls_dvr_edge::clip`), so the file is byte for byte what nginx sends for the same range.
-//! The next piece is read while the current one is written; the file appears under its name only
+//! The next unit of segments is read while the current one is written; the file appears under its name only
 //! once whole.
 
 use std::path::Path;
@@ -32,7 +32,8 @@ pub async fn write(
     let mut f = tokio::fs::File::create(&part).await.map_err(|e| format!("{}: {e}", part.display()))?;
     let io = |e: std::io::Error| format!("{}: {e}", part.display());
     f.write_all(&file.header).await.map_err(io)?;
-    let mut pieces = futures::stream::iter(file.pieces.iter().map(|p| clip::piece(&store, p))).buffered(2);
+    let units = file.units.iter().map(|u| clip::unit(&store, &file.pieces[u.clone()]));
+    let mut pieces = futures::stream::iter(units).buffered(2);
     while let Some(bufs) = pieces.next().await {
         for b in bufs.map_err(|e| e.to_string())? {
             f.write_all(&b).await.map_err(io)?;

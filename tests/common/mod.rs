@@ -184,6 +184,30 @@ pub fn ffmpeg_live(dir: &Path, container: Container, seg_secs: u32) -> Proc {
     Proc(cmd.spawn().expect("ffmpeg (scripts/setup installs it)"))
 }
 
+/// ffmpeg as fast as it goes: 20 s of two renditions (`out_0` 320x180, `out_1` 160x90, each with
+/// its audio) in 2 s `kind` segments with program date-times and a master playlist; `extra` are
+/// more output options (B-frames, bitrates).
+pub fn encode_ladder(dir: &Path, kind: Container, extra: &[&str]) {
+    let (seg_type, name) = match kind {
+        Container::Ts => ("mpegts", "seg_%v_%03d.ts"),
+        _ => ("fmp4", "seg_%v_%03d.m4s"),
+    };
+    let st = Command::new("ffmpeg")
+        .current_dir(dir)
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", "20", "-map", "0:v", "-map", "0:v", "-map", "1:a", "-map", "1:a", "-s:v:1", "160x90"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(extra)
+        .args(["-c:a", "aac", "-f", "hls", "-hls_time", "2", "-hls_list_size", "0", "-hls_segment_type", seg_type])
+        .args(["-hls_flags", "program_date_time", "-hls_fmp4_init_filename", "init_%v.mp4"])
+        .args(["-hls_segment_filename", name, "-var_stream_map", "v:0,a:0 v:1,a:1"])
+        .args(["-master_pl_name", "master.m3u8", "out_%v.m3u8"])
+        .status()
+        .expect("ffmpeg (scripts/setup installs it)");
+    assert!(st.success());
+}
+
 /// `hls-dvr-upload` on `dir` as stream `stream`.
 pub fn uploader(cql: &Cql, ks: &str, stream: &str, dir: &Path, extra: &[&str]) -> Proc {
     let child = Command::new(upload_bin())
