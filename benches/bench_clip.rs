@@ -19,7 +19,7 @@ use hls_dvr_core::model::{Container, IndexEntry, MediaType, Rendition, SourcePos
 use hls_dvr_core::mp4::clip::Format;
 use hls_dvr_core::mp4::fmp4::{segment_samples, Init};
 use hls_dvr_core::params::PlaylistQuery;
-use hls_dvr_edge::clip;
+use hls_dvr_store::clip;
 use hls_dvr_store::{BlobKind, Store, StoreConfig};
 
 const SEGMENTS: i64 = 3600;

@@ -2,13 +2,11 @@
 //! that never sees an nginx pointer (ARCHITECTURE.md, "The thread bridge").
 //!
 //! - [`serve`]: a request's store work (`Job`) and its answer (`Reply`); the worker's `Edge`.
-//! - [`clip`]: clips as files: a range planned as one MP4 (or TS) file, then sent segment by segment.
 //! - [`index_cache`]: each watched rendition's index window, refreshed by reading only new rows.
 //! - [`part_cache`]: the parts of whole segments a live playlist lists, read once.
 //! - [`head_watch`]: blocking requests (reloads, hinted parts), one head poll per watched rendition.
 //! - [`counters`]: the edge's counters, atomics laid out to live in a shared memory zone.
 
-pub mod clip;
 pub mod counters;
 pub mod head_watch;
 pub mod index_cache;

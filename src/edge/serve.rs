@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use crate::clip::{self, ClipFile, Format, Piece, Refusal};
 use crate::head_watch::HeadWatch;
 use crate::index_cache::IndexCache;
 use crate::part_cache::PartCache;
@@ -23,6 +22,7 @@ use hls_dvr_core::parts::{self, Report, Wait};
 use hls_dvr_core::status::{self, RenditionStatus, StreamStatus};
 use hls_dvr_core::window;
 use hls_dvr_core::{multivariant, playlist, trick_play};
+use hls_dvr_store::clip::{self, ClipFile, Format, Piece, Refusal};
 use hls_dvr_store::markers::DAY_MS;
 use hls_dvr_store::{BlobKind, BlobMeta, Store, StoreError};
 

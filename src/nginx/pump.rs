@@ -18,8 +18,8 @@ use ngx::ngx_log_error;
 use crate::handler::{ctx_of, submit, Ctx};
 use crate::http::{RequestExt, NGX_ERROR, NGX_OK};
 use crate::response;
-use hls_dvr_edge::clip::ClipFile;
 use hls_dvr_edge::serve::Job;
+use hls_dvr_store::clip::ClipFile;
 use hls_dvr_store::{BlobKind, BlobMeta};
 
 /// What a segment or init segment request fetches.

@@ -12,7 +12,7 @@ use crate::config::LocConf;
 use crate::http::{RequestExt, NGX_ERROR};
 use crate::HlsDvr;
 use hls_dvr_core::route::{self, ByteRange};
-use hls_dvr_edge::clip::ClipFile;
+use hls_dvr_store::clip::ClipFile;
 use hls_dvr_store::StoreError;
 
 /// Segments never change once stored: cache them for a day.

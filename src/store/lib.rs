@@ -5,6 +5,8 @@
 //! of at most [`MAX_CHUNK`] bytes and read back chunk by chunk, each chunk checked against the
 //! segment's recorded size, so a missing chunk or a short read is an error, never a truncated segment.
 //!
+//! - [`clip`]: clip files (one MP4 or TS file of a range): planned from index reads, read a unit
+//!   of segments at a time.
 //! - [`connect`]: contact points, credentials, TLS, local datacenter; the schema command.
 //! - [`rows`]: the tables' contents as Rust types, read and written by column name.
 //! - [`error`]: what went wrong, sorted by what a caller can do about it.
@@ -14,6 +16,7 @@
 //! - [`markers`]: a stream's timed markers (ad breaks, timed metadata).
 //! - [`samples`]: segments' sample tables (clips as files).
 
+pub mod clip;
 pub mod connect;
 pub mod error;
 pub mod keeper;

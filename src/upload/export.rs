@@ -1,8 +1,8 @@
 //! `hls-dvr-upload export`: a stored range written to a file from any host that reaches the
-//! cluster (ARCHITECTURE.md, "Clips as files"). The plan and the pieces are the edge's own
-//! (`hls_dvr_edge::clip`), so the file is byte for byte what nginx sends for the same range.
-//! The next unit of segments is read while the current one is written; the file appears under its name only
-//! once whole.
+//! cluster (ARCHITECTURE.md, "Clips as files"). The plan and the units are the ones the edge
+//! serves (`hls_dvr_store::clip`), so the file is byte for byte what nginx sends for the range.
+//! The next unit of segments is read while the current one is written; the file appears under
+//! its name only once whole.
 
 use std::path::Path;
 
@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use hls_dvr_core::mp4::clip::Format;
 use hls_dvr_core::params::PlaylistQuery;
-use hls_dvr_edge::clip::{self, Refusal};
+use hls_dvr_store::clip::{self, Refusal};
 use hls_dvr_store::{Store, StoreConfig};
 
 /// Writes the file; the summary to log, or why not.

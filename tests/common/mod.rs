@@ -75,7 +75,7 @@ pub fn keyspace(tag: &str) -> String {
 
 /// The uploader built by `cargo build` (scripts/test builds it first).
 pub fn upload_bin() -> PathBuf {
-    built("hls-dvr-upload", &["src/core", "src/store", "src/edge", "src/upload"])
+    built("hls-dvr-upload", &["src/core", "src/store", "src/upload"])
 }
 
 /// Creates the schema through the uploader's own command.

@@ -1,18 +1,19 @@
 //! Clips as files (ARCHITECTURE.md, "Clips as files"): a range of a stream as one MP4 file (or
-//! one MPEG-TS file of a TS rendition), planned from index reads alone and then sent piece by
-//! piece, one stored segment at a time, so a 2 h clip costs a worker two segments of memory.
+//! one MPEG-TS file of a TS rendition), planned from index reads alone and then read a unit of
+//! stored segments at a time, so a 2 h clip costs a reader two units of memory.
 //!
 //! [`plan`] reads the heads, the range's index rows (the segments its playlist lists), their
 //! sample tables and, for fMP4, the init segments; core's `mp4::clip` checks and lays them out.
-//! [`piece`] reads one segment and gives its bytes as the file holds them (remuxed for TS in
-//! MP4), checked against the plan. nginx and `hls-dvr-upload export` both use these, so a
-//! download and an export of one range are the same bytes.
+//! [`unit`] reads consecutive segments and gives their bytes as the file holds them (remuxed for
+//! TS in MP4), checked against the plan. The edge (for nginx) and `hls-dvr-upload export` both
+//! use these, so a download and an export of one range are the same bytes.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::{BlobKind, Store, StoreError};
 use hls_dvr_core::clock::now_ms;
 use hls_dvr_core::hash::fnv1a;
 use hls_dvr_core::model::{Container, IndexEntry, MediaType, Rendition};
@@ -23,7 +24,6 @@ use hls_dvr_core::mp4::samples::{SegmentSamples, TrackKind};
 use hls_dvr_core::mp4::ts;
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::window::{self, Item, PlaylistType};
-use hls_dvr_store::{BlobKind, Store, StoreError};
 
 /// One stored segment's bytes in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
