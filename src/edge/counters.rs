@@ -62,7 +62,7 @@ impl RequestKind {
 }
 
 /// Statuses counted by code; any other counts as `other`.
-const STATUSES: [u16; 16] = [200, 204, 206, 304, 400, 403, 404, 405, 412, 416, 499, 500, 502, 503, 504, 0];
+const STATUSES: [u16; 18] = [200, 204, 206, 302, 304, 400, 403, 404, 405, 409, 412, 416, 499, 500, 502, 503, 504, 0];
 
 fn status_slot(status: u16) -> usize {
     STATUSES.iter().position(|s| *s == status).unwrap_or(STATUSES.len() - 1)

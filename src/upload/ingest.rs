@@ -457,7 +457,8 @@ pub async fn write_index_and_head(
     })
     .await?;
     let delay = w.since.map(|t| t.elapsed()).unwrap_or_default();
-    sh.metrics.stored(stream, rendition, size as usize, delay, entry.pdt_ms + entry.duration_us / 1000);
+    let end_ms = entry.pdt_ms + entry.duration_us / 1000;
+    sh.metrics.stored(stream, rendition, size as usize, delay, end_ms, w.head.target_duration);
 
     let mut head = w.head.clone();
     head.updated_ms = now_ms();

@@ -1,7 +1,8 @@
 //! The uploader's counters (`--metrics ADDR`): segments and bytes stored per stream and
 //! rendition, the delay from a segment's file being written to its index row, retries and store
-//! errors, and the age of each rendition's newest segment; served in Prometheus's text format by
-//! a small HTTP/1.1 listener.
+//! errors, and the age of each rendition's newest segment (in seconds, and in target durations for
+//! the ingest-stalled alert of nginx-conf/prometheus/); served in Prometheus's text format by a
+//! small HTTP/1.1 listener.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ struct Rendition {
     delay_sum_s: f64,
     /// Program date-time of the newest segment stored, and where it ends.
     newest_end_ms: Option<i64>,
+    /// The rendition's target duration, seconds, as of its newest segment.
+    target_duration_s: i32,
     /// Pushed: fragments stored as they arrived.
     fragments: u64,
     /// Pushed: segments another receiver stored (this one's copy was dropped).
@@ -46,8 +49,17 @@ pub struct UploadMetrics {
 }
 
 impl UploadMetrics {
-    /// A segment's rows are written: `delay` after its file was, its media ending at `end_ms`.
-    pub fn stored(&self, stream: &str, rendition: &str, bytes: usize, delay: Duration, end_ms: i64) {
+    /// A segment's rows are written: `delay` after its file was, its media ending at `end_ms`, in a
+    /// rendition of `target_duration_s`.
+    pub fn stored(
+        &self,
+        stream: &str,
+        rendition: &str,
+        bytes: usize,
+        delay: Duration,
+        end_ms: i64,
+        target_duration_s: i32,
+    ) {
         let mut all = self.renditions.lock().unwrap_or_else(|p| p.into_inner());
         let r = all.entry((stream.to_string(), rendition.to_string())).or_default();
         r.segments += 1;
@@ -55,6 +67,7 @@ impl UploadMetrics {
         r.delay[latency_bucket(delay.as_secs_f64())] += 1;
         r.delay_sum_s += delay.as_secs_f64();
         r.newest_end_ms = Some(r.newest_end_ms.map_or(end_ms, |e| e.max(end_ms)));
+        r.target_duration_s = target_duration_s;
     }
 
     fn rendition(&self, stream: &str, rendition: &str, f: impl FnOnce(&mut Rendition)) {
@@ -132,6 +145,21 @@ impl UploadMetrics {
                 t.sample(name, &labels(key), (now_ms - end) as f64 / 1000.0);
             }
         }
+        // Players reload about once a target duration: the age in target durations says how many
+        // reloads found nothing new, whatever the segment length.
+        let name = "hls_dvr_upload_newest_segment_age_target_durations";
+        t.family(
+            name,
+            "gauge",
+            "Time since the end of the newest stored segment, in the rendition's target durations.",
+        );
+        for (key, r) in all.iter() {
+            if let (Some(end), td) = (r.newest_end_ms, r.target_duration_s) {
+                if td > 0 {
+                    t.sample(name, &labels(key), (now_ms - end) as f64 / 1000.0 / td as f64);
+                }
+            }
+        }
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         if !requests.is_empty() {
             let name = "hls_dvr_upload_push_requests_total";
@@ -207,8 +235,8 @@ mod tests {
     #[test]
     fn renders_per_rendition_counters_and_ages() {
         let m = UploadMetrics::default();
-        m.stored("news", "hi", 1000, Duration::from_millis(120), 10_000);
-        m.stored("news", "hi", 500, Duration::from_millis(3), 12_000);
+        m.stored("news", "hi", 1000, Duration::from_millis(120), 10_000, 2);
+        m.stored("news", "hi", 500, Duration::from_millis(3), 12_000, 2);
         m.retried(&StoreError::Unavailable("x".into()));
         let text = m.render(14_500);
         assert!(text.contains("hls_dvr_upload_segments_total{stream=\"news\",rendition=\"hi\"} 2\n"), "{text}");
@@ -216,6 +244,8 @@ mod tests {
         assert!(text.contains("hls_dvr_upload_delay_seconds_bucket{stream=\"news\",rendition=\"hi\",le=\"0.005\"} 1\n"));
         assert!(text.contains("hls_dvr_upload_delay_seconds_count{stream=\"news\",rendition=\"hi\"} 2\n"));
         assert!(text.contains("hls_dvr_upload_newest_segment_age_seconds{stream=\"news\",rendition=\"hi\"} 2.5\n"));
+        let age = "hls_dvr_upload_newest_segment_age_target_durations{stream=\"news\",rendition=\"hi\"} 1.25\n";
+        assert!(text.contains(age), "{text}");
         assert!(text.contains("hls_dvr_upload_retries_total 1\n"));
         assert!(text.contains("hls_dvr_upload_store_errors_total{kind=\"unavailable\"} 1\n"));
     }

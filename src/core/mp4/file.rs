@@ -490,6 +490,56 @@ mod tests {
         assert_eq!(dimensions(&sps444), Some((640, 360)));
     }
 
+    /// A video run of 60 frames of 3000 ticks (90 kHz), at `start`.
+    fn frames(start: i64, config: &[u8]) -> Run {
+        use crate::mp4::samples::{Chunk, Sample};
+        let mut r = Run::new(1, TrackKind::Video, 90_000, start);
+        r.samples = (0..60).map(|i| Sample { size: 100, duration: 3000, cto: 0, sync: i == 0 }).collect();
+        r.chunks = vec![Chunk { offset: 0, count: 60 }];
+        r.config = config.to_vec();
+        r
+    }
+
+    fn sps_config() -> Vec<u8> {
+        let sps = vec![
+            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00,
+            0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
+        ];
+        Config::Avc { sps, pps: vec![0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0] }.encode()
+    }
+
+    /// The stts entries of the file's (one) track: (count, delta).
+    fn stts(h: &[u8]) -> Vec<(u32, u32)> {
+        let at = h.windows(4).position(|w| w == b"stts").unwrap() + 8;
+        let n = u32::from_be_bytes(h[at..at + 4].try_into().unwrap()) as usize;
+        (0..n)
+            .map(|i| {
+                let e = at + 4 + 8 * i;
+                (
+                    u32::from_be_bytes(h[e..e + 4].try_into().unwrap()),
+                    u32::from_be_bytes(h[e + 4..e + 8].try_into().unwrap()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn timestamps_run_on_across_a_discontinuity_and_meet_a_near_neighbour() {
+        let config = sps_config();
+        // An encoder restart: the second segment's clock starts far from where the first ended.
+        // The timeline closes the jump; the first segment keeps its last frame's duration.
+        let (a, b) = (frames(0, &config), frames(900_000_000, &config));
+        let plan = TrackPlan { kind: TrackKind::Video, trak: None, runs: vec![(0, &a), (1, &b)] };
+        let f = write(&[6000, 6000], &[plan]).unwrap();
+        assert_eq!(stts(&f.header), vec![(120, 3000)]);
+        assert_eq!(f.duration_ms, 4000);
+        // A neighbour 1000 ticks late (within a frame): the last frame stretches to meet it.
+        let c = frames(181_000, &config);
+        let plan = TrackPlan { kind: TrackKind::Video, trak: None, runs: vec![(0, &a), (1, &c)] };
+        let f = write(&[6000, 6000], &[plan]).unwrap();
+        assert_eq!(stts(&f.header), vec![(59, 3000), (1, 4000), (60, 3000)]);
+    }
+
     #[test]
     fn files_over_4_gib_use_64_bit_offsets_and_mdat_size() {
         use crate::mp4::samples::{Chunk, Sample};
