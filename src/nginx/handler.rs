@@ -438,7 +438,9 @@ fn route_request(r: &Request) -> Result<(Job, Option<Blob>), NotAJob> {
             (Job::Part { stream: stream.into(), rendition: rendition.into(), at }, None)
         }
         Route::Clip { stream, rendition, format } => {
-            let q = query()?;
+            // The redirect keeps every other parameter (a signed URL's token), whatever
+            // hls_dvr_pass_args says of playlists.
+            let q = PlaylistQuery::parse(args, now_ms(), lc.max_range().as_millis() as i64)?;
             if q.relative_times {
                 return Err(NotAJob::Moved(q.for_variants()));
             }

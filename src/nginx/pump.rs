@@ -1,7 +1,7 @@
 //! The pump: a body streamed out of the store unit by unit, one unit fetched ahead while nginx
 //! sends the current one, so a slow client holds two units of memory at most. A segment's units
-//! are its blob's chunks; a clip file's are its header and then one stored segment per unit
-//! (ARCHITECTURE.md, "Clips as files"). Ranges are served from the units that cover them.
+//! are its blob's chunks; a clip file's are its header and then its stored segments, a few at a
+//! time (ARCHITECTURE.md, "Clips as files"). Ranges are served from the units that cover them.
 //!
 //! Every function takes a live request and its state (see handler.rs), and finalizes the request
 //! only as its last step: nothing touches either afterwards. Chunks handed to nginx stay in the
@@ -57,7 +57,7 @@ impl Source {
     fn unit_start(&self, i: u32) -> u64 {
         match self {
             Source::Blob { meta, .. } => meta.chunk_start(i),
-            Source::File(f) if i == 0 => 0,
+            Source::File(_) if i == 0 => 0,
             Source::File(f) => f.starts.get(i as usize - 1).copied().unwrap_or(f.len),
         }
     }
