@@ -69,6 +69,7 @@ pub fn kind_of(t: &Trak) -> Option<TrackKind> {
 }
 
 /// A top-level box: its type, where it starts, its header's length, where it ends.
+#[derive(Debug)]
 struct Bx {
     kind: FourCC,
     start: usize,
@@ -90,7 +91,7 @@ fn top_boxes(data: &[u8]) -> Result<Vec<Bx>, String> {
             1 => return Err("a box's 64-bit size is cut short".into()),
             n => (8, n),
         };
-        if size < header as u64 || at as u64 + size > data.len() as u64 {
+        if size < header as u64 || (at as u64).checked_add(size).is_none_or(|end| end > data.len() as u64) {
             return Err(format!("box {kind} at {at} runs past the end"));
         }
         let end = at + size as usize;
@@ -163,4 +164,26 @@ pub fn segment_samples(data: &[u8], init: &Init) -> Result<SegmentSamples, Strin
     }
     t.check(data.len() as u64)?;
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_box_size_past_the_end_is_an_error_even_at_u64_max() {
+        // A 64-bit size of all ones (found by the media fuzz target): no overflow, no panic.
+        let mut b = Vec::new();
+        b.extend_from_slice(&1u32.to_be_bytes());
+        b.extend_from_slice(b"moof");
+        b.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert!(top_boxes(&b).unwrap_err().contains("runs past the end"));
+        b[8..16].copy_from_slice(&(u64::MAX - 7).to_be_bytes());
+        assert!(top_boxes(&b).is_err());
+        assert!(Init::parse(&b).is_err());
+        // A box that fits is read.
+        let mut ok = 12u32.to_be_bytes().to_vec();
+        ok.extend_from_slice(b"free\0\0\0\0");
+        assert_eq!(top_boxes(&ok).unwrap().len(), 1);
+    }
 }
