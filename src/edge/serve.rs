@@ -173,8 +173,8 @@ pub enum Reply {
     Json(Bytes),
     /// A clip file's plan: its header and the pieces to fetch.
     Clip(Arc<ClipFile>),
-    /// A piece of a clip file.
-    Piece(Vec<Bytes>),
+    /// A unit of a clip file: its segments as the file holds them.
+    ClipUnit(Vec<Bytes>),
 }
 
 impl Reply {
@@ -275,7 +275,7 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
                 Err(Refusal { status, reason }) => Reply::Refused { status, reason },
             })
         }
-        Job::ClipUnit(pieces) => Ok(Reply::Piece(clip::unit(store, &pieces).await?)),
+        Job::ClipUnit(pieces) => Ok(Reply::ClipUnit(clip::unit(store, &pieces).await?)),
     }
 }
 

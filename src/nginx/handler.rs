@@ -573,7 +573,7 @@ pub fn complete(r: &mut Request, id: u64, res: Result<Reply, StoreError>) {
             pump::start_file(r, ctx, file);
             None
         }
-        Ok(Reply::Piece(parts)) => {
+        Ok(Reply::ClipUnit(parts)) => {
             if let Some(s) = ctx.stream.as_mut() {
                 s.arrived(parts);
             }
