@@ -12,10 +12,13 @@
 //! - [`markers`]: timed markers (ad breaks, timed metadata): checked, selected, written.
 //! - [`mp4`]: stored segments as one MP4 file (clips as files).
 //! - [`status`]: the status endpoint's JSON document.
+//! - [`audience`], [`session`], [`sketch`]: who is watching: sessions carried in URIs, distinct
+//!   viewers as mergeable sketches, the statistics' rows, query and points.
 //! - [`prometheus`]: the Prometheus text format.
 //! - [`clock`], [`duration`]: now, ISO 8601, and nginx's time syntax.
 //! - [`hash`]: the one hash of keys kept in shared memory.
 
+pub mod audience;
 pub mod clock;
 pub mod duration;
 pub mod hash;
@@ -28,6 +31,8 @@ pub mod parts;
 pub mod playlist;
 pub mod prometheus;
 pub mod route;
+pub mod session;
+pub mod sketch;
 pub mod status;
 pub mod trick_play;
 pub mod window;

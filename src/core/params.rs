@@ -54,6 +54,9 @@ impl PlaylistQuery {
                 "_HLS_skip" => "_HLS_skip",
                 "_HLS_msn" => "_HLS_msn",
                 "_HLS_part" => "_HLS_part",
+                // A viewer's session id: added to each answer as it is sent, never part of what
+                // the answer is (crate::session).
+                crate::session::PARAM => continue,
                 _ => {
                     // Listed in playlist lines and quoted attributes: nothing that could end them.
                     if !pair.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
@@ -257,7 +260,7 @@ fn parse_seconds(s: &str) -> Option<i64> {
 }
 
 /// Percent-decodes a query component. `+` stays `+`: this is not a form, and ISO 8601 zones use it.
-fn decode(s: &str) -> Result<String, String> {
+pub(crate) fn decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -379,6 +382,10 @@ mod tests {
         assert_eq!(q("md5=x").unwrap().for_variants(), "?md5=x");
         assert_eq!(q("_HLS_msn=3").unwrap().for_segments(), "");
         assert!(q("t=a\"b").unwrap_err().contains("URL-encoded"));
+        // A session id is the viewer's, not the playlist's: never passed on, never in a key.
+        let s = q("md5=x&hls_session=abc&start=-60").unwrap();
+        assert_eq!(s.passed, "md5=x");
+        assert_eq!(s.key(), q("md5=x&start=-60").unwrap().key());
     }
 
     /// Found by the `request` fuzz target: in `init-7.mp4??delay=60&win2ow=600&_HLS_msn=3` the

@@ -114,7 +114,7 @@ fn marker(out: &mut String, m: &Marker) {
 }
 
 /// A JSON string literal (RFC 8259: quote, backslash and control characters escaped).
-fn string(out: &mut String, s: &str) {
+pub(crate) fn string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
