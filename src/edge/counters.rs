@@ -7,17 +7,18 @@
 //! and rendition are claimed in a fixed open-addressing table; names that do not fit, or streams
 //! beyond its size, count under the stream `_other`.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::*};
 use std::time::Duration;
 
-use hls_dvr_core::hash::fnv1a;
 use hls_dvr_core::prometheus::{latency_bucket, Text, LATENCY_BOUNDS_S};
 use hls_dvr_store::{Op, StoreError};
 
+use crate::slots::{find_or_claim, SlotName};
+#[cfg(test)]
+use crate::slots::NAME_MAX;
+
 /// Stream and rendition series; streams number in tens, renditions a few each.
 pub const SERIES: usize = 512;
-/// Longest `stream` + `rendition` kept by name.
-const NAME_MAX: usize = 120;
 /// Series 0 counts requests whose path names no stream.
 const NO_STREAM: usize = 0;
 /// Series 1 counts streams beyond the table or with overlong names.
@@ -84,18 +85,9 @@ const CACHE_KINDS: [(CacheKind, &str); 4] = [
     (CacheKind::Part, "part"),
 ];
 
-const FREE: u32 = 0;
-const CLAIMING: u32 = 1;
-const READY: u32 = 2;
-
 #[repr(C)]
 struct Series {
-    state: AtomicU32,
-    hash: AtomicU64,
-    /// Length of the stream's name, then of the rendition's, in `name`.
-    stream_len: AtomicU32,
-    rendition_len: AtomicU32,
-    name: [AtomicU8; NAME_MAX],
+    name: SlotName,
     requests: [[AtomicU64; STATUSES.len()]; RequestKind::ALL.len()],
     bytes: [AtomicU64; RequestKind::ALL.len()],
 }
@@ -124,11 +116,6 @@ pub struct Counters {
     cache: [[AtomicU64; 3]; CACHE_KINDS.len()],
     /// Playlist requests held until their segment exists (`_HLS_msn`).
     blocked: AtomicI64,
-}
-
-/// A series' hash: the same in every worker, never 0 (which marks a free slot).
-fn series_hash(stream: &str, rendition: &str) -> u64 {
-    fnv1a(stream.bytes().chain([0]).chain(rendition.bytes())) | 1
 }
 
 impl Counters {
@@ -182,36 +169,7 @@ impl Counters {
         if stream.is_empty() {
             return NO_STREAM;
         }
-        if stream.len() + rendition.len() > NAME_MAX {
-            return OTHER;
-        }
-        let hash = series_hash(stream, rendition);
-        let first = 2 + (hash as usize) % (SERIES - 2);
-        for probe in 0..SERIES - 2 {
-            let i = 2 + (first - 2 + probe) % (SERIES - 2);
-            let s = &self.series[i];
-            loop {
-                match s.state.load(Acquire) {
-                    READY if s.hash.load(Relaxed) == hash && s.is(stream, rendition) => return i,
-                    READY => break,
-                    FREE => {
-                        if s.state.compare_exchange(FREE, CLAIMING, Acquire, Relaxed).is_ok() {
-                            s.hash.store(hash, Relaxed);
-                            s.stream_len.store(stream.len() as u32, Relaxed);
-                            s.rendition_len.store(rendition.len() as u32, Relaxed);
-                            for (d, b) in s.name.iter().zip(stream.bytes().chain(rendition.bytes())) {
-                                d.store(b, Relaxed);
-                            }
-                            s.state.store(READY, Release);
-                            return i;
-                        }
-                    }
-                    // Another process is writing this slot's name: a few stores, so wait.
-                    _ => std::hint::spin_loop(),
-                }
-            }
-        }
-        OTHER
+        find_or_claim(&self.series, |s| &s.name, 2, stream, rendition).unwrap_or(OTHER)
     }
 
     /// Renders every counter in the Prometheus text format. Request series appear once used.
@@ -221,8 +179,10 @@ impl Counters {
             let (stream, rendition) = match i {
                 NO_STREAM => (String::new(), String::new()),
                 OTHER => ("_other".to_string(), String::new()),
-                _ if s.state.load(Acquire) == READY => s.names(),
-                _ => continue,
+                _ => match s.name.names() {
+                    Some(names) => names,
+                    None => continue,
+                },
             };
             series.push((stream, rendition, s));
         }
@@ -290,22 +250,6 @@ impl Counters {
             "Requests waiting for a segment or part: blocking reloads (_HLS_msn, _HLS_part) and hinted parts.",
         );
         t.sample("hls_dvr_blocked_reloads", &[], self.blocked.load(Relaxed));
-    }
-}
-
-impl Series {
-    fn is(&self, stream: &str, rendition: &str) -> bool {
-        self.stream_len.load(Relaxed) as usize == stream.len()
-            && self.rendition_len.load(Relaxed) as usize == rendition.len()
-            && self.name.iter().zip(stream.bytes().chain(rendition.bytes())).all(|(a, b)| a.load(Relaxed) == b)
-    }
-
-    fn names(&self) -> (String, String) {
-        let sl = self.stream_len.load(Relaxed) as usize;
-        let rl = self.rendition_len.load(Relaxed) as usize;
-        let bytes: Vec<u8> = self.name[..(sl + rl).min(NAME_MAX)].iter().map(|b| b.load(Relaxed)).collect();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (text(&bytes[..sl.min(bytes.len())]), text(&bytes[sl.min(bytes.len())..]))
     }
 }
 

@@ -14,6 +14,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use crate::head_watch::HeadWatch;
 use crate::index_cache::IndexCache;
 use crate::part_cache::PartCache;
+use hls_dvr_core::audience::{self, StatsQuery, MINUTE_MS};
 use hls_dvr_core::clock::now_ms;
 use hls_dvr_core::markers::MarkerForm;
 use hls_dvr_core::model::{Part, PartPos, Rendition};
@@ -84,6 +85,8 @@ pub enum Job {
     },
     /// A unit of a clip file: consecutive segments, as the file holds them.
     ClipUnit(Vec<Piece>),
+    /// Viewer statistics (`hls_dvr_stats`).
+    Stats(StatsQuery),
 }
 
 impl Job {
@@ -136,7 +139,9 @@ impl Job {
                 blob(kind, stream, rendition, msn)
             }
             Job::Part { stream, rendition, at } => format!("t:{stream}/{rendition}/{}.{}", at.msn, at.part),
-            Job::BlobChunk { .. } | Job::Status { .. } | Job::Clip { .. } | Job::ClipUnit(_) => return None,
+            Job::BlobChunk { .. } | Job::Status { .. } | Job::Clip { .. } | Job::ClipUnit(_) | Job::Stats(_) => {
+                return None
+            }
         }))
     }
 }
@@ -276,7 +281,37 @@ async fn build(store: &Arc<Store>, edge: &Edge, job: Job) -> Result<Reply, Store
             })
         }
         Job::ClipUnit(pieces) => Ok(Reply::ClipUnit(clip::unit(store, &pieces).await?)),
+        Job::Stats(q) => stats(store, &q).await,
     }
+}
+
+/// Viewer statistics: a stream's points, from every edge's rows of the range; or, without a
+/// stream, each stream's viewers in the last whole minute.
+async fn stats(store: &Arc<Store>, q: &StatsQuery) -> Result<Reply, StoreError> {
+    let now = now_ms();
+    let doc = match &q.stream {
+        Some(stream) => {
+            let (from, to) = q.rows_range();
+            let rows = store.stats(stream, q.row_step_s(), from, to).await?;
+            audience::document(stream, q.step_s, &audience::points(q, &rows, now))
+        }
+        None => {
+            let minute = now.div_euclid(MINUTE_MS) * MINUTE_MS - MINUTE_MS;
+            let last = StatsQuery { stream: None, start_ms: minute, end_ms: minute + 1, step_s: 60 };
+            let streams = store.streams().await?;
+            let points = futures::future::try_join_all(streams.into_iter().map(|name| {
+                let last = &last;
+                async move {
+                    let rows = store.stats(&name, 60, minute, minute + MINUTE_MS).await?;
+                    let p = audience::points(last, &rows, now).pop().unwrap_or_default();
+                    Ok::<_, StoreError>((name, p))
+                }
+            }))
+            .await?;
+            audience::now_document(now, minute, &points)
+        }
+    };
+    Ok(Reply::Json(doc.into()))
 }
 
 /// Reads every stream's heads, and each rendition's oldest stored segment, concurrently.
@@ -352,6 +387,10 @@ async fn media(
             return Ok(Reply::not_found(format!("{stream}/{rendition}{}: {why}", q.describe())));
         }
     };
+    if let Some(board) = crate::audience::board() {
+        let durations: Vec<(i64, i64)> = view.items.iter().map(|i| (i.msn(), i.duration_us() / 1000)).collect();
+        board.note_segments(stream, rendition, head.head_msn, &durations);
+    }
     let max_age_s = match view.kind {
         window::PlaylistType::Vod => CLIP_MAX_AGE_S,
         _ => playlist_max_age(playlist::target_duration(head.target_duration, &view.items)),

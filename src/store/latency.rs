@@ -22,12 +22,16 @@ pub enum Op {
     /// Markers (ad breaks, timed metadata).
     ReadMarker,
     WriteMarker,
+    /// Viewer statistics.
+    ReadStats,
+    WriteStats,
 }
 
 impl Op {
-    pub const READS: [Op; 5] = [Op::ReadHead, Op::ReadIndex, Op::ReadChunk, Op::ReadPart, Op::ReadMarker];
-    pub const WRITES: [Op; 6] =
-        [Op::WriteChunk, Op::WriteIndex, Op::WriteHead, Op::Claim, Op::WritePart, Op::WriteMarker];
+    pub const READS: [Op; 6] =
+        [Op::ReadHead, Op::ReadIndex, Op::ReadChunk, Op::ReadPart, Op::ReadMarker, Op::ReadStats];
+    pub const WRITES: [Op; 7] =
+        [Op::WriteChunk, Op::WriteIndex, Op::WriteHead, Op::Claim, Op::WritePart, Op::WriteMarker, Op::WriteStats];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +41,7 @@ impl Op {
             Op::Claim => "claim",
             Op::ReadPart | Op::WritePart => "part",
             Op::ReadMarker | Op::WriteMarker => "marker",
+            Op::ReadStats | Op::WriteStats => "stats",
         }
     }
 }

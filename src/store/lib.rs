@@ -15,7 +15,9 @@
 //! - [`schema`]: the tables as CQL, their TTLs and compaction.
 //! - [`markers`]: a stream's timed markers (ad breaks, timed metadata).
 //! - [`samples`]: segments' sample tables (clips as files).
+//! - [`audience`]: viewer statistics, a row per edge, stream and rendition each minute and hour.
 
+pub mod audience;
 pub mod clip;
 pub mod connect;
 pub mod error;
@@ -82,6 +84,8 @@ struct Statements {
     select_marker_id: PreparedStatement,
     insert_samples: PreparedStatement,
     select_samples: PreparedStatement,
+    insert_stats: PreparedStatement,
+    select_stats: PreparedStatement,
 }
 
 /// A connected store with its statements prepared.
@@ -271,6 +275,26 @@ impl Store {
                 prep(format!("SELECT start FROM {ks}.marker_ids WHERE stream = ? AND id = ?"), false),
             )
         };
+        // Viewer statistics (audience.rs).
+        let audience = async {
+            let columns = audience::COLUMNS;
+            futures::try_join!(
+                prep(
+                    format!(
+                        "INSERT INTO {ks}.viewer_stats (stream, day, step, {columns}) VALUES (?, ?, ?, {})",
+                        marks(columns)
+                    ),
+                    true
+                ),
+                prep(
+                    format!(
+                        "SELECT {columns} FROM {ks}.viewer_stats WHERE stream = ? AND day = ? AND step = ? \
+                         AND t >= ? AND t < ?"
+                    ),
+                    false
+                ),
+            )
+        };
         let (
             (chunk_w, init_w, chunk_r, init_r, index_w, head_w, heads_r, head_r, bucket, after, first, streams),
             (
@@ -286,7 +310,8 @@ impl Store {
             (insert_part, select_parts, select_part, set_part_head),
             (insert_marker, select_markers, delete_marker, insert_marker_id, select_marker_id),
             (thumb_w, thumb_r, insert_samples, select_samples),
-        ) = futures::try_join!(serving, pushing, low_latency, marking, thumbnails)?;
+            (insert_stats, select_stats),
+        ) = futures::try_join!(serving, pushing, low_latency, marking, thumbnails, audience)?;
         let mut select_claim = select_claim;
         // A claim is read back to learn who holds a number: only a SERIAL read sees every claim
         // that won, including one whose write has not reached a quorum of plain reads yet.
@@ -321,6 +346,8 @@ impl Store {
             select_marker_id,
             insert_samples,
             select_samples,
+            insert_stats,
+            select_stats,
         };
         Ok(Store {
             session,

@@ -11,6 +11,8 @@
 //! - `markers` / `marker_ids`: a stream's timed markers by day, and where each id is.
 //! - `sample_tables`: each segment's sample table (clips as files), partitioned like the index
 //!   but apart from it, so playlist reads never carry them.
+//! - `viewer_stats`: what edges counted of their viewers, a row per minute and per hour, by
+//!   stream and day; kept far longer than media (`--stats-retention`).
 //!
 //! Everything expires by TTL; time-series tables use TimeWindowCompactionStrategy so whole
 //! SSTables drop once their window expires, instead of compacting tombstones forever.
@@ -97,7 +99,12 @@ pub struct SchemaOptions {
     pub durable_writes: bool,
     /// The longest DVR window any player may ask for.
     pub dvr_depth: Duration,
+    /// How long viewer statistics are kept.
+    pub stats_retention: Duration,
 }
+
+/// Viewer statistics are kept 400 days by default: a year compared with the year before.
+pub const DEFAULT_STATS_RETENTION: Duration = Duration::from_secs(400 * 86_400);
 
 impl SchemaOptions {
     pub fn ttl_seconds(&self) -> u64 {
@@ -231,6 +238,19 @@ impl SchemaOptions {
                 "CREATE TABLE IF NOT EXISTS {ks}.marker_ids (stream text, id text, start timestamp, \
                  PRIMARY KEY ((stream, id))) WITH compaction = {twcs} AND {common}"
             ),
+            // Viewer statistics (ARCHITECTURE.md, "Audience"): each edge writes a row per stream
+            // and rendition each minute, and rewrites its hour row; a query reads one partition
+            // per day. A day's windows drop whole once the retention passes.
+            format!(
+                "CREATE TABLE IF NOT EXISTS {ks}.viewer_stats (\
+                 stream text, day int, step int, t timestamp, rendition text, edge text, since timestamp, \
+                 sessions blob, live blob, shifted blob, clip blob, forged blob, \
+                 new_sessions bigint, watch_ms bigint, bytes bigint, minutes blob, \
+                 PRIMARY KEY ((stream, day), step, t, rendition, edge, since)) \
+                 WITH compaction = {{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'DAYS', \
+                 'compaction_window_size': '1'}} AND default_time_to_live = {} AND gc_grace_seconds = 3600",
+                self.stats_retention.as_secs()
+            ),
             // Read only to write a clip's header: by bucket and msn range, like the index.
             format!(
                 "CREATE TABLE IF NOT EXISTS {ks}.sample_tables (\
@@ -267,11 +287,15 @@ mod tests {
             replication: Replication::Simple(1),
             durable_writes: false,
             dvr_depth: Duration::from_secs(7200),
+            stats_retention: DEFAULT_STATS_RETENTION,
         };
         let s = o.statements();
         assert!(s[0].contains("durable_writes = false"));
         assert!(s[0].contains("'replication_factor': '1'"));
-        assert!(s.iter().skip(1).all(|t| t.contains("default_time_to_live = 9000")));
+        let stats = s.iter().filter(|t| t.contains("viewer_stats")).collect::<Vec<_>>();
+        assert_eq!(stats.len(), 1);
+        assert!(stats[0].contains("default_time_to_live = 34560000"));
+        assert!(s.iter().skip(1).filter(|t| !t.contains("viewer_stats")).all(|t| t.contains("default_time_to_live = 9000")));
         assert!(s[2].contains("TimeWindowCompactionStrategy"));
         assert!(s[2].contains("'compaction_window_size': '6'"));
     }

@@ -236,6 +236,9 @@ struct SchemaArgs {
     /// The longest DVR window; data lives this plus 30m
     #[arg(long, value_name = "D", default_value = "2h", value_parser = dvr_depth)]
     dvr_depth: Duration,
+    /// How long viewer statistics are kept
+    #[arg(long, value_name = "D", default_value = "400d", value_parser = stats_retention)]
+    stats_retention: Duration,
 }
 
 /// Contact points, parsed (a newtype: clap takes a bare `Vec` for repeated values).
@@ -275,6 +278,18 @@ fn dvr_depth(s: &str) -> Result<Duration, String> {
     let d = duration(s)?;
     if d < Duration::from_secs(60) {
         return Err("at least 1m".into());
+    }
+    Ok(d)
+}
+
+fn stats_retention(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_secs(86_400) {
+        return Err("at least 1d".into());
+    }
+    // Cassandra's TTL limit is 20 years.
+    if d > Duration::from_secs(20 * 365 * 86_400) {
+        return Err("at most 20 years".into());
     }
     Ok(d)
 }
@@ -434,6 +449,7 @@ pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
             replication: a.replication,
             durable_writes: a.durable_writes,
             dvr_depth: a.dvr_depth,
+            stats_retention: a.stats_retention,
         };
         return Ok(Command::Schema { connection, opts });
     }

@@ -460,6 +460,7 @@ pub fn schema_and_store(cql: &Cql, ks: &str, rt: &tokio::runtime::Runtime) -> hl
         replication: Replication::Simple(1),
         durable_writes: false,
         dvr_depth: Duration::from_secs(7200),
+        stats_retention: hls_dvr_store::schema::DEFAULT_STATS_RETENTION,
     };
     let cfg = StoreConfig::new(cql.addr.split(',').map(|s| s.trim().to_string()).collect(), ks);
     rt.block_on(create_schema(&cfg, &opts)).expect("schema");
