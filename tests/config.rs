@@ -119,6 +119,17 @@ fn mistakes_fail_with_clear_messages() {
         (STORE, "location = /status { hls_dvr_status; hls_dvr_status; }", "give each its own location"),
         (STORE, "location = /status { proxy_pass http://127.0.0.1:1; hls_dvr_status; }", "already has a handler"),
         (STORE, "location = /metrics { hls_dvr_metrics now; }", "invalid number of arguments"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_sessions on; }", "needs \"hls_dvr_session_secret FILE;\""),
+        (&format!("{STORE} hls_dvr_sessions on;"), "location /live/ { hls_dvr; }", "hls_dvr_session_key $variable;"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_sessions yes; }", "expects on or off"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_sessions on; hls_dvr_sessions off; }", "is duplicate"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_session_secret missing.key; }", "cannot read"),
+        (STORE, "location /live/ { hls_dvr; hls_dvr_session_key cookie_v; }", "is not a variable"),
+        (&format!("{STORE} hls_dvr_edge_name \"edge 1\";"), "", "is not an edge name"),
+        (&format!("{STORE} hls_dvr_edge_name a; hls_dvr_edge_name b;"), "", "is duplicate"),
+        (STORE, "location /live/ { hls_dvr_sessions on; hls_dvr_edge_name a; }", "directive is not allowed here"),
+        (STORE, "location = /stats { hls_dvr_stats; hls_dvr_stats; }", "give each its own location"),
+        (STORE, "location = /stats { hls_dvr_stats now; }", "invalid number of arguments"),
         (
             "hls_dvr_keyspace dvr;",
             "location = /status { hls_dvr_status; }",
@@ -130,6 +141,34 @@ fn mistakes_fail_with_clear_messages() {
         assert!(!ok, "accepted: http {{ {http} }} server {{ {location} }}");
         assert!(err.contains(want), "for http {{ {http} }} server {{ {location} }}\nwanted {want:?} in:\n{err}");
         assert!(err.contains("[emerg]") && err.contains("nginx.conf:"), "no directive line in:\n{err}");
+    }
+}
+
+/// Sessions: a secret shorter than 128 bits is refused; a good one, or the site's own key,
+/// passes at http, server and location level.
+#[test]
+fn session_directives() {
+    let files: &[(&str, &[u8])] = &[("short.key", b"tiny\n"), ("session.key", b"0123456789abcdef0123\n")];
+    let loc = "location /live/ { hls_dvr; hls_dvr_sessions on; hls_dvr_session_secret short.key; }";
+    let (ok, err) = nginx_t_with(files, STORE, loc);
+    assert!(!ok && err.contains("at least 16"), "{err}");
+    // nginx itself checks that a variable exists, once every module has declared its own.
+    let (ok, err) = nginx_t(STORE, "location /live/ { hls_dvr; hls_dvr_session_key $no_such_thing; }");
+    assert!(!ok && err.contains("unknown \"no_such_thing\" variable"), "{err}");
+    for (http, location) in [
+        (
+            format!("{STORE} hls_dvr_sessions on; hls_dvr_session_secret session.key; hls_dvr_edge_name edge-1.a;"),
+            "location /live/ { hls_dvr; } location = /stats { hls_dvr_stats; }",
+        ),
+        (STORE.to_string(), "hls_dvr_sessions on; hls_dvr_session_key $cookie_viewer; location /live/ { hls_dvr; }"),
+        (
+            STORE.to_string(),
+            "location /live/ { hls_dvr; hls_dvr_sessions on; hls_dvr_session_secret session.key; } \
+             location /free/ { hls_dvr; }",
+        ),
+    ] {
+        let (ok, err) = nginx_t_with(files, &http, location);
+        assert!(ok, "http {{ {http} }} server {{ {location} }}: {err}");
     }
 }
 

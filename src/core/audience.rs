@@ -48,6 +48,21 @@ impl Place {
         }
     }
 
+    /// Where a media playlist request puts its viewer, from its query as it came (undecoded):
+    /// read without allocating, on every playlist request of a counted location.
+    pub fn of_query(query: &str) -> Place {
+        let mut place = Place::Live;
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "start" | "vbegin" => return Place::Clip,
+                "delay" if v.bytes().any(|b| (b'1'..=b'9').contains(&b)) => place = Place::Shifted,
+                _ => {}
+            }
+        }
+        place
+    }
+
     /// Where a segment request puts its viewer, given the newest segment the edge knows of.
     pub fn of_segment(msn: i64, newest_msn: i64) -> Place {
         if newest_msn.saturating_sub(msn) > SHIFTED_SEGMENTS {
@@ -102,7 +117,7 @@ impl Row {
     }
 
     pub fn minutes_from(b: &[u8]) -> Result<Vec<[u32; 4]>, String> {
-        if b.len() % 16 != 0 || b.len() > 60 * 16 {
+        if !b.len().is_multiple_of(16) || b.len() > 60 * 16 {
             return Err(format!("per-minute counts of {} bytes", b.len()));
         }
         Ok(b.chunks_exact(16)
@@ -488,6 +503,9 @@ mod tests {
         assert_eq!(Place::of_playlist(&q("")), Place::Live);
         assert_eq!(Place::of_playlist(&q("delay=600")), Place::Shifted);
         assert_eq!(Place::of_playlist(&q("start=-600")), Place::Clip);
+        for (query, place) in [("", Place::Live), ("delay=600", Place::Shifted), ("delay=0", Place::Live), ("a=1&start=-60", Place::Clip), ("vbegin=1", Place::Clip)] {
+            assert_eq!(Place::of_query(query), place, "{query}");
+        }
         assert_eq!(Place::of_segment(100, 103), Place::Live);
         assert_eq!(Place::of_segment(10, 103), Place::Shifted);
     }

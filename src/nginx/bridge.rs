@@ -26,6 +26,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::MainConf;
 use hls_dvr_edge::serve::{self, Edge, Job, Reply};
+use hls_dvr_edge::stats_writer;
 use hls_dvr_store::keeper::{Event, Keeper};
 use hls_dvr_store::{Observer, Op, Store, StoreError};
 
@@ -164,6 +165,14 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
         },
         |r| RETENTION_MS.store(r.map_or(0, |d| d.as_millis() as i64), Ordering::Relaxed),
     ));
+
+    // Viewer statistics: any worker seals a finished minute; the one that did writes it.
+    if let Some(board) = hls_dvr_edge::audience::board() {
+        runtime.spawn(stats_writer::run(board, main.edge_name(), || KEEPER.get(), |outcome| match outcome {
+            Ok(m) => log(NGX_LOG_NOTICE, format!("hls_dvr: {m}")),
+            Err(m) => log(NGX_LOG_ERR, format!("hls_dvr: {m}")),
+        }));
+    }
 
     WORKER.with(|w| {
         *w.borrow_mut() = Some(Worker {

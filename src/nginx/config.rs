@@ -17,6 +17,10 @@
 //!     hls_dvr_tls_key /etc/nginx/client.key;
 //!     hls_dvr_local_dc dc1;                           # only this datacenter's nodes
 //!     hls_dvr_cache_zone edge 1g;                     # shared by all workers
+//!     hls_dvr_edge_name edge-1;                       # names this edge's statistics (host name)
+//!     hls_dvr_sessions on;                            # count viewers (http, server or location)
+//!     hls_dvr_session_secret /etc/nginx/session.key;  # signs the session ids edges give
+//!     hls_dvr_session_key $cookie_viewer;             # or: the site's own per-viewer id
 //!     server {
 //!         location /live/ {
 //!             hls_dvr;
@@ -29,6 +33,7 @@
 //!         }
 //!         location = /status { hls_dvr_status; }     # streams as JSON
 //!         location = /metrics { hls_dvr_metrics; }   # Prometheus, summed over workers
+//!         location = /stats { hls_dvr_stats; }       # viewer statistics as JSON
 //!     }
 //! }
 //! ```
@@ -45,6 +50,7 @@ use ngx::ngx_conf_log_error;
 use scylla::statement::Consistency;
 
 use hls_dvr_core::markers::MarkerForm;
+use hls_dvr_edge::session::SessionKey;
 use hls_dvr_store::{parse_consistency, parse_datacenter, parse_nodes, Credentials, Secrets, StoreConfig, Tls};
 
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2 * 3600);
@@ -81,6 +87,11 @@ pub struct MainConf {
     pub metrics: bool,
     /// The zone of the shared counters (src/edge/counters.rs), when anything counts or shows them.
     pub metrics_zone: Option<NonNull<ngx_shm_zone_t>>,
+    /// `hls_dvr_edge_name`: names this edge's rows of viewer statistics.
+    pub edge_name: Option<String>,
+    /// Some configuration counts viewers or shows their statistics: the audience zone is added.
+    pub audience: bool,
+    pub audience_zone: Option<NonNull<ngx_shm_zone_t>>,
 }
 
 impl MainConf {
@@ -92,6 +103,16 @@ impl MainConf {
     }
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+    }
+    /// The edge's name in viewer statistics: `hls_dvr_edge_name`, or the host's name.
+    pub fn edge_name(&self) -> String {
+        self.edge_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "edge".to_string())
+        })
     }
     pub fn store_config(&self) -> StoreConfig {
         let mut c = StoreConfig::new(self.nodes.clone(), self.keyspace.as_deref().unwrap_or(""));
@@ -123,6 +144,14 @@ pub struct LocConf {
     pub status: bool,
     /// `hls_dvr_ad_markers`: how playlists list markers (default daterange).
     pub ad_markers: Option<MarkerForm>,
+    /// `hls_dvr_sessions`: viewers are counted, and given session ids (default off).
+    pub sessions: Option<bool>,
+    /// `hls_dvr_session_secret`: signs the ids this edge gives, and tells made-up ones.
+    pub session_secret: Option<SessionKey>,
+    /// `hls_dvr_session_key`: the index of a variable holding the site's own viewer id.
+    pub session_key: Option<usize>,
+    /// `hls_dvr_stats`: the location answers viewer statistics.
+    pub stats: bool,
 }
 
 impl LocConf {
@@ -141,6 +170,9 @@ impl LocConf {
     }
     pub fn ad_markers(&self) -> MarkerForm {
         self.ad_markers.unwrap_or_default()
+    }
+    pub fn sessions(&self) -> bool {
+        self.sessions.unwrap_or(false)
     }
     /// `None` when CORS headers are switched off (`hls_dvr_allow_origin off`).
     pub fn allow_origin(&self) -> Option<&str> {
@@ -171,6 +203,15 @@ impl Merge for LocConf {
         }
         if self.ad_markers.is_none() {
             self.ad_markers = prev.ad_markers;
+        }
+        if self.sessions.is_none() {
+            self.sessions = prev.sessions;
+        }
+        if self.session_secret.is_none() {
+            self.session_secret = prev.session_secret.clone();
+        }
+        if self.session_key.is_none() {
+            self.session_key = prev.session_key;
         }
         Ok(())
     }
@@ -449,6 +490,57 @@ loc_directive!(set_ad_markers, "hls_dvr_ad_markers", |c, a| {
     once(&mut c.ad_markers, form)
 });
 
+loc_directive!(set_sessions, "hls_dvr_sessions", |cf, c, a| {
+    let on = match a[0] {
+        "on" => true,
+        "off" => false,
+        other => return Err(format!("{other:?}: expects on or off")),
+    };
+    if on {
+        crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.audience = true;
+    }
+    once(&mut c.sessions, on)
+});
+
+// `hls_dvr_session_secret FILE;`: read now, by the master (workers may not be allowed to).
+loc_directive!(set_session_secret, "hls_dvr_session_secret", |cf, c, a| {
+    let path = conf_file(cf, a[0])?;
+    let secret = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let key = SessionKey::new(&secret).map_err(|e| format!("{}: {e}", path.display()))?;
+    once(&mut c.session_secret, key)
+});
+
+// `hls_dvr_session_key $variable;`: the site's own per-viewer id (a cookie, a token's subject).
+loc_directive!(set_session_key, "hls_dvr_session_key", |cf, c, a| {
+    let name = a[0].strip_prefix('$').filter(|n| !n.is_empty()).ok_or_else(|| {
+        format!("{:?} is not a variable: expects one such as $cookie_viewer", a[0])
+    })?;
+    let mut n = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
+    let index = ngx::ffi::ngx_http_get_variable_index(cf, &mut n);
+    if index < 0 {
+        return Err(format!("unknown variable ${name}"));
+    }
+    once(&mut c.session_key, index as usize)
+});
+
+main_directive!(set_edge_name, "hls_dvr_edge_name", |c, a| {
+    let ok = !a[0].is_empty() && a[0].len() <= 64 && a[0].bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(format!("{:?} is not an edge name (1 to 64 letters, digits, '.', '_' or '-')", a[0]));
+    }
+    once(&mut c.edge_name, a[0].to_string())
+});
+
+/// A location's session directives make sense together (checked once merged).
+pub fn check_loc(c: &LocConf) -> Result<(), String> {
+    if c.enabled && c.sessions() && c.session_secret.is_none() && c.session_key.is_none() {
+        return Err("\"hls_dvr_sessions on\" needs \"hls_dvr_session_secret FILE;\" (to sign the ids it gives) or \
+                    \"hls_dvr_session_key $variable;\" (the site's own viewer id)"
+            .into());
+    }
+    Ok(())
+}
+
 /// The location's core configuration, for a directive that gives it a content handler: one such
 /// directive per location.
 ///
@@ -460,8 +552,8 @@ unsafe fn handled_location(cf: *mut ngx_conf_t) -> Result<&'static mut ngx_http_
         let clcf: &mut ngx_http_core_loc_conf_t =
             NgxHttpCoreModule::location_conf_mut(&*cf).ok_or("no core location configuration")?;
         if clcf.handler.is_some() {
-            return Err("the location already has a handler (hls_dvr, hls_dvr_status, hls_dvr_metrics or another \
-                        module's): give each its own location"
+            return Err("the location already has a handler (hls_dvr, hls_dvr_status, hls_dvr_metrics, hls_dvr_stats \
+                        or another module's): give each its own location"
                 .into());
         }
         Ok(clcf)
@@ -498,6 +590,16 @@ loc_directive!(set_status, "hls_dvr_status", |cf, lc, _a| {
     Ok(())
 });
 
+// `hls_dvr_stats;`: the location answers viewer statistics (JSON) from the store.
+loc_directive!(set_stats, "hls_dvr_stats", |cf, lc, _a| {
+    handled_location(cf)?.handler = crate::handler::CONTENT_HANDLER;
+    lc.stats = true;
+    let main = crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?;
+    main.used = true;
+    main.audience = true;
+    Ok(())
+});
+
 // `hls_dvr_metrics;`: the location answers the shared counters in Prometheus's text format.
 loc_directive!(set_metrics, "hls_dvr_metrics", |cf, _lc, _a| {
     handled_location(cf)?.handler = crate::metrics::HANDLER;
@@ -518,6 +620,11 @@ pub unsafe fn add_metrics_zone(cf: *mut ngx_conf_t, c: &mut MainConf) -> Result<
         let zone = shared_zone(cf, crate::metrics::ZONE, crate::metrics::zone_size())?;
         (*zone.as_ptr()).init = Some(crate::metrics::init_zone);
         c.metrics_zone = Some(zone);
+        if c.audience {
+            let zone = shared_zone(cf, crate::audience::ZONE, crate::audience::zone_size())?;
+            (*zone.as_ptr()).init = Some(crate::audience::init_zone);
+            c.audience_zone = Some(zone);
+        }
         Ok(())
     }
 }

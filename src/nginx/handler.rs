@@ -28,6 +28,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModule, HttpModuleMainConf, Request};
 use ngx::{http_request_handler, ngx_log_error};
 
+use crate::audience;
 use crate::bridge::{self, SubmitError};
 use crate::cache::{Cache, Content, Lookup, Pinned};
 use crate::http::{self, request_of, RequestExt, NGX_DONE, NGX_ERROR, NGX_OK};
@@ -35,10 +36,12 @@ use crate::metrics;
 use crate::pump::{self, Blob, Streaming};
 use crate::response;
 use crate::HlsDvr;
+use hls_dvr_core::audience::StatsQuery;
 use hls_dvr_core::clock::now_ms;
 use hls_dvr_core::model::{Container, PartPos};
 use hls_dvr_core::params::PlaylistQuery;
 use hls_dvr_core::route::{self, Route};
+use hls_dvr_core::session;
 use hls_dvr_edge::counters::CacheKind;
 use hls_dvr_edge::serve::{Job, Listing, Reply};
 use hls_dvr_store::{BlobKind, StoreError};
@@ -76,6 +79,10 @@ pub struct Ctx {
     pub cache_status: Option<&'static str>,
     /// A blocked playlist reload, counted in the shared counters until the request is freed.
     blocked: bool,
+    /// The viewer's session id, added to every URI the playlist answered lists (audience.rs).
+    pub session: Option<String>,
+    /// The request began its session (a new id was issued).
+    pub new_session: bool,
 }
 
 /// How often a request waiting for another's fill looks at the zone.
@@ -156,6 +163,7 @@ fn content(r: &mut Request) -> ngx_int_t {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     };
     let main = HlsDvr::main_conf(r).expect("hls_dvr main conf");
+    let (session, new_session) = audience::session_for(r, lc, matches!(job, Job::Master { .. }));
     // A job that waits for a segment (blocking reload) has that wait besides the store's time.
     let timeout = main.timeout() + job.wait_limit();
     let entry = cache_entry(&job, blob.as_ref());
@@ -181,6 +189,8 @@ fn content(r: &mut Request) -> ngx_int_t {
         store_since: None,
         cache_status: None,
         blocked: false,
+        session,
+        new_session,
     };
     // SAFETY: the cleanup's room for a `Ctx`, written before anything can free the pool.
     let ctx = unsafe {
@@ -327,7 +337,7 @@ fn send_pinned(r: &mut Request, ctx: &mut Ctx, p: Pinned) -> ngx_int_t {
         Content::Playlist { max_age_s } => {
             // SAFETY: the entry stays pinned, its bytes unchanged, until the request's cleanup
             // unpins it.
-            return unsafe { response::playlist(r, data, max_age_s) };
+            return unsafe { send_playlist(r, &mut ctx.sent, ctx.session.as_deref(), data, max_age_s) };
         }
         blob => blob.blob_type(),
     };
@@ -363,12 +373,39 @@ fn fill(r: &mut Request, ctx: &mut Ctx, parts: Vec<Bytes>, content: Content) -> 
     let content_type = match content {
         Content::Playlist { max_age_s } => {
             // SAFETY: `whole` shares its memory with the copy kept in `ctx.sent`.
-            return unsafe { response::playlist(r, &whole, max_age_s) };
+            return unsafe { send_playlist(r, &mut ctx.sent, ctx.session.as_deref(), &whole, max_age_s) };
         }
         blob => blob.blob_type(),
     };
     // SAFETY: as above.
     unsafe { response::blob(r, &whole, content_type) }
+}
+
+/// Sends a playlist; with a session, a copy whose every URI carries the viewer's id, kept in
+/// `sent` for the request's life, and marked private: one viewer's id must never reach another
+/// through a shared cache in front.
+///
+/// # Safety
+/// As [`response::playlist`]: `text` outlives the request.
+unsafe fn send_playlist(
+    r: &mut Request,
+    sent: &mut Vec<Bytes>,
+    session: Option<&str>,
+    text: &[u8],
+    max_age_s: u32,
+) -> ngx_int_t {
+    match session {
+        None => {
+            // SAFETY: as the caller promises.
+            unsafe { response::playlist(r, text, max_age_s, false) }
+        }
+        Some(id) => {
+            let own = Bytes::from(session::add_to_uris(text, id));
+            sent.push(own.clone());
+            // SAFETY: `own` shares its memory with the copy kept in `sent`.
+            unsafe { response::playlist(r, &own, max_age_s, true) }
+        }
+    }
 }
 
 /// What a request gets instead of a job.
@@ -393,6 +430,9 @@ fn route_request(r: &Request) -> Result<(Job, Option<Blob>), NotAJob> {
         .and_then(|u| u.strip_prefix(lc.prefix.as_str()))
         .ok_or_else(|| NotAJob::Bad("the path is not UTF-8 or not under the location".into()))?;
     let args = std::str::from_utf8(r.args()).map_err(|_| NotAJob::Bad("the query string is not UTF-8".into()))?;
+    if lc.stats {
+        return Ok((Job::Stats(StatsQuery::parse(args, now_ms())?), None));
+    }
     if lc.status {
         // Oldest segments are looked for where they may still be: within the store's retention.
         let retention = bridge::retention_ms().unwrap_or(lc.max_range().as_millis() as i64);
@@ -551,7 +591,7 @@ pub fn complete(r: &mut Request, id: u64, res: Result<Reply, StoreError>) {
             // place, and the request keeps a reference until it is freed.
             ctx.sent.push(text.clone());
             // SAFETY: `text` shares its memory with the copy kept in `ctx.sent`.
-            Some(unsafe { response::playlist(r, &text, max_age_s) })
+            Some(unsafe { send_playlist(r, &mut ctx.sent, ctx.session.as_deref(), &text, max_age_s) })
         }
         Ok(Reply::Json(doc)) => Some(response::body(r, 200, response::JSON_TYPE, &doc, Some("no-store"))),
         Ok(Reply::Whole(chunks)) => {

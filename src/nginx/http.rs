@@ -109,9 +109,32 @@ pub trait RequestExt {
     /// The module context slot `index` of this request.
     fn ctx_slot(&self, index: usize) -> *mut c_void;
     fn set_ctx_slot(&mut self, index: usize, value: *mut c_void);
+    /// The client's address as text, and its `User-Agent` (empty when absent).
+    fn client(&self) -> (&[u8], &[u8]);
+    /// The value of the variable of index `index` (from `ngx_http_get_variable_index`), if set.
+    fn variable(&mut self, index: usize) -> Option<&[u8]>;
 }
 
 impl RequestExt for Request {
+    fn client(&self) -> (&[u8], &[u8]) {
+        let r = self.as_ref();
+        let ua = r.headers_in.user_agent;
+        // SAFETY: a live request's connection, and its non-null header element.
+        unsafe { (bytes(&(*r.connection).addr_text), if ua.is_null() { &[] } else { bytes(&(*ua).value) }) }
+    }
+
+    fn variable(&mut self, index: usize) -> Option<&[u8]> {
+        // SAFETY: a live request on its thread and an index nginx gave at configuration; the
+        // value lives in the request's pool.
+        unsafe {
+            let v = ngx::ffi::ngx_http_get_indexed_variable(self.as_mut(), index);
+            if v.is_null() || (*v).not_found() != 0 || (*v).valid() == 0 || (*v).len() == 0 {
+                return None;
+            }
+            Some(std::slice::from_raw_parts((*v).data, (*v).len() as usize))
+        }
+    }
+
     fn uri(&self) -> &[u8] {
         bytes(&self.as_ref().uri)
     }

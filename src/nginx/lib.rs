@@ -7,6 +7,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod audience;
 mod bridge;
 mod cache;
 mod config;
@@ -76,6 +77,23 @@ impl HttpModule for HlsDvr {
     }
 }
 
+/// Merges a location's configuration into its parent's, then checks what only the merged
+/// configuration can tell (sessions need a secret or a key, wherever each was given).
+unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: nginx calls this with its configuration and two LocConfs this module created.
+    unsafe {
+        let rc = HlsDvr::merge_loc_conf(cf, prev, conf);
+        if !rc.is_null() {
+            return rc;
+        }
+        if let Err(msg) = config::check_loc(&*(conf as *const LocConf)) {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{}", msg);
+            return NGX_CONF_ERROR;
+        }
+        rc
+    }
+}
+
 // SAFETY: MainConf and LocConf are the types create_main_conf / create_loc_conf allocate.
 unsafe impl HttpModuleMainConf for HlsDvr {
     type MainConf = MainConf;
@@ -93,7 +111,7 @@ static NGX_HTTP_HLS_DVR_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     create_srv_conf: None,
     merge_srv_conf: None,
     create_loc_conf: Some(HlsDvr::create_loc_conf),
-    merge_loc_conf: Some(HlsDvr::merge_loc_conf),
+    merge_loc_conf: Some(merge_loc_conf),
 };
 
 const MAIN: ngx_uint_t = NGX_HTTP_MAIN_CONF as ngx_uint_t;
@@ -105,7 +123,7 @@ const fn command(name: ngx::ffi::ngx_str_t, type_: ngx_uint_t, set: SetFn, conf:
     ngx_command_t { name, type_, set: Some(set), conf, offset: 0, post: std::ptr::null_mut() }
 }
 
-static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 25] = [
+static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 30] = [
     command(
         ngx_string!("hls_dvr_cassandra"),
         MAIN | NGX_CONF_1MORE as ngx_uint_t,
@@ -245,6 +263,36 @@ static mut NGX_HTTP_HLS_DVR_COMMANDS: [ngx_command_t; 25] = [
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(
+        ngx_string!("hls_dvr_stats"),
+        NGX_HTTP_LOC_CONF as ngx_uint_t | NGX_CONF_NOARGS as ngx_uint_t,
+        config::set_stats,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_sessions"),
+        MAIN | LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_sessions,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_session_secret"),
+        MAIN | LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_session_secret,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_session_key"),
+        MAIN | LOC | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_session_key,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("hls_dvr_edge_name"),
+        MAIN | NGX_CONF_TAKE1 as ngx_uint_t,
+        config::set_edge_name,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
         ngx_string!("hls_dvr_allow_origin"),
         LOC | NGX_CONF_TAKE1 as ngx_uint_t,
         config::set_allow_origin,
@@ -282,6 +330,9 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         let Some(main) = HlsDvr::main_conf(cycle) else { return Status::NGX_OK.into() };
         if let Some(zone) = main.metrics_zone {
             metrics::attach(zone.as_ptr());
+        }
+        if let Some(zone) = main.audience_zone {
+            audience::attach(zone.as_ptr());
         }
         if !main.used {
             return Status::NGX_OK.into();

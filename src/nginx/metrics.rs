@@ -19,6 +19,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, Request};
 use ngx::http_request_handler;
 
+use crate::handler::ctx_of;
 use crate::http::{RequestExt, NGX_ERROR, NGX_OK};
 use crate::response;
 use crate::HlsDvr;
@@ -114,13 +115,20 @@ http_request_handler!(log_handler, |r: &mut Request| {
     Status::NGX_OK
 });
 
-/// Counts a finished request of an `hls_dvr` location: kind, stream, rendition, status, bytes.
-fn count(r: &Request) {
+/// Counts a finished request of an `hls_dvr` location: kind, stream, rendition, status, bytes;
+/// and, where sessions are on, its viewer (audience.rs).
+fn count(r: &mut Request) {
     let Some(counters) = counters() else { return };
     let Some(lc) = HlsDvr::location_conf(r) else { return };
     if !lc.enabled || !r.is_main() {
         return;
     }
+    // Who the viewer is, first: reading a variable needs the request alone.
+    let viewer = lc.sessions().then(|| {
+        // SAFETY: the log phase holds no other reference to the request's state.
+        let ctx = unsafe { ctx_of(r) }.map(|c| &*c);
+        crate::audience::viewer(r, lc, ctx)
+    });
     let (kind, stream, rendition) = request_series(r, &lc.prefix);
     // nginx logs a client that went away before the answer as 499, with no status set.
     let status = match r.status_code() {
@@ -128,6 +136,9 @@ fn count(r: &Request) {
         s => s.min(u16::MAX as usize) as u16,
     };
     counters.request(kind, stream, rendition, status, r.bytes_sent());
+    if let Some((viewer, new_session)) = viewer {
+        crate::audience::count(r, lc, viewer, new_session, kind, stream, rendition, status);
+    }
 }
 
 http_request_handler!(handler, |r: &mut Request| Status(metrics(r)));
@@ -149,6 +160,9 @@ fn metrics(r: &mut Request) -> ngx_int_t {
         // SAFETY: a zone of the running configuration, set up by init_zone; `Counters` are atomics.
         Some(zone) => unsafe { (*((*zone.as_ptr()).data as *const Counters)).render(&mut text) },
         None => return NGX_ERROR,
+    }
+    if let Some(board) = hls_dvr_edge::audience::board() {
+        board.render(&mut text);
     }
     response::body(r, 200, CONTENT_TYPE, text.out.as_bytes(), Some("no-store"))
 }

@@ -53,15 +53,17 @@ pub fn status_for(e: &StoreError) -> ngx_int_t {
     }) as ngx_int_t
 }
 
-/// Sends a playlist held elsewhere for as long as the request lives. Returns what to finalize with.
+/// Sends a playlist held elsewhere for as long as the request lives; `private` when it is one
+/// viewer's (it carries a session id). Returns what to finalize with.
 ///
 /// # Safety
 /// As [`RequestExt::send_held`]: `text` outlives the request.
-pub unsafe fn playlist(r: &mut Request, text: &[u8], max_age_s: u32) -> ngx_int_t {
+pub unsafe fn playlist(r: &mut Request, text: &[u8], max_age_s: u32, private: bool) -> ngx_int_t {
     r.set_status_code(200);
     r.set_content_length(text.len() as u64);
     r.set_content_type(PLAYLIST_TYPE);
-    r.add_header("Cache-Control", &format!("max-age={max_age_s}"));
+    let scope = if private { "private, " } else { "" };
+    r.add_header("Cache-Control", &format!("{scope}max-age={max_age_s}"));
     // SAFETY: as the caller promises.
     unsafe { held(r, text) }
 }
