@@ -48,7 +48,8 @@ fn edge(cql: &Cql, ks: &str, name: &str, dir: &Path, stats_port: u16) -> Nginx {
         "hls_dvr_edge_name {name}; hls_dvr_sessions on; hls_dvr_session_secret {d}/session.key; \
          hls_dvr_cache_zone z 8m; \
          server {{ listen 127.0.0.1:{stats_port}; location = /stats {{ hls_dvr_stats; }} \
-         location = /metrics {{ hls_dvr_metrics; }} location /page/ {{ alias {d}/page/; }} }}",
+         location = /metrics {{ hls_dvr_metrics; }} location /page/ {{ alias {d}/page/; \
+         types {{ text/html html; application/javascript js; text/css css; }} }} }}",
         d = dir.display()
     );
     Nginx::start(&cql.addr, ks, 2, &http, "hls_dvr_cache z;")

@@ -575,8 +575,9 @@ mod tests {
         assert_eq!(opts.replication, Replication::Simple(1));
         assert!(opts.durable_writes);
         assert_eq!(opts.dvr_depth, Duration::from_secs(7200));
+        assert_eq!(opts.stats_retention, Duration::from_secs(400 * 86_400));
         let Command::Schema { opts, .. } = parse(&v(
-            "schema --cassandra a:1 --keyspace k --replication NetworkTopologyStrategy:dc1=3 --durable-writes=false --dvr-depth 1h30m",
+            "schema --cassandra a:1 --keyspace k --replication NetworkTopologyStrategy:dc1=3 --durable-writes=false --dvr-depth 1h30m --stats-retention 90d",
         ))
         .unwrap() else {
             panic!()
@@ -584,6 +585,10 @@ mod tests {
         assert_eq!(opts.replication, Replication::Network(vec![("dc1".into(), 3)]));
         assert!(!opts.durable_writes);
         assert_eq!(opts.dvr_depth, Duration::from_secs(5400));
+        assert_eq!(opts.stats_retention, Duration::from_secs(90 * 86_400));
+        for bad in ["12h", "30y", "soon"] {
+            assert!(parse(&v(&format!("schema --cassandra a:1 --keyspace k --stats-retention {bad}"))).is_err(), "{bad}");
+        }
     }
 
     #[test]
