@@ -354,7 +354,8 @@ async fn main() {
     while store.rendition(STREAM, "lo").await.ok().flatten().is_none_or(|h| h.head_pdt_ms < now_ms() - 4000) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let log_sizes = |logs: &[String]| logs.iter().map(|l| std::fs::metadata(l).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
+    let log_sizes =
+        |logs: &[String]| logs.iter().map(|l| std::fs::metadata(l).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
     let log_before = log_sizes(logs);
 
     // 2. The viewers, and 3. the statistics polled meanwhile.
@@ -397,9 +398,12 @@ async fn main() {
     poll.abort();
 
     // 4. The edges' figures against the simulator's.
-    let truth = truth.lock().unwrap();
+    // Every viewer has finished: the simulator's counts are final.
+    let truth = std::mem::take(&mut *truth.lock().unwrap());
     println!("viewers sessions {sessions} requests {} failed {}", truth.requests, truth.failed);
-    let doc = stats(&stats_at, &format!("stream={STREAM}&start={}&end={}&step=60", started / 1000 - 60, ended / 1000 + 60)).await;
+    let doc =
+        stats(&stats_at, &format!("stream={STREAM}&start={}&end={}&step=60", started / 1000 - 60, ended / 1000 + 60))
+            .await;
     let points: BTreeMap<i64, serde_json::Value> =
         doc["points"].as_array().unwrap().iter().map(|p| (p["t_ms"].as_i64().unwrap(), p.clone())).collect();
     let whole = |m: i64| m >= started && m + MINUTE_MS <= ended;
@@ -419,7 +423,8 @@ async fn main() {
         }
     }
     println!("viewers minute_max_error_pct {worst:.2}");
-    let hdoc = stats(&stats_at, &format!("stream={STREAM}&start={}&end={}&step=3600", started / 1000, ended / 1000)).await;
+    let hdoc =
+        stats(&stats_at, &format!("stream={STREAM}&start={}&end={}&step=3600", started / 1000, ended / 1000)).await;
     let mut worst_hour = 0.0f64;
     for p in hdoc["points"].as_array().unwrap() {
         let h = p["t_ms"].as_i64().unwrap();
@@ -430,7 +435,10 @@ async fn main() {
         worst_hour = worst_hour.max(e);
     }
     println!("viewers hour_unique_max_error_pct {worst_hour:.2}");
-    println!("viewers watch_seconds exact {want_watch} counted {sum_watch} error_pct {:.3}", err_pct(sum_watch, want_watch));
+    println!(
+        "viewers watch_seconds exact {want_watch} counted {sum_watch} error_pct {:.3}",
+        err_pct(sum_watch, want_watch)
+    );
     println!("viewers bytes exact {want_bytes} counted {sum_bytes} error_pct {:.3}", err_pct(sum_bytes, want_bytes));
     let mut delays: Vec<f64> = first_seen
         .lock()
@@ -527,14 +535,17 @@ async fn main() {
         assert!(doc["points"].as_array().unwrap().len() >= 720);
     }
     times.sort_by(f64::total_cmp);
-    println!("month query_ms p50 {:.1} p99 {:.1} (720 hour points, {} rows)", pct(&times, 0.5), pct(&times, 0.99), writes.len());
+    println!(
+        "month query_ms p50 {:.1} p99 {:.1} (720 hour points, {} rows)",
+        pct(&times, 0.5),
+        pct(&times, 0.99),
+        writes.len()
+    );
 }
 
 /// What a row stores: its sketches and counts, and its key's text.
 fn row_bytes(r: &Row) -> usize {
-    let sketches: usize = [&r.sessions, &r.forged, &r.places[0], &r.places[1], &r.places[2]]
-        .iter()
-        .map(|s| s.to_bytes().len())
-        .sum();
+    let sketches: usize =
+        [&r.sessions, &r.forged, &r.places[0], &r.places[1], &r.places[2]].iter().map(|s| s.to_bytes().len()).sum();
     sketches + r.minutes_bytes().len() + r.stream.len() + r.rendition.len() + r.edge.len() + 8 * 6 + 4 * 2
 }

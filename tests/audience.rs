@@ -231,23 +231,23 @@ fn two_edges_count_viewers_into_one_keyspace() {
     // m0. Distinct counts come from sketches: two of 70 viewers may share a register (about one
     // run in seven), so they are checked to within one viewer.
     let p0 = point(m0);
-    near(&p0["viewers"], 70.0, &p0);
-    near(&p0["unique_viewers"], 70.0, &p0);
-    near(&p0["peak_viewers"], 70.0, &p0);
+    near(&p0["viewers"], 70.0, p0);
+    near(&p0["unique_viewers"], 70.0, p0);
+    near(&p0["peak_viewers"], 70.0, p0);
     assert_eq!(p0["new_sessions"], t0.new_sessions, "{p0}");
-    near(&p0["forged_sessions"], 5.0, &p0);
+    near(&p0["forged_sessions"], 5.0, p0);
     // Every segment is 2 s long: media time delivered.
     assert_eq!(p0["watch_seconds"], (t0.segments * 2) as f64, "{p0}");
     // Bytes sent include response headers: more than the bodies, less than 1 KB a request more.
     let bytes = p0["bytes"].as_u64().unwrap() as usize;
     let bodies = t0.body_bytes + forged_bytes;
     assert!(bytes > bodies && bytes < bodies + 1000 * (t0.requests + 5), "{bytes} {p0}");
-    near(&p0["live"], 70.0, &p0);
+    near(&p0["live"], 70.0, p0);
     assert_eq!((p0["shifted"].as_f64(), p0["clip"].as_f64()), (Some(0.0), Some(0.0)));
     // hi: a's 25 even viewers, and on b the five odd ones of 40..49 (the even ones were counted).
-    near(&p0["renditions"]["hi"], 30.0, &p0);
+    near(&p0["renditions"]["hi"], 30.0, p0);
     // lo: a's 25 odd viewers and b's 20.
-    near(&p0["renditions"]["lo"], 45.0, &p0);
+    near(&p0["renditions"]["lo"], 45.0, p0);
 
     // m1: only a's three; b's ten died with it. m2: b's five.
     let p1 = point(m1);
@@ -287,7 +287,9 @@ fn two_edges_count_viewers_into_one_keyspace() {
     assert!(metrics.contains("hls_dvr_viewers{stream=\"debate\"}"), "{metrics}");
 
     // Bad queries: 400 with the reason.
-    for (query, why) in [("stream=debate&step=7", "expected 60, 3600 or 86400"), ("stream=debate&start=-864000", "use a longer step")] {
+    for (query, why) in
+        [("stream=debate&step=7", "expected 60, 3600 or 86400"), ("stream=debate&start=-864000", "use a longer step")]
+    {
         let r = get(&format!("http://127.0.0.1:{stats_a}/stats?{query}"));
         assert_eq!(r.status, 400, "{query}");
         assert!(r.text().contains(why), "{query}: {}", r.text());
@@ -304,8 +306,13 @@ fn two_edges_count_viewers_into_one_keyspace() {
     assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     let peak = points.iter().filter_map(|p| p["peak_viewers"].as_u64()).max().unwrap().to_string();
-    assert_eq!((r["drawn"].as_str(), r["peak"].as_str(), r["renditions"].as_str()), (Some("3"), Some(peak.as_str()), Some("hi,lo")), "{r}");
+    assert_eq!(
+        (r["drawn"].as_str(), r["peak"].as_str(), r["renditions"].as_str()),
+        (Some("3"), Some(peak.as_str()), Some("hi,lo")),
+        "{r}"
+    );
     assert!(r["points"].as_str().unwrap().parse::<usize>().unwrap() >= 3, "{r}");
+    assert_eq!(r["legendsBelow"], true, "uPlot's stylesheet not applied: {r}");
     let painted: Vec<u64> = r["painted"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
     assert!(painted.len() == 3 && painted.iter().all(|p| *p > 2000), "{r}");
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
@@ -321,6 +328,7 @@ fn stats_page(to: &Path) {
         (uplot.join("uPlot.iife.min.js"), "uPlot.iife.min.js"),
         (uplot.join("uPlot.min.css"), "uPlot.min.css"),
     ] {
-        std::fs::copy(&from, to.join(name)).unwrap_or_else(|e| panic!("{}: {e} (scripts/setup installs it)", from.display()));
+        std::fs::copy(&from, to.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e} (scripts/setup installs it)", from.display()));
     }
 }

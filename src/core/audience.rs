@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn the_query_takes_the_playlists_time_forms_and_refuses_bad_ones() {
-        let now = T + 7200_000;
+        let now = T + 7_200_000;
         let q = StatsQuery::parse("stream=debate&start=-3600&step=60", now).unwrap();
         assert_eq!((q.start_ms, q.end_ms, q.step_s), (now - 3_600_000, now, 60));
         assert_eq!(StatsQuery::parse("", now).unwrap().stream, None);
@@ -503,7 +503,13 @@ mod tests {
         assert_eq!(Place::of_playlist(&q("")), Place::Live);
         assert_eq!(Place::of_playlist(&q("delay=600")), Place::Shifted);
         assert_eq!(Place::of_playlist(&q("start=-600")), Place::Clip);
-        for (query, place) in [("", Place::Live), ("delay=600", Place::Shifted), ("delay=0", Place::Live), ("a=1&start=-60", Place::Clip), ("vbegin=1", Place::Clip)] {
+        for (query, place) in [
+            ("", Place::Live),
+            ("delay=600", Place::Shifted),
+            ("delay=0", Place::Live),
+            ("a=1&start=-60", Place::Clip),
+            ("vbegin=1", Place::Clip),
+        ] {
             assert_eq!(Place::of_query(query), place, "{query}");
         }
         assert_eq!(Place::of_segment(100, 103), Place::Live);

@@ -13,9 +13,9 @@ use std::time::Duration;
 use hls_dvr_core::prometheus::{latency_bucket, Text, LATENCY_BOUNDS_S};
 use hls_dvr_store::{Op, StoreError};
 
-use crate::slots::{find_or_claim, SlotName};
 #[cfg(test)]
 use crate::slots::NAME_MAX;
+use crate::slots::{find_or_claim, SlotName};
 
 /// Stream and rendition series; streams number in tens, renditions a few each.
 pub const SERIES: usize = 512;

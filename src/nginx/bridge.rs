@@ -168,10 +168,15 @@ pub unsafe fn start(cycle: &ngx_cycle_t, main: &MainConf) -> Result<(), String> 
 
     // Viewer statistics: any worker seals a finished minute; the one that did writes it.
     if let Some(board) = hls_dvr_edge::audience::board() {
-        runtime.spawn(stats_writer::run(board, main.edge_name(), || KEEPER.get(), |outcome| match outcome {
-            Ok(m) => log(NGX_LOG_NOTICE, format!("hls_dvr: {m}")),
-            Err(m) => log(NGX_LOG_ERR, format!("hls_dvr: {m}")),
-        }));
+        runtime.spawn(stats_writer::run(
+            board,
+            main.edge_name(),
+            || KEEPER.get(),
+            |outcome| match outcome {
+                Ok(m) => log(NGX_LOG_NOTICE, format!("hls_dvr: {m}")),
+                Err(m) => log(NGX_LOG_ERR, format!("hls_dvr: {m}")),
+            },
+        ));
     }
 
     WORKER.with(|w| {

@@ -512,9 +512,10 @@ loc_directive!(set_session_secret, "hls_dvr_session_secret", |cf, c, a| {
 
 // `hls_dvr_session_key $variable;`: the site's own per-viewer id (a cookie, a token's subject).
 loc_directive!(set_session_key, "hls_dvr_session_key", |cf, c, a| {
-    let name = a[0].strip_prefix('$').filter(|n| !n.is_empty()).ok_or_else(|| {
-        format!("{:?} is not a variable: expects one such as $cookie_viewer", a[0])
-    })?;
+    let name = a[0]
+        .strip_prefix('$')
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("{:?} is not a variable: expects one such as $cookie_viewer", a[0]))?;
     let mut n = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
     let index = ngx::ffi::ngx_http_get_variable_index(cf, &mut n);
     if index < 0 {
@@ -524,7 +525,8 @@ loc_directive!(set_session_key, "hls_dvr_session_key", |cf, c, a| {
 });
 
 main_directive!(set_edge_name, "hls_dvr_edge_name", |c, a| {
-    let ok = !a[0].is_empty() && a[0].len() <= 64 && a[0].bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let ok =
+        !a[0].is_empty() && a[0].len() <= 64 && a[0].bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !ok {
         return Err(format!("{:?} is not an edge name (1 to 64 letters, digits, '.', '_' or '-')", a[0]));
     }

@@ -295,7 +295,11 @@ mod tests {
         let stats = s.iter().filter(|t| t.contains("viewer_stats")).collect::<Vec<_>>();
         assert_eq!(stats.len(), 1);
         assert!(stats[0].contains("default_time_to_live = 34560000"));
-        assert!(s.iter().skip(1).filter(|t| !t.contains("viewer_stats")).all(|t| t.contains("default_time_to_live = 9000")));
+        assert!(s
+            .iter()
+            .skip(1)
+            .filter(|t| !t.contains("viewer_stats"))
+            .all(|t| t.contains("default_time_to_live = 9000")));
         assert!(s[2].contains("TimeWindowCompactionStrategy"));
         assert!(s[2].contains("'compaction_window_size': '6'"));
     }

@@ -587,7 +587,10 @@ mod tests {
         assert_eq!(opts.dvr_depth, Duration::from_secs(5400));
         assert_eq!(opts.stats_retention, Duration::from_secs(90 * 86_400));
         for bad in ["12h", "30y", "soon"] {
-            assert!(parse(&v(&format!("schema --cassandra a:1 --keyspace k --stats-retention {bad}"))).is_err(), "{bad}");
+            assert!(
+                parse(&v(&format!("schema --cassandra a:1 --keyspace k --stats-retention {bad}"))).is_err(),
+                "{bad}"
+            );
         }
     }
 

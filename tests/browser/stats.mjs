@@ -18,5 +18,10 @@ await drive(result, async (browser) => {
     for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
     return n;
   }));
+  // uPlot's stylesheet applied: each chart's legend sits below its plot, not over it.
+  result.legendsBelow = await page.evaluate(() => [...document.querySelectorAll('.uplot')].every((u) => {
+    const plot = u.querySelector('.u-wrap'), legend = u.querySelector('.u-legend');
+    return plot && legend && legend.getBoundingClientRect().top >= plot.getBoundingClientRect().bottom - 1;
+  }));
   if (shot) await page.screenshot({ path: shot, fullPage: true });
 });
