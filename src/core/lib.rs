@@ -17,11 +17,13 @@
 //! - [`prometheus`]: the Prometheus text format.
 //! - [`clock`], [`duration`]: now, ISO 8601, and nginx's time syntax.
 //! - [`hash`]: the one hash of keys kept in shared memory.
+//! - [`leb128`]: the stored forms' numbers.
 
 pub mod audience;
 pub mod clock;
 pub mod duration;
 pub mod hash;
+pub mod leb128;
 pub mod markers;
 pub mod model;
 pub mod mp4;

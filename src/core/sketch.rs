@@ -17,6 +17,8 @@ pub const M: usize = 1 << P;
 /// The highest register value: the remaining 50 bits all zero, plus one.
 pub const MAX_RANK: u8 = (64 - P + 1) as u8;
 
+use crate::leb128;
+
 const SPARSE: u8 = 1;
 const DENSE: u8 = 2;
 
@@ -116,10 +118,10 @@ impl Sketch {
             return out;
         }
         let mut out = vec![SPARSE];
-        leb128(&mut out, set as u64);
+        leb128::put(&mut out, set as u64);
         let mut last = 0usize;
         for (i, r) in self.registers.iter().enumerate().filter(|(_, r)| **r != 0) {
-            leb128(&mut out, (i - last) as u64);
+            leb128::put(&mut out, (i - last) as u64);
             out.push(*r);
             last = i;
         }
@@ -140,29 +142,23 @@ impl Sketch {
                 Ok(s)
             }
             Some(&SPARSE) => {
-                let mut at = 1;
-                let n = read_leb128(b, &mut at)?;
-                if n > M as u64 {
-                    return Err("a sparse sketch with more entries than registers".into());
-                }
+                let mut r = leb128::Reader::new(&b[1..], "sparse sketch");
+                let n = r.count(M)?;
                 let mut index = 0u64;
                 for i in 0..n {
-                    let delta = read_leb128(b, &mut at)?;
+                    let delta = r.num()?;
                     if i > 0 && delta == 0 {
                         return Err("a sparse sketch's registers out of order".into());
                     }
                     index =
                         index.checked_add(delta).filter(|x| *x < M as u64).ok_or("a sketch register out of range")?;
-                    let v = *b.get(at).ok_or("a sparse sketch cut short")?;
-                    at += 1;
+                    let v = r.byte()?;
                     if v == 0 || v > MAX_RANK {
                         return Err("a sketch register with an impossible value".into());
                     }
                     s.registers[index as usize] = v;
                 }
-                if at != b.len() {
-                    return Err("bytes after a sparse sketch".into());
-                }
+                r.done()?;
                 Ok(s)
             }
             Some(f) => Err(format!("unknown sketch form {f}")),
@@ -202,31 +198,6 @@ fn tau(mut x: f64) -> f64 {
             return z / 3.0;
         }
     }
-}
-
-fn leb128(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn read_leb128(b: &[u8], at: &mut usize) -> Result<u64, String> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*at).ok_or("a sketch cut short")?;
-        *at += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err("a sketch number too long".into())
 }
 
 #[cfg(test)]

@@ -186,16 +186,8 @@ fn minute_of(ms: i64) -> u64 {
 impl Audience {
     /// A board on the heap (tests, benchmarks).
     pub fn boxed() -> Box<Audience> {
-        let layout = std::alloc::Layout::new::<Audience>();
-        // SAFETY: the layout is an Audience's (not zero-sized); it is atomics only, for which
-        // all-zero bytes are valid values; the memory is the global allocator's, as Box expects.
-        unsafe {
-            let p = std::alloc::alloc_zeroed(layout) as *mut Audience;
-            if p.is_null() {
-                std::alloc::handle_alloc_error(layout);
-            }
-            Box::from_raw(p)
-        }
+        // SAFETY: a Audience is atomics only, valid when all zero, and not zero-sized.
+        unsafe { crate::slots::boxed_zeroed() }
     }
 
     /// The open frame of `minute`, opening it if it is free.

@@ -121,16 +121,8 @@ pub struct Counters {
 impl Counters {
     /// A board on the heap (tests, and anything outside nginx).
     pub fn boxed() -> Box<Counters> {
-        let layout = std::alloc::Layout::new::<Counters>();
-        // SAFETY: the layout is a Counters's (not zero-sized); a Counters is atomics only, for which
-        // all-zero bytes are valid values; the memory is the global allocator's, as Box expects.
-        unsafe {
-            let p = std::alloc::alloc_zeroed(layout) as *mut Counters;
-            if p.is_null() {
-                std::alloc::handle_alloc_error(layout);
-            }
-            Box::from_raw(p)
-        }
+        // SAFETY: a Counters is atomics only, valid when all zero, and not zero-sized.
+        unsafe { crate::slots::boxed_zeroed() }
     }
 
     /// A request answered: its kind, stream and rendition (empty for a master playlist or a bad

@@ -13,6 +13,23 @@ const FREE: u32 = 0;
 const CLAIMING: u32 = 1;
 const READY: u32 = 2;
 
+/// A `T` on the heap, all zero (a board outside nginx: tests, benchmarks).
+///
+/// # Safety
+/// All-zero bytes are a valid `T` (atomics only, say), and `T` is not zero-sized.
+pub unsafe fn boxed_zeroed<T>() -> Box<T> {
+    let layout = std::alloc::Layout::new::<T>();
+    // SAFETY: a layout of non-zero size (the contract above); the memory is the global
+    // allocator's, as Box expects, and its zero bytes a valid T.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut T;
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(p)
+    }
+}
+
 /// A slot's name; all zero is a free slot.
 #[repr(C)]
 pub struct SlotName {

@@ -7,9 +7,8 @@
 
 use std::ffi::c_void;
 use std::mem::size_of;
-use std::ptr;
 
-use ngx::ffi::{ngx_int_t, ngx_shm_zone_t, ngx_slab_alloc};
+use ngx::ffi::{ngx_int_t, ngx_shm_zone_t};
 use ngx::http::Request;
 
 use crate::config::LocConf;
@@ -35,17 +34,9 @@ pub fn zone_size() -> usize {
 /// Called by nginx when the zone is mapped: a board of zeros, or the previous configuration's
 /// (a reload loses no minute).
 pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx calls this with this module's zone, mapped, in the master (see `zone_data`).
-    unsafe {
-        crate::zone::zone_data(zone, old, |pool| {
-            let board = ngx_slab_alloc(pool, size_of::<Audience>());
-            if !board.is_null() {
-                // All zero is a valid, empty board.
-                ptr::write_bytes(board as *mut u8, 0, size_of::<Audience>());
-            }
-            board
-        })
-    }
+    // SAFETY: nginx calls this with this module's zone, mapped, in the master; all-zero bytes
+    // are a valid, empty `Audience` (atomics only).
+    unsafe { crate::zone::zeroed_data::<Audience>(zone, old) }
 }
 
 /// Makes the configuration's board this worker's (a worker starting).

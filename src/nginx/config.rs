@@ -476,14 +476,15 @@ loc_directive!(set_allow_origin, "hls_dvr_allow_origin", |c, a| {
     once(&mut c.allow_origin, a[0].to_string())
 });
 
-loc_directive!(set_pass_args, "hls_dvr_pass_args", |c, a| {
-    let on = match a[0] {
-        "on" => true,
-        "off" => false,
-        other => return Err(format!("{other:?}: expects on or off")),
-    };
-    once(&mut c.pass_args, on)
-});
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?}: expects on or off")),
+    }
+}
+
+loc_directive!(set_pass_args, "hls_dvr_pass_args", |c, a| once(&mut c.pass_args, on_off(a[0])?));
 
 loc_directive!(set_ad_markers, "hls_dvr_ad_markers", |c, a| {
     let form = MarkerForm::parse(a[0]).ok_or_else(|| format!("{:?}: expects daterange, cue, both or off", a[0]))?;
@@ -491,11 +492,7 @@ loc_directive!(set_ad_markers, "hls_dvr_ad_markers", |c, a| {
 });
 
 loc_directive!(set_sessions, "hls_dvr_sessions", |cf, c, a| {
-    let on = match a[0] {
-        "on" => true,
-        "off" => false,
-        other => return Err(format!("{other:?}: expects on or off")),
-    };
+    let on = on_off(a[0])?;
     if on {
         crate::HlsDvr::main_conf_mut(&*cf).ok_or("no main configuration")?.audience = true;
     }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_int_t, ngx_shm_zone_t,
-    ngx_slab_alloc, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED,
+    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, Request};
 use ngx::http_request_handler;
@@ -47,17 +47,9 @@ pub fn counters() -> Option<&'static Counters> {
 /// Called by nginx when the zone is mapped: counters of zeros, or the previous configuration's
 /// (counters survive `nginx -s reload`).
 pub unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx calls this with this module's zone, mapped, in the master (see `zone_data`).
-    unsafe {
-        crate::zone::zone_data(zone, old, |pool| {
-            let counters = ngx_slab_alloc(pool, size_of::<Counters>());
-            if !counters.is_null() {
-                // All zero is valid, empty `Counters`.
-                ptr::write_bytes(counters as *mut u8, 0, size_of::<Counters>());
-            }
-            counters
-        })
-    }
+    // SAFETY: nginx calls this with this module's zone, mapped, in the master; all-zero bytes
+    // are a valid, empty `Counters` (atomics only).
+    unsafe { crate::zone::zeroed_data::<Counters>(zone, old) }
 }
 
 /// Takes the counters of the configuration's zone (a worker starting).

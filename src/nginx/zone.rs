@@ -36,3 +36,21 @@ pub unsafe fn zone_data(
     }
     0
 }
+
+/// [`zone_data`] for a zone holding one `T` that is valid when all zero (the counters, the
+/// audience board): allocated from the slab pool and zeroed the first time.
+///
+/// # Safety
+/// As [`zone_data`]; and all-zero bytes are a valid `T`.
+pub unsafe fn zeroed_data<T>(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
+    // SAFETY: as the caller promises.
+    unsafe {
+        zone_data(zone, old, |pool| {
+            let data = ngx::ffi::ngx_slab_alloc(pool, std::mem::size_of::<T>());
+            if !data.is_null() {
+                std::ptr::write_bytes(data as *mut u8, 0, std::mem::size_of::<T>());
+            }
+            data
+        })
+    }
+}

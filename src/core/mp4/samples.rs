@@ -6,6 +6,8 @@
 //!
 //! Stored as a small versioned binary (LEB128 numbers): about 1 KB for a 2 s segment at 30 fps.
 
+use crate::leb128::{put, Reader};
+
 /// What a track carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackKind {
@@ -131,7 +133,7 @@ impl SegmentSamples {
 
     /// Reads the stored form; a corrupt one is an error, never a panic.
     pub fn decode(b: &[u8]) -> Result<SegmentSamples, String> {
-        let mut r = Reader { b, at: 0 };
+        let mut r = Reader::new(b, "sample table");
         let v = r.byte()?;
         if v != VERSION {
             return Err(format!("sample table version {v}, expected {VERSION}"));
@@ -163,22 +165,8 @@ impl SegmentSamples {
                 .collect::<Result<Vec<_>, String>>()?;
             runs.push(Run { track_id, kind, timescale, start, chunks, samples, config });
         }
-        if r.at != b.len() {
-            return Err("trailing bytes after the sample table".into());
-        }
+        r.done()?;
         Ok(SegmentSamples { runs })
-    }
-}
-
-fn put(b: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            b.push(byte);
-            return;
-        }
-        b.push(byte | 0x80);
     }
 }
 
@@ -188,43 +176,6 @@ fn zigzag(v: i64) -> u64 {
 
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, String> {
-        let v = *self.b.get(self.at).ok_or("sample table cut short")?;
-        self.at += 1;
-        Ok(v)
-    }
-    fn num(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            v |= ((byte & 0x7f) as u64) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("number too long in sample table".into())
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        u32::try_from(self.num()?).map_err(|_| "number out of range in sample table".into())
-    }
-    /// A count, bounded so that a corrupt one cannot make a huge allocation.
-    fn count(&mut self, max: usize) -> Result<usize, String> {
-        let n = self.num()?;
-        usize::try_from(n).ok().filter(|n| *n <= max).ok_or_else(|| format!("count {n} out of range"))
-    }
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let s = self.b.get(self.at..self.at + n).ok_or("sample table cut short")?;
-        self.at += n;
-        Ok(s)
-    }
 }
 
 #[cfg(test)]
