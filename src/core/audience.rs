@@ -247,9 +247,10 @@ fn point(t_ms: i64, step_ms: i64, rows: &[&Row], now_ms: i64) -> Point {
     let mut forged = Sketch::new();
     let mut places: [Sketch; 3] = Default::default();
     // Per rendition ("" the stream): its sessions merged (minute rows), or its per-minute
-    // counts added across edges (hour rows).
+    // counts added across edges (hour rows), by minute of the step.
     let mut merged: BTreeMap<&str, Sketch> = BTreeMap::new();
-    let mut by_minute: BTreeMap<&str, BTreeMap<i64, [u64; 4]>> = BTreeMap::new();
+    let step_minutes = (step_ms / MINUTE_MS).max(1) as usize;
+    let mut by_minute: BTreeMap<&str, Vec<[u64; 4]>> = BTreeMap::new();
     let minute_rows = rows.first().is_some_and(|r| r.step_s == 60);
     for r in rows {
         if r.rendition.is_empty() {
@@ -265,9 +266,9 @@ fn point(t_ms: i64, step_ms: i64, rows: &[&Row], now_ms: i64) -> Point {
         if minute_rows {
             merged.entry(&r.rendition).or_default().merge(&r.sessions);
         } else {
-            let minutes = by_minute.entry(&r.rendition).or_default();
-            for (i, counts) in r.minutes.iter().enumerate() {
-                let slot = minutes.entry(r.t_ms + i as i64 * MINUTE_MS).or_default();
+            let minutes = by_minute.entry(&r.rendition).or_insert_with(|| vec![[0; 4]; step_minutes]);
+            let first = ((r.t_ms - t_ms) / MINUTE_MS).max(0) as usize;
+            for (slot, counts) in minutes.iter_mut().skip(first).zip(&r.minutes) {
                 for (a, b) in slot.iter_mut().zip(counts) {
                     *a += *b as u64;
                 }
@@ -291,12 +292,12 @@ fn point(t_ms: i64, step_ms: i64, rows: &[&Row], now_ms: i64) -> Point {
         let minutes = ((step_ms.min(now_ms - t_ms + MINUTE_MS - 1)) / MINUTE_MS).max(1) as f64;
         let mean = |sum: u64| (sum as f64 / minutes * 10.0).round() / 10.0;
         for (name, counts) in by_minute {
-            let total: u64 = counts.values().map(|c| c[0]).sum();
+            let total: u64 = counts.iter().map(|c| c[0]).sum();
             if name.is_empty() {
                 p.viewers = mean(total);
-                p.peak_viewers = counts.values().map(|c| c[0]).max().unwrap_or(0);
+                p.peak_viewers = counts.iter().map(|c| c[0]).max().unwrap_or(0);
                 for i in 0..3 {
-                    p.places[i] = mean(counts.values().map(|c| c[i + 1]).sum());
+                    p.places[i] = mean(counts.iter().map(|c| c[i + 1]).sum());
                 }
             } else {
                 p.renditions.insert(name.to_string(), mean(total));

@@ -39,7 +39,12 @@ pub fn add_to_uris(playlist: &[u8], id: &str) -> Vec<u8> {
         if body.is_empty() {
             out.extend_from_slice(body);
         } else if body[0] == b'#' {
-            tag_with_id(&mut out, body, id);
+            // Most tag lines of a media playlist carry no URI: copied at once.
+            if body.starts_with(b"#EXTINF") || body.starts_with(b"#EXT-X-PROGRAM-DATE-TIME") {
+                out.extend_from_slice(body);
+            } else {
+                tag_with_id(&mut out, body, id);
+            }
         } else {
             append(&mut out, body, id);
         }

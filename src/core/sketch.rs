@@ -38,10 +38,23 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-#[derive(Clone, PartialEq, Eq)]
+/// A sketch; an empty one holds no registers (rows read by the thousand carry many).
+#[derive(Clone)]
 pub struct Sketch {
-    registers: Box<[u8; M]>,
+    registers: Option<Box<[u8; M]>>,
 }
+
+impl PartialEq for Sketch {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.registers, &other.registers) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => true,
+            (Some(r), None) | (None, Some(r)) => r.iter().all(|v| *v == 0),
+        }
+    }
+}
+
+impl Eq for Sketch {}
 
 impl std::fmt::Debug for Sketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,41 +70,55 @@ impl Default for Sketch {
 
 impl Sketch {
     pub fn new() -> Sketch {
-        Sketch { registers: Box::new([0; M]) }
+        Sketch { registers: None }
+    }
+
+    fn registers_mut(&mut self) -> &mut [u8; M] {
+        self.registers.get_or_insert_with(|| Box::new([0; M]))
     }
 
     /// A sketch of these registers (a shared zone's copy); values above [`MAX_RANK`] are cut.
     pub fn from_registers(registers: impl IntoIterator<Item = u8>) -> Sketch {
         let mut s = Sketch::new();
-        for (r, v) in s.registers.iter_mut().zip(registers) {
-            *r = v.min(MAX_RANK);
+        for (i, v) in registers.into_iter().take(M).enumerate() {
+            if v != 0 {
+                s.registers_mut()[i] = v.min(MAX_RANK);
+            }
         }
         s
     }
 
     pub fn insert(&mut self, hash: u64) {
         let (i, rank) = position(hash);
-        if self.registers[i] < rank {
-            self.registers[i] = rank;
+        let r = self.registers_mut();
+        if r[i] < rank {
+            r[i] = rank;
         }
     }
 
     /// Makes this the sketch of both sets.
     pub fn merge(&mut self, other: &Sketch) {
-        for (a, b) in self.registers.iter_mut().zip(other.registers.iter()) {
-            *a = (*a).max(*b);
+        let Some(theirs) = &other.registers else { return };
+        match &mut self.registers {
+            None => self.registers = Some(theirs.clone()),
+            Some(mine) => {
+                for (a, b) in mine.iter_mut().zip(theirs.iter()) {
+                    *a = (*a).max(*b);
+                }
+            }
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.registers.iter().all(|r| *r == 0)
+        self.registers.as_ref().is_none_or(|r| r.iter().all(|v| *v == 0))
     }
 
     /// The estimated number of distinct hashes inserted.
     pub fn estimate(&self) -> f64 {
         let q = 64 - P as usize;
+        let Some(registers) = &self.registers else { return 0.0 };
         let mut counts = [0u32; 64 - P as usize + 2];
-        for r in self.registers.iter() {
+        for r in registers.iter() {
             counts[*r as usize] += 1;
         }
         let m = M as f64;
@@ -109,18 +136,20 @@ impl Sketch {
 
     /// The stored form: sparse while few registers are set, else all of them.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let set = self.registers.iter().filter(|r| **r != 0).count();
+        let empty = [0u8; 0];
+        let registers: &[u8] = self.registers.as_deref().map_or(&empty[..], |r| &r[..]);
+        let set = registers.iter().filter(|r| **r != 0).count();
         // A sparse entry takes about 3 bytes; past a third of the registers dense is smaller.
         if set * 3 >= M {
             let mut out = Vec::with_capacity(M + 1);
             out.push(DENSE);
-            out.extend_from_slice(&self.registers[..]);
+            out.extend_from_slice(registers);
             return out;
         }
         let mut out = vec![SPARSE];
         leb128::put(&mut out, set as u64);
         let mut last = 0usize;
-        for (i, r) in self.registers.iter().enumerate().filter(|(_, r)| **r != 0) {
+        for (i, r) in registers.iter().enumerate().filter(|(_, r)| **r != 0) {
             leb128::put(&mut out, (i - last) as u64);
             out.push(*r);
             last = i;
@@ -138,7 +167,9 @@ impl Sketch {
                 if regs.iter().any(|r| *r > MAX_RANK) {
                     return Err("a sketch register above its highest value".into());
                 }
-                s.registers.copy_from_slice(regs);
+                if regs.iter().any(|r| *r != 0) {
+                    s.registers_mut().copy_from_slice(regs);
+                }
                 Ok(s)
             }
             Some(&SPARSE) => {
@@ -156,7 +187,7 @@ impl Sketch {
                     if v == 0 || v > MAX_RANK {
                         return Err("a sketch register with an impossible value".into());
                     }
-                    s.registers[index as usize] = v;
+                    s.registers_mut()[index as usize] = v;
                 }
                 r.done()?;
                 Ok(s)
