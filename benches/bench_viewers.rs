@@ -1,10 +1,11 @@
 //! Driver of `scripts/bench-viewers`: a viewer simulator against two edges sharing one keyspace,
 //! compared with its own exact counts.
 //!
-//! usage: bench_viewers CASSANDRA KEYSPACE EDGE_A EDGE_B STATS SESSIONS MINUTES ACCESS_LOG...
+//! usage: bench_viewers CASSANDRA KEYSPACE EDGE_A EDGE_B STATS SESSIONS MINUTES WORKER_A ACCESS_LOG...
 //!
 //! EDGE_A, EDGE_B: `host:port` of two nginx instances (`hls_dvr_sessions on` under `/live/`,
-//! off under `/plain/`); STATS: `host:port` answering `/stats` (`hls_dvr_stats`).
+//! off under `/plain/`); STATS: `host:port` answering `/stats` (`hls_dvr_stats`); WORKER_A:
+//! the pid of EDGE_A's one worker, whose CPU time prices its requests.
 //!
 //! 1. A live stream `sim` of two renditions (2 s segments of 2 and 1 KB: a low bitrate, so
 //!    thousands of viewers fit on 2 cores) is stored as it goes, with ten minutes before it.
@@ -339,14 +340,17 @@ async fn hammer(addr: &str, prefix: &str, query: &str, id: &str, secs: u64, conn
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    if a.len() < 8 {
-        eprintln!("usage: bench_viewers CASSANDRA KEYSPACE EDGE_A EDGE_B STATS SESSIONS MINUTES ACCESS_LOG...");
+    if a.len() < 9 {
+        eprintln!(
+            "usage: bench_viewers CASSANDRA KEYSPACE EDGE_A EDGE_B STATS SESSIONS MINUTES WORKER_A ACCESS_LOG..."
+        );
         std::process::exit(2);
     }
     let (cassandra, ks, edges, stats_at) = (&a[0], &a[1], [a[2].clone(), a[3].clone()], a[4].clone());
     let sessions: u64 = a[5].parse().expect("SESSIONS");
     let minutes: u64 = a[6].parse().expect("MINUTES");
-    let logs = &a[7..];
+    let worker: u32 = a[7].parse().expect("WORKER_A");
+    let logs = &a[8..];
     let store = Arc::new(Store::connect(&StoreConfig::new(vec![cassandra.clone()], ks)).await.expect("store"));
 
     // 1. The stream, with ten minutes before now.
@@ -355,6 +359,11 @@ async fn main() {
     tokio::spawn(live_stream(store.clone(), t0, Instant::now() + run + Duration::from_secs(120)));
     while store.rendition(STREAM, "lo").await.ok().flatten().is_none_or(|h| h.head_pdt_ms < now_ms() - 4000) {
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // MINUTES 0: only the load and the 30-day query (a quick look after a change).
+    if minutes == 0 {
+        load_and_month(&store, &edges, &stats_at, worker).await;
+        return;
     }
     let log_sizes =
         |logs: &[String]| logs.iter().map(|l| std::fs::metadata(l).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
@@ -480,7 +489,14 @@ async fn main() {
     println!("storage access_log_bytes {log_bytes} per_day_mb {:.1}", log_per_day / 1e6);
     println!("ratio stats-storage/access-log {:.4}", per_day / log_per_day.max(1.0));
 
+    load_and_month(&store, &edges, &stats_at, worker).await;
+}
+
+/// Requests per second with sessions on against off, and the 30-day query.
+async fn load_and_month(store: &Store, edges: &[String; 2], stats_at: &str, worker: u32) {
     // Requests per second with sessions on against off: the same edge and stream, closed loop.
+    // The load generator shares the 2 cores and reads every byte: the requests a worker serves
+    // per second of its own CPU time is the edge's capacity, whatever the client's speed.
     let mut master = Conn::new(&edges[0]);
     let m = master.get(&format!("/live/{STREAM}/master.m3u8")).await.expect("master");
     let id = listed(&m.body)[0].split("hls_session=").nth(1).unwrap().to_string();
@@ -488,13 +504,20 @@ async fn main() {
     // them); full playlists of the whole stored quarter hour are measured too: the id is added
     // to every URI a playlist lists, so its cost grows with the playlist.
     for (what, query) in [("", "_HLS_skip=YES&"), ("-full", "")] {
-        let (mut on, mut off) = (0u64, 0u64);
+        let (mut on, mut off, mut on_cpu, mut off_cpu) = (0u64, 0u64, 0.0, 0.0);
         for _ in 0..3 {
+            let t = cpu_s(worker);
             on += hammer(&edges[0], "/live/", query, &id, 5, 32).await;
+            let u = cpu_s(worker);
             off += hammer(&edges[0], "/plain/", query, &id, 5, 32).await;
+            on_cpu += u - t;
+            off_cpu += cpu_s(worker) - u;
         }
         println!("load{what} sessions_on_req_s {:.0} sessions_off_req_s {:.0}", on as f64 / 15.0, off as f64 / 15.0);
-        println!("ratio sessions-on/off{what} {:.3}", on as f64 / off as f64);
+        let (on_cap, off_cap) = (on as f64 / on_cpu, off as f64 / off_cpu);
+        println!("load{what} worker_req_per_cpu_s on {on_cap:.0} off {off_cap:.0}");
+        println!("ratio sessions-on/off{what} {:.3}", on_cap / off_cap);
+        println!("ratio sessions-on/off{what}-closed-loop {:.3}", on as f64 / off as f64);
     }
 
     // A 30-day query at a one-hour step, over rows filled at a faster clock: two edges, the
@@ -537,7 +560,7 @@ async fn main() {
     let mut times = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
-        let doc = stats(&stats_at, &query).await;
+        let doc = stats(stats_at, &query).await;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(doc["points"].as_array().unwrap().len() >= 720);
     }
@@ -548,6 +571,17 @@ async fn main() {
         pct(&times, 0.99),
         writes.len()
     );
+}
+
+/// A process's CPU time so far (user and system), in seconds.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the worker's /proc stat");
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // CLK_TCK is 100 on Linux.
+    ticks / 100.0
 }
 
 /// What a row stores: its sketches and counts, and its key's text.

@@ -213,3 +213,32 @@ pub fn media(data: &[u8]) {
         }
     }
 }
+
+/// Viewer statistics as a store may return them and queries as any client may send them:
+/// sketches and per-minute counts are read back exactly or refused; a statistics query is parsed
+/// or refused; a playlist given a session id lists every URI with it. Never a panic.
+pub fn audience(data: &[u8]) {
+    use hls_dvr_core::audience::{Row, StatsQuery, MAX_POINTS};
+    use hls_dvr_core::session;
+    use hls_dvr_core::sketch::Sketch;
+    if let Ok(s) = Sketch::from_bytes(data) {
+        let e = s.estimate();
+        assert!(e.is_finite() && e >= 0.0, "{e}");
+        assert_eq!(Sketch::from_bytes(&s.to_bytes()).expect("written, read"), s);
+    }
+    if let Ok(m) = Row::minutes_from(data) {
+        assert_eq!(Row { minutes: m, ..Row::default() }.minutes_bytes(), data);
+    }
+    let text = String::from_utf8_lossy(data);
+    if let Ok(q) = StatsQuery::parse(&text, NOW) {
+        assert!(q.start_ms < q.end_ms);
+        let step_ms = q.step_s * 1000;
+        assert!(q.end_ms.div_euclid(step_ms) - q.start_ms.div_euclid(step_ms) < MAX_POINTS);
+    }
+    let _ = session::find(&text);
+    let out = String::from_utf8(session::add_to_uris(text.as_bytes(), "s1")).expect("UTF-8 in, UTF-8 out");
+    assert_eq!(out.lines().count(), text.lines().count());
+    for line in out.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        assert!(line.ends_with("hls_session=s1"), "{line:?}");
+    }
+}

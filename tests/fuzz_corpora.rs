@@ -55,3 +55,8 @@ fn views_corpus() {
 fn media_corpus() {
     replay("media", targets::media);
 }
+
+#[test]
+fn audience_corpus() {
+    replay("audience", targets::audience);
+}

@@ -11,7 +11,7 @@ use std::fmt;
 use crate::model::Container;
 use crate::mp4::clip::Format;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
     Master {
         stream: &'a str,

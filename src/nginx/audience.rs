@@ -16,7 +16,6 @@ use crate::handler::Ctx;
 use crate::http::RequestExt;
 use hls_dvr_core::audience::Place;
 use hls_dvr_core::clock::now_ms;
-use hls_dvr_core::route::{self, Route};
 use hls_dvr_core::session;
 use hls_dvr_edge::audience::{self, Audience, Viewer, Visit};
 use hls_dvr_edge::counters::RequestKind;
@@ -64,16 +63,14 @@ pub fn session_for(r: &Request, lc: &LocConf, master: bool) -> (Option<String>, 
 }
 
 /// Counts a finished request of a location with `hls_dvr_sessions on` on the board, as
-/// `viewer` (see [`viewer`]).
-#[allow(clippy::too_many_arguments)]
+/// `viewer` (see [`viewer`]): what it asked for (`kind`; stream, rendition, and the segment's
+/// msn for a segment) and its status.
 pub fn count(
     r: &Request,
-    lc: &LocConf,
     viewer: Viewer,
     new_session: bool,
     kind: RequestKind,
-    stream: &str,
-    rendition: &str,
+    (stream, rendition, msn): (&str, &str, Option<i64>),
     status: u16,
 ) {
     let Some(board) = audience::board() else { return };
@@ -81,25 +78,38 @@ pub fn count(
     if stream.is_empty() || !(200..400).contains(&status) {
         return;
     }
-    let args = std::str::from_utf8(r.args()).unwrap_or("");
     let place = match kind {
-        RequestKind::Media => Some(Place::of_query(args)),
+        RequestKind::Media => Some(Place::of_query(std::str::from_utf8(r.args()).unwrap_or(""))),
         RequestKind::Clip => Some(Place::Clip),
         _ => None,
     };
     // A whole segment's media time counts as watched (not a range of it).
-    let segment = match (kind, status) {
-        (RequestKind::Segment, 200) => std::str::from_utf8(r.uri())
-            .ok()
-            .and_then(|u| u.strip_prefix(lc.prefix.as_str()))
-            .and_then(|p| match route::parse(p) {
-                Ok(Route::Segment { msn, .. }) => Some(msn),
-                _ => None,
-            }),
-        _ => None,
-    };
+    let segment = msn.filter(|_| status == 200);
     let bytes = r.bytes_sent();
     board.record(now_ms(), &Visit { stream, rendition, viewer, place, new_session, bytes, segment });
+}
+
+/// Ids this worker verified lately, by hash (direct-mapped): a viewer's every request need not
+/// compute the HMAC again. Only the nginx thread uses it.
+const VERIFIED: usize = 8192;
+thread_local! {
+    static RECENTLY_VERIFIED: std::cell::RefCell<Vec<u64>> = std::cell::RefCell::new(vec![0; VERIFIED]);
+}
+
+/// Whether the id of hash `h` is genuine: remembered, or `check`ed (and remembered if so).
+fn verified(h: u64, check: impl FnOnce() -> bool) -> bool {
+    RECENTLY_VERIFIED.with(|v| {
+        let mut v = v.borrow_mut();
+        let slot = (h as usize) % VERIFIED;
+        if v[slot] == h && h != 0 {
+            return true;
+        }
+        let ok = check();
+        if ok {
+            v[slot] = h;
+        }
+        ok
+    })
 }
 
 /// Who a request counts as, and whether it began its session: the site's key, else its session
@@ -115,7 +125,7 @@ pub fn viewer(r: &mut Request, lc: &LocConf, ctx: Option<&Ctx>) -> (Viewer, bool
     if let Some(id) = ctx.and_then(|c| c.session.as_deref()).or_else(|| session::find(args)) {
         let h = viewer_hash(&[b"id", id.as_bytes()]);
         return match &lc.session_secret {
-            Some(key) if !key.verify(id) => (Viewer::Forged(h), false),
+            Some(key) if !verified(h, || key.verify(id)) => (Viewer::Forged(h), false),
             _ => (Viewer::Session(h), new_session),
         };
     }

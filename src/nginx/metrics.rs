@@ -83,9 +83,17 @@ pub unsafe fn add_log_handler(cf: *mut ngx_conf_t) -> Result<(), ()> {
 /// What a request of an `hls_dvr` location asked for: its kind, stream and rendition (empty for
 /// a master playlist or a bad path), borrowed from its path. `prefix` is the location's.
 pub fn request_series<'a>(r: &'a Request, prefix: &str) -> (RequestKind, &'a str, &'a str) {
-    let route =
-        std::str::from_utf8(r.uri()).ok().and_then(|u| u.strip_prefix(prefix)).and_then(|p| route::parse(p).ok());
-    match route {
+    series(request_route(r, prefix).as_ref())
+}
+
+/// The route of a request of an `hls_dvr` location, if its path is one.
+fn request_route<'a>(r: &'a Request, prefix: &str) -> Option<Route<'a>> {
+    std::str::from_utf8(r.uri()).ok().and_then(|u| u.strip_prefix(prefix)).and_then(|p| route::parse(p).ok())
+}
+
+/// What a route asks for (see [`request_series`]).
+fn series<'a>(route: Option<&Route<'a>>) -> (RequestKind, &'a str, &'a str) {
+    match route.copied() {
         Some(Route::Master { stream }) => (RequestKind::Master, stream, ""),
         Some(
             Route::Media { stream, rendition }
@@ -121,7 +129,8 @@ fn count(r: &mut Request) {
         let ctx = unsafe { ctx_of(r) }.map(|c| &*c);
         crate::audience::viewer(r, lc, ctx)
     });
-    let (kind, stream, rendition) = request_series(r, &lc.prefix);
+    let route = request_route(r, &lc.prefix);
+    let (kind, stream, rendition) = series(route.as_ref());
     // nginx logs a client that went away before the answer as 499, with no status set.
     let status = match r.status_code() {
         0 => 499,
@@ -129,7 +138,11 @@ fn count(r: &mut Request) {
     };
     counters.request(kind, stream, rendition, status, r.bytes_sent());
     if let Some((viewer, new_session)) = viewer {
-        crate::audience::count(r, lc, viewer, new_session, kind, stream, rendition, status);
+        let segment = match route {
+            Some(Route::Segment { msn, .. }) => Some(msn),
+            _ => None,
+        };
+        crate::audience::count(r, viewer, new_session, kind, (stream, rendition, segment), status);
     }
 }
 
