@@ -118,7 +118,8 @@ struct StreamSlot {
     hour_forged: Registers,
     hour_totals: Totals,
     hour_minutes: Minutes,
-    /// The last sealed minute's viewers (the Prometheus gauge).
+    /// The last sealed minute's viewers (the Prometheus gauge), as `minute << 32 | viewers`:
+    /// a minute with no request is never sealed, so the gauge reads 0 once its minute is old.
     viewers: AtomicU64,
 }
 
@@ -350,7 +351,7 @@ impl Audience {
             let Some((name, _)) = s.name.names() else { continue };
             let active = frame.totals.requests.load(Relaxed) > 0 || frame.forged.0.iter().any(|r| r.load(Relaxed) > 0);
             if !active {
-                s.viewers.store(0, Relaxed);
+                s.viewers.store(minute << 32, Relaxed);
                 continue;
             }
             let mut m = base(name.clone(), String::new(), 60, t_ms, t_ms);
@@ -359,7 +360,7 @@ impl Audience {
             m.forged = frame.forged.snapshot();
             frame.totals.fill(&mut m);
             let viewers = m.sessions.estimate().round() as u32;
-            s.viewers.store(viewers as u64, Relaxed);
+            s.viewers.store((minute << 32) | viewers as u64, Relaxed);
             let counts = [viewers, 0, 0, 0];
             let counts: [u32; 4] =
                 std::array::from_fn(|k| if k == 0 { counts[0] } else { m.places[k - 1].estimate().round() as u32 });
@@ -412,11 +413,15 @@ impl Audience {
         self.rows_written.fetch_add(rows, Relaxed);
     }
 
-    /// The board's gauges and counters in the Prometheus text format.
-    pub fn render(&self, t: &mut Text) {
+    /// The board's gauges and counters in the Prometheus text format, at `now_ms`.
+    pub fn render(&self, now_ms: i64, t: &mut Text) {
         t.family("hls_dvr_viewers", "gauge", "Distinct viewers of each stream on this edge in the last whole minute.");
+        // The last whole minute is sealed a few seconds into the next one: until then the one
+        // before still counts. Anything older had no requests since.
+        let recent = minute_of(now_ms).saturating_sub(2);
+        let viewers = |v: u64| if v >> 32 >= recent { v & 0xffff_ffff } else { 0 };
         let mut streams: Vec<(String, u64)> =
-            self.streams.iter().filter_map(|s| Some((s.name.names()?.0, s.viewers.load(Relaxed)))).collect();
+            self.streams.iter().filter_map(|s| Some((s.name.names()?.0, viewers(s.viewers.load(Relaxed))))).collect();
         streams.sort();
         for (name, n) in &streams {
             t.sample("hls_dvr_viewers", &[("stream", name)], *n);
@@ -540,7 +545,7 @@ mod tests {
         // Two minutes later the frame of the same parity is still open (never sealed): lost.
         b.record(T + 61 * MINUTE_MS, &visit("s", "", 2));
         let mut t = Text::default();
-        b.render(&mut t);
+        b.render(T + 61 * MINUTE_MS, &mut t);
         assert!(t.out.contains("hls_dvr_audience_lost_total 1"), "{}", t.out);
         let (_, rows) = b.seal(T + 61 * MINUTE_MS, "e").unwrap();
         let h = rows.iter().find(|r| r.step_s == 3600).unwrap();
@@ -551,8 +556,12 @@ mod tests {
         assert_eq!((h.t_ms, h.since_ms, h.minutes.len()), (T + HOUR_MS, T + 62 * MINUTE_MS, 3));
         assert_eq!(h.sessions.estimate().round(), 1.0);
         let mut t = Text::default();
-        b.render(&mut t);
+        b.render(T + 63 * MINUTE_MS + SEAL_GRACE_MS, &mut t);
         assert!(t.out.contains("hls_dvr_viewers{stream=\"s\"} 1"), "{}", t.out);
+        // Nobody since: no minute is sealed, and the gauge falls to 0 as its minute ages.
+        let mut t = Text::default();
+        b.render(T + 70 * MINUTE_MS, &mut t);
+        assert!(t.out.contains("hls_dvr_viewers{stream=\"s\"} 0"), "{}", t.out);
     }
 
     #[test]

@@ -167,7 +167,7 @@ fn metrics(r: &mut Request) -> ngx_int_t {
         None => return NGX_ERROR,
     }
     if let Some(board) = hls_dvr_edge::audience::board() {
-        board.render(&mut text);
+        board.render(hls_dvr_core::clock::now_ms(), &mut text);
     }
     response::body(r, 200, CONTENT_TYPE, text.out.as_bytes(), Some("no-store"))
 }
