@@ -16,6 +16,7 @@ use crate::handler::Ctx;
 use crate::http::RequestExt;
 use hls_dvr_core::audience::Place;
 use hls_dvr_core::clock::now_ms;
+use hls_dvr_core::route::{self, ByteRange};
 use hls_dvr_core::session;
 use hls_dvr_edge::audience::{self, Audience, Viewer, Visit};
 use hls_dvr_edge::counters::RequestKind;
@@ -83,8 +84,15 @@ pub fn count(
         RequestKind::Clip => Some(Place::Clip),
         _ => None,
     };
-    // A whole segment's media time counts as watched (not a range of it).
-    let segment = msn.filter(|_| status == 200);
+    // A whole segment's media time counts as watched, not a range of it. Players such as ffmpeg
+    // ask for every segment with `Range: bytes=0-`, which is the whole of it (206).
+    let whole = status == 200
+        || (status == 206
+            && r.range().and_then(|h| std::str::from_utf8(h).ok()).is_some_and(|h| {
+                // Against the largest size: a range open from 0 stays open.
+                matches!(route::parse_range(h, u64::MAX), ByteRange::Part { start: 0, end } if end == u64::MAX - 1)
+            }));
+    let segment = msn.filter(|_| whole);
     let bytes = r.bytes_sent();
     board.record(now_ms(), &Visit { stream, rendition, viewer, place, new_session, bytes, segment });
 }
