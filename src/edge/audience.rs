@@ -271,11 +271,19 @@ impl Audience {
 
     /// Notes segment durations of a rendition (from a playlist the edge built) and its newest
     /// segment, so segment requests count their media time and their place.
-    pub fn note_segments(&self, stream: &str, rendition: &str, newest_msn: i64, segments: &[(i64, i64)]) {
+    pub fn note_segments(
+        &self,
+        stream: &str,
+        rendition: &str,
+        newest_msn: i64,
+        segments: impl IntoIterator<Item = (i64, i64)>,
+    ) {
         let Some(ri) = find_or_claim(&self.renditions, |s| &s.name, 0, stream, rendition) else { return };
         let r = &self.renditions[ri];
         r.newest_msn.fetch_max(newest_msn, Relaxed);
-        for &(msn, ms) in segments {
+        let mut last = None;
+        for (msn, ms) in segments {
+            last = Some(ms);
             if msn < 0 || !(0..1 << 24).contains(&ms) {
                 continue;
             }
@@ -285,7 +293,7 @@ impl Audience {
                 slot.store(v, Relaxed);
             }
         }
-        if let Some(&(_, ms)) = segments.last() {
+        if let Some(ms) = last {
             r.last_duration_ms.store(ms.max(0) as u64, Relaxed);
         }
     }
@@ -359,11 +367,10 @@ impl Audience {
             m.places = std::array::from_fn(|p| frame.places[p].snapshot());
             m.forged = frame.forged.snapshot();
             frame.totals.fill(&mut m);
-            let viewers = m.sessions.estimate().round() as u32;
+            let count = |sketch: &Sketch| sketch.estimate().round() as u32;
+            let viewers = count(&m.sessions);
             s.viewers.store((minute << 32) | viewers as u64, Relaxed);
-            let counts = [viewers, 0, 0, 0];
-            let counts: [u32; 4] =
-                std::array::from_fn(|k| if k == 0 { counts[0] } else { m.places[k - 1].estimate().round() as u32 });
+            let counts = [viewers, count(&m.places[0]), count(&m.places[1]), count(&m.places[2])];
             for (c, v) in s.hour_minutes[at].iter().zip(counts) {
                 c.store(v, Relaxed);
             }
@@ -491,7 +498,7 @@ mod tests {
     #[test]
     fn a_minute_is_sealed_into_minute_and_hour_rows() {
         let b = Audience::boxed();
-        b.note_segments("debate", "hi", 50, &[(49, 2000), (50, 1960)]);
+        b.note_segments("debate", "hi", 50, [(49, 2000), (50, 1960)]);
         for id in 0..500 {
             b.record(T + 1000, &Visit { new_session: true, ..visit("debate", "", id) });
             b.record(T + 2000, &Visit { segment: Some(50), ..visit("debate", "hi", id) });

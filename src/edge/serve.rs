@@ -388,8 +388,8 @@ async fn media(
         }
     };
     if let Some(board) = crate::audience::board() {
-        let durations: Vec<(i64, i64)> = view.items.iter().map(|i| (i.msn(), i.duration_us() / 1000)).collect();
-        board.note_segments(stream, rendition, head.head_msn, &durations);
+        let durations = view.items.iter().map(|i| (i.msn(), i.duration_us() / 1000));
+        board.note_segments(stream, rendition, head.head_msn, durations);
     }
     let max_age_s = match view.kind {
         window::PlaylistType::Vod => CLIP_MAX_AGE_S,

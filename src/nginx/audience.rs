@@ -20,6 +20,7 @@ use hls_dvr_core::route::{self, ByteRange};
 use hls_dvr_core::session;
 use hls_dvr_edge::audience::{self, Audience, Viewer, Visit};
 use hls_dvr_edge::counters::RequestKind;
+use hls_dvr_edge::serve::Job;
 use hls_dvr_edge::session::viewer_hash;
 
 /// The zone's name in nginx (one per configuration).
@@ -48,17 +49,21 @@ pub unsafe fn attach(zone: *mut ngx_shm_zone_t) {
     audience::attach(unsafe { &*((*zone).data as *const Audience) });
 }
 
-/// The session id a request's answer carries in the URIs it lists, and whether the request
+/// The session id a playlist's answer carries in the URIs it lists, and whether the request
 /// begins the session: the id it came with, or a new one for a multivariant playlist without
-/// one. None where ids are not carried (sessions off, or the site's own key).
-pub fn session_for(r: &Request, lc: &LocConf, master: bool) -> (Option<String>, bool) {
+/// one. None where ids are not carried (sessions off, or the site's own key) and for what is not
+/// a playlist (its id, if any, is read from its query when it is counted).
+pub fn session_for(r: &Request, lc: &LocConf, job: &Job) -> (Option<String>, bool) {
+    if !matches!(job, Job::Master { .. } | Job::Media { .. }) {
+        return (None, false);
+    }
     let Some(key) = lc.session_secret.as_ref().filter(|_| lc.sessions() && lc.session_key.is_none()) else {
         return (None, false);
     };
     let args = std::str::from_utf8(r.args()).unwrap_or("");
     match session::find(args) {
         Some(id) => (Some(id.to_string()), false),
-        None if master => (Some(key.issue()), true),
+        None if matches!(job, Job::Master { .. }) => (Some(key.issue()), true),
         None => (None, false),
     }
 }

@@ -163,7 +163,7 @@ fn content(r: &mut Request) -> ngx_int_t {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
     };
     let main = HlsDvr::main_conf(r).expect("hls_dvr main conf");
-    let (session, new_session) = audience::session_for(r, lc, matches!(job, Job::Master { .. }));
+    let (session, new_session) = audience::session_for(r, lc, &job);
     // A job that waits for a segment (blocking reload) has that wait besides the store's time.
     let timeout = main.timeout() + job.wait_limit();
     let entry = cache_entry(&job, blob.as_ref());
